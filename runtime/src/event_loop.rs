@@ -1,0 +1,975 @@
+//! The event loop: Node's phases and queues on a hand-written mio reactor.
+//!
+//! Read [`Loop::run_iteration`] first: it is the whole iteration, one call per phase, in libuv's
+//! order. Everything else in this file is one phase, one queue, or one rule
+//! ([`Loop::poll_timeout`], [`Loop::is_alive`]).
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::handle::{GenSlab, Handle, HandleError, ImmediateId, Key, SignalId, TimerId, WorkId};
+use crate::signal::Signals;
+use crate::tcp::Net;
+use crate::threadpool::{self, AnyResult, Done, ThreadPool, WorkError};
+use crate::timers::{Timer, TimerCallback, TimerDelay, TimerHeap};
+use crate::trace::{CallbackKind, LoopMetrics, Phase, TraceEvent};
+
+/// Token of the waker the thread pool (and [`LoopWaker`]) use.
+pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX - 1);
+/// Token of the signal pipe.
+pub(crate) const SIGNAL_TOKEN: Token = Token(usize::MAX - 2);
+
+/// How many events one poll call may return (libuv's epoll batch size).
+const EVENTS_CAPACITY: usize = 1024;
+
+/// A one-shot callback on the loop: next-tick, microtask, immediate, pending and close callbacks.
+pub type Task = Box<dyn FnOnce(&mut Loop)>;
+type WorkDone = Box<dyn FnOnce(&mut Loop, AnyResult)>;
+
+/// How [`Loop::run_mode`] runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RunMode {
+    /// Until nothing ref'd is alive or [`Loop::stop`] is called (`UV_RUN_DEFAULT`).
+    Default,
+    /// One iteration, blocking in poll if there is nothing else to do (`UV_RUN_ONCE`).
+    Once,
+    /// One iteration that never blocks (`UV_RUN_NOWAIT`).
+    NoWait,
+}
+
+/// Settings fixed when a loop is created.
+#[derive(Clone, Debug)]
+pub struct LoopOptions {
+    /// Worker threads for [`Loop::queue_work`]: 1..=1024, default 4 or `ONELOOP_THREADPOOL_SIZE`.
+    pub threadpool_size: usize,
+    /// Print a trace line per phase and callback to stderr (default: `ONELOOP_TRACE=1`).
+    pub trace_to_stderr: bool,
+}
+
+impl Default for LoopOptions {
+    fn default() -> Self {
+        LoopOptions {
+            threadpool_size: threadpool::size_from_env(),
+            trace_to_stderr: std::env::var("ONELOOP_TRACE").is_ok_and(|v| v == "1"),
+        }
+    }
+}
+
+struct Immediate {
+    callback: Option<Task>,
+    refed: bool,
+}
+
+struct WorkRequest {
+    after: Option<WorkDone>,
+}
+
+pub(crate) struct SignalWatcher {
+    pub(crate) signum: i32,
+    pub(crate) callback: Option<Box<dyn FnMut(&mut Loop, i32)>>,
+    pub(crate) refed: bool,
+}
+
+/// A handle that keeps the loop alive, as reported by [`Loop::active_handles`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActiveHandle {
+    /// "timer", "interval", "immediate", "signal", "tcp", "server" or "work".
+    pub kind: &'static str,
+    /// Where it was created, when known (`file:line`).
+    pub created_at: Option<String>,
+}
+
+/// Wakes a loop from another thread (libuv's `uv_async_send`): the loop's poll returns, and
+/// nothing else happens. Clone it freely; it is the only part of the loop that is `Send`.
+#[derive(Clone)]
+pub struct LoopWaker(Arc<Waker>);
+
+impl LoopWaker {
+    /// Wakes the loop's poll phase. Several wakes before the loop notices coalesce into one.
+    pub fn wake(&self) -> io::Result<()> {
+        self.0.wake()
+    }
+}
+
+/// A single-threaded event loop with Node's phases and queues.
+///
+/// # Guarantees
+/// - One iteration runs the phases in libuv's order: timers, pending, idle, prepare, poll, check,
+///   close ([`Loop::run_iteration`]).
+/// - After **every** callback the loop drains the `next_tick` queue, then the microtask queue,
+///   repeating until both are empty (Node >= 11).
+/// - Timers due at the same millisecond run in the order they were armed; a timer that becomes
+///   due while timers run waits for the next iteration.
+/// - Immediates queued during the check phase run in the next iteration.
+/// - `run` returns when no ref'd handle, no pending thread-pool request and no closing handle
+///   remains, after giving `on_before_exit` callbacks a chance to add work.
+///
+/// # Pitfalls
+/// - Callbacks run on the loop thread: a callback that blocks (sleeps, loops, does blocking I/O)
+///   stalls every other callback. Move such work to [`Loop::queue_work`].
+/// - Ids are generation-checked: using an id after its object is gone returns
+///   [`HandleError::Stale`]. A one-shot timer's id is stale once it has fired.
+pub struct Loop {
+    pub(crate) poll: Poll,
+    events: Option<Events>,
+    waker: Arc<Waker>,
+    started: Instant,
+    /// The cached loop time in ms since `started` (libuv's `uv_now`).
+    now_ms: u64,
+    stop_flag: bool,
+    phase: Phase,
+
+    timers: GenSlab<Timer>,
+    timer_heap: TimerHeap,
+    ready_timers: Vec<Key>,
+
+    immediates: GenSlab<Immediate>,
+    immediate_queue: VecDeque<ImmediateId>,
+    refed_immediates: usize,
+
+    ticks: VecDeque<Task>,
+    microtasks: VecDeque<Task>,
+    pending: VecDeque<Task>,
+    closing: Vec<Task>,
+    before_exit: Vec<Box<dyn FnMut(&mut Loop)>>,
+
+    work: GenSlab<WorkRequest>,
+    pool: ThreadPool,
+    done_buf: Vec<Done>,
+
+    pub(crate) signals: Option<Signals>,
+    pub(crate) signal_watchers: GenSlab<SignalWatcher>,
+
+    pub(crate) net: Net,
+
+    /// Ref'd active handles: timers, immediates, signals, sockets, servers.
+    pub(crate) refs: usize,
+    metrics: LoopMetrics,
+    trace: Option<Box<dyn FnMut(&TraceEvent)>>,
+}
+
+impl Loop {
+    /// A loop with default options (pool size from `ONELOOP_THREADPOOL_SIZE`, trace from
+    /// `ONELOOP_TRACE`).
+    ///
+    /// ```
+    /// use oneloop_runtime::Loop;
+    /// let mut lp = Loop::new()?;
+    /// lp.set_timeout(0, |_lp| println!("timeout"));
+    /// lp.run()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new() -> io::Result<Loop> {
+        Loop::with_options(LoopOptions::default())
+    }
+
+    /// A loop with explicit options.
+    pub fn with_options(options: LoopOptions) -> io::Result<Loop> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
+        let pool = ThreadPool::new(options.threadpool_size, Arc::clone(&waker));
+        let mut lp = Loop {
+            poll,
+            events: Some(Events::with_capacity(EVENTS_CAPACITY)),
+            waker,
+            started: Instant::now(),
+            now_ms: 0,
+            stop_flag: false,
+            phase: Phase::Main,
+            timers: GenSlab::default(),
+            timer_heap: TimerHeap::default(),
+            ready_timers: Vec::new(),
+            immediates: GenSlab::default(),
+            immediate_queue: VecDeque::new(),
+            refed_immediates: 0,
+            ticks: VecDeque::new(),
+            microtasks: VecDeque::new(),
+            pending: VecDeque::new(),
+            closing: Vec::new(),
+            before_exit: Vec::new(),
+            work: GenSlab::default(),
+            pool,
+            done_buf: Vec::new(),
+            signals: None,
+            signal_watchers: GenSlab::default(),
+            net: Net::default(),
+            refs: 0,
+            metrics: LoopMetrics::default(),
+            trace: None,
+        };
+        if options.trace_to_stderr {
+            lp.set_trace(Some(Box::new(|ev: &TraceEvent| eprintln!("{ev}"))));
+        }
+        Ok(lp)
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Running
+    // ---------------------------------------------------------------------------------------
+
+    /// Runs until nothing ref'd is alive (or [`Loop::stop`]). Drains `next_tick` and microtasks
+    /// queued before the call first, as Node does after the main module.
+    pub fn run(&mut self) -> io::Result<()> {
+        self.run_mode(RunMode::Default).map(|_| ())
+    }
+
+    /// Runs one iteration, blocking in poll if needed. Returns whether the loop is still alive.
+    pub fn run_once(&mut self) -> io::Result<bool> {
+        self.run_mode(RunMode::Once)
+    }
+
+    /// Runs one iteration without blocking. Returns whether the loop is still alive.
+    pub fn run_nowait(&mut self) -> io::Result<bool> {
+        self.run_mode(RunMode::NoWait)
+    }
+
+    /// Runs the loop in `mode`; returns whether it is still alive (libuv's `uv_run` result).
+    pub fn run_mode(&mut self, mode: RunMode) -> io::Result<bool> {
+        self.phase = Phase::Main;
+        self.drain_ticks_and_microtasks();
+        loop {
+            while self.is_alive() && !self.stop_flag {
+                self.run_iteration(mode)?;
+                if mode != RunMode::Default {
+                    break;
+                }
+            }
+            if self.stop_flag || mode != RunMode::Default {
+                break;
+            }
+            // Out of work: Node's 'beforeExit'. New work it schedules restarts the loop.
+            if !self.run_before_exit() || !self.is_alive() {
+                break;
+            }
+        }
+        self.stop_flag = false;
+        self.phase = Phase::Main;
+        Ok(self.is_alive())
+    }
+
+    /// One turn of the loop. The phase order is Node's (libuv's `uv_run`); see
+    /// docs/event-loop.md. libuv >= 1.45 runs timers at the tail of an iteration instead of the
+    /// head; since nothing runs between the tail of one iteration and the head of the next, the
+    /// order callbacks observe is the same.
+    pub fn run_iteration(&mut self, mode: RunMode) -> io::Result<()> {
+        self.metrics.iterations += 1;
+        self.update_time();
+        self.run_timers(); // due timers, ordered by (due, seq); ticks and microtasks after each
+        self.run_pending(); // I/O callbacks deferred from the previous iteration
+        self.run_idle();
+        self.run_prepare();
+        let timeout = match mode {
+            RunMode::NoWait => Some(Duration::ZERO),
+            _ => self.poll_timeout(),
+        };
+        self.poll_io(timeout)?; // wait, then I/O callbacks and thread-pool completions
+        self.run_check(); // immediates queued before this phase began
+        self.run_closing(); // close callbacks
+        Ok(())
+    }
+
+    /// Asks the loop to return from `run` after the current iteration. The next `run` starts
+    /// fresh (libuv clears `stop_flag` on return).
+    pub fn stop(&mut self) {
+        self.stop_flag = true;
+    }
+
+    /// Whether anything keeps the loop running: a ref'd handle, a pending thread-pool request,
+    /// or a closing handle (libuv's `uv__loop_alive`).
+    pub fn is_alive(&self) -> bool {
+        self.refs > 0 || self.work.len() > 0 || !self.closing.is_empty()
+    }
+
+    /// How long the poll phase may block (libuv's `uv__backend_timeout`): zero when the loop was
+    /// stopped, or immediates, pending callbacks or closing handles exist, or nothing is alive;
+    /// else until the nearest timer; else `None` (block until I/O).
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        if self.stop_flag
+            || !self.is_alive()
+            || self.refed_immediates > 0
+            || !self.pending.is_empty()
+            || !self.closing.is_empty()
+        {
+            return Some(Duration::ZERO);
+        }
+        self.next_timer_due()
+            .map(|due| Duration::from_millis(due.saturating_sub(self.now_ms)))
+    }
+
+    fn next_timer_due(&self) -> Option<u64> {
+        // The heap may start with stale entries; they only make the wait shorter (a spurious
+        // wake-up), never longer.
+        self.timer_heap.peek().map(|(due, _, _)| due)
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Time
+    // ---------------------------------------------------------------------------------------
+
+    /// The cached loop time in milliseconds (libuv's `uv_now`): refreshed at the start of each
+    /// iteration and after poll, not while callbacks run.
+    pub fn now(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// Refreshes the cached loop time (libuv's `uv_update_time`).
+    pub fn update_time(&mut self) {
+        self.now_ms = self.started.elapsed().as_millis() as u64;
+    }
+
+    /// A monotonic clock in nanoseconds (libuv's `uv_hrtime`), never cached.
+    pub fn hrtime(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Timers phase
+    // ---------------------------------------------------------------------------------------
+
+    /// Calls `callback` once, `delay` ms from the cached loop time (Node's `setTimeout`).
+    /// The delay is coerced as Node does: see [`TimerDelay`].
+    #[track_caller]
+    pub fn set_timeout(
+        &mut self,
+        delay: impl TimerDelay,
+        callback: impl FnOnce(&mut Loop) + 'static,
+    ) -> TimerId {
+        let mut once = Some(callback);
+        self.start_timer(
+            delay.to_delay_ms(),
+            false,
+            Box::new(move |lp| {
+                if let Some(cb) = once.take() {
+                    cb(lp)
+                }
+            }),
+        )
+    }
+
+    /// Calls `callback` every `delay` ms (Node's `setInterval`). The next run is armed relative
+    /// to the cached loop time when the callback starts, so an interval whose callback takes
+    /// longer than its period runs once per iteration, never in a burst.
+    #[track_caller]
+    pub fn set_interval(
+        &mut self,
+        delay: impl TimerDelay,
+        callback: impl FnMut(&mut Loop) + 'static,
+    ) -> TimerId {
+        self.start_timer(delay.to_delay_ms(), true, Box::new(callback))
+    }
+
+    #[track_caller]
+    fn start_timer(&mut self, delay: u64, repeat: bool, callback: TimerCallback) -> TimerId {
+        let key = self.timers.insert(Timer {
+            callback: Some(callback),
+            due: 0,
+            seq: 0,
+            delay,
+            repeat,
+            refed: true,
+            created_at: std::panic::Location::caller(),
+        });
+        self.refs += 1;
+        let now = self.now_ms;
+        if let Some(timer) = self.timers.get_mut(key) {
+            self.timer_heap.arm(key, timer, now);
+        }
+        TimerId(key)
+    }
+
+    /// Cancels a timer or interval (Node's `clearTimeout`/`clearInterval`).
+    ///
+    /// # Errors
+    /// [`HandleError::Stale`] if the timer already fired (one-shot) or was cleared.
+    pub fn clear_timeout(&mut self, id: TimerId) -> Result<(), HandleError> {
+        let timer = self.timers.remove(id.0).ok_or(HandleError::Stale)?;
+        if timer.refed {
+            self.refs -= 1;
+        }
+        self.maybe_compact_timer_heap();
+        Ok(())
+    }
+
+    /// Same as [`Loop::clear_timeout`] (Node's two names for one operation).
+    pub fn clear_interval(&mut self, id: TimerId) -> Result<(), HandleError> {
+        self.clear_timeout(id)
+    }
+
+    /// Re-arms a timer to fire `delay` ms from the cached loop time, keeping its callback
+    /// (Node's `timeout.refresh()`).
+    ///
+    /// # Errors
+    /// [`HandleError::Stale`] if the timer already fired (one-shot) or was cleared. (Node lets a
+    /// fired timer be refreshed; here a fired one-shot timer's slot is freed.)
+    pub fn refresh_timer(&mut self, id: TimerId) -> Result<(), HandleError> {
+        let now = self.now_ms;
+        let timer = self.timers.get_mut(id.0).ok_or(HandleError::Stale)?;
+        self.timer_heap.arm(id.0, timer, now);
+        self.maybe_compact_timer_heap();
+        Ok(())
+    }
+
+    /// Whether the timer is still pending (Node has no direct equivalent; `clearTimeout` on a
+    /// fired timer is a no-op there).
+    pub fn timer_is_active(&self, id: TimerId) -> bool {
+        self.timers.get(id.0).is_some()
+    }
+
+    fn maybe_compact_timer_heap(&mut self) {
+        if self.timer_heap.len() > 64 && self.timer_heap.len() > 2 * self.timers.len() {
+            let timers = &self.timers;
+            self.timer_heap
+                .compact(|seq, key| timers.get(key).is_some_and(|t| t.seq == seq));
+        }
+    }
+
+    /// Runs every timer due at the cached loop time, in `(due, seq)` order (libuv's
+    /// `uv__run_timers`). Due timers are collected first and then run, so a timer armed by one
+    /// of these callbacks waits for the next iteration even if it is already due.
+    fn run_timers(&mut self) {
+        self.enter_phase(Phase::Timers);
+        let mut ready = std::mem::take(&mut self.ready_timers);
+        while let Some((due, seq, key)) = self.timer_heap.peek() {
+            if due > self.now_ms {
+                break;
+            }
+            self.timer_heap.pop();
+            match self.timers.get_mut(key) {
+                Some(t) if t.seq == seq => {
+                    if t.repeat {
+                        // Re-arm before the callback runs, relative to the cached now (as Node
+                        // captures getLibuvNow() before calling an interval's callback).
+                        let now = self.now_ms;
+                        self.timer_heap.arm(key, t, now);
+                    }
+                    ready.push(key);
+                }
+                _ => {} // stale entry: cleared or re-armed since
+            }
+        }
+        for &key in &ready {
+            // A callback earlier in this batch may have cleared this timer.
+            let Some(timer) = self.timers.get_mut(key) else {
+                continue;
+            };
+            let Some(mut callback) = timer.callback.take() else {
+                continue;
+            };
+            if !timer.repeat {
+                let timer = self.timers.remove(key).expect("checked above");
+                if timer.refed {
+                    self.refs -= 1;
+                }
+            }
+            self.trace_callback(CallbackKind::Timer);
+            callback(self);
+            // Put an interval's callback back unless the callback cleared it.
+            if let Some(t) = self.timers.get_mut(key) {
+                if t.callback.is_none() {
+                    t.callback = Some(callback);
+                }
+            }
+            self.drain_ticks_and_microtasks();
+        }
+        ready.clear();
+        self.ready_timers = ready;
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Pending, idle, prepare phases
+    // ---------------------------------------------------------------------------------------
+
+    /// Queues `callback` for the next iteration's pending phase (libuv's deferred I/O callbacks).
+    pub fn defer(&mut self, callback: impl FnOnce(&mut Loop) + 'static) {
+        self.pending.push_back(Box::new(callback));
+    }
+
+    fn run_pending(&mut self) {
+        self.enter_phase(Phase::Pending);
+        // Only callbacks queued before the phase began; new ones wait for the next iteration.
+        for _ in 0..self.pending.len() {
+            let Some(cb) = self.pending.pop_front() else {
+                break;
+            };
+            self.trace_callback(CallbackKind::Pending);
+            cb(self);
+            self.drain_ticks_and_microtasks();
+        }
+    }
+
+    fn run_idle(&mut self) {
+        self.enter_phase(Phase::Idle);
+    }
+
+    fn run_prepare(&mut self) {
+        self.enter_phase(Phase::Prepare);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Poll phase
+    // ---------------------------------------------------------------------------------------
+
+    /// Waits for I/O up to `timeout` (`None` = forever), then runs the callbacks for the events.
+    fn poll_io(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.enter_phase(Phase::Poll);
+        let mut events = self
+            .events
+            .take()
+            .unwrap_or_else(|| Events::with_capacity(1));
+        let wait_started = Instant::now();
+        let result = loop {
+            let remaining = timeout.map(|t| t.saturating_sub(wait_started.elapsed()));
+            match self.poll.poll(&mut events, remaining) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        self.metrics.idle_ns += wait_started.elapsed().as_nanos() as u64;
+        self.update_time();
+        if let Err(e) = result {
+            self.events = Some(events);
+            return Err(e);
+        }
+        for event in events.iter() {
+            self.metrics.events += 1;
+            match event.token() {
+                WAKER_TOKEN => self.run_work_completions(),
+                SIGNAL_TOKEN => self.dispatch_signals(),
+                Token(index) => self.dispatch_io(index, event),
+            }
+        }
+        self.events = Some(events);
+        Ok(())
+    }
+
+    /// The registry, for I/O sources owned by this loop.
+    pub(crate) fn registry(&self) -> &mio::Registry {
+        self.poll.registry()
+    }
+
+    pub(crate) fn register(
+        &self,
+        source: &mut impl mio::event::Source,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.poll.registry().register(source, token, interest)
+    }
+
+    /// A handle other threads can use to wake this loop.
+    pub fn waker(&self) -> LoopWaker {
+        LoopWaker(Arc::clone(&self.waker))
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Check phase: immediates
+    // ---------------------------------------------------------------------------------------
+
+    /// Calls `callback` in the check phase of this iteration, or the next one if called from the
+    /// check phase itself (Node's `setImmediate`).
+    pub fn set_immediate(&mut self, callback: impl FnOnce(&mut Loop) + 'static) -> ImmediateId {
+        let key = self.immediates.insert(Immediate {
+            callback: Some(Box::new(callback)),
+            refed: true,
+        });
+        self.refs += 1;
+        self.refed_immediates += 1;
+        let id = ImmediateId(key);
+        self.immediate_queue.push_back(id);
+        id
+    }
+
+    /// Cancels an immediate that has not run (Node's `clearImmediate`).
+    ///
+    /// # Errors
+    /// [`HandleError::Stale`] if it already ran or was cleared.
+    pub fn clear_immediate(&mut self, id: ImmediateId) -> Result<(), HandleError> {
+        let imm = self.immediates.remove(id.0).ok_or(HandleError::Stale)?;
+        if imm.refed {
+            self.refs -= 1;
+            self.refed_immediates -= 1;
+        }
+        Ok(())
+    }
+
+    fn run_check(&mut self) {
+        self.enter_phase(Phase::Check);
+        // Only immediates queued before the phase began run now (Node's processImmediate).
+        for _ in 0..self.immediate_queue.len() {
+            let Some(id) = self.immediate_queue.pop_front() else {
+                break;
+            };
+            let Some(imm) = self.immediates.remove(id.0) else {
+                continue; // cleared
+            };
+            if imm.refed {
+                self.refs -= 1;
+                self.refed_immediates -= 1;
+            }
+            if let Some(cb) = imm.callback {
+                self.trace_callback(CallbackKind::Immediate);
+                cb(self);
+                self.drain_ticks_and_microtasks();
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Close phase
+    // ---------------------------------------------------------------------------------------
+
+    /// Queues a close callback: it runs in this iteration's close phase (or the next one if
+    /// queued from the close phase) and keeps the loop alive until then.
+    pub(crate) fn queue_close(&mut self, callback: impl FnOnce(&mut Loop) + 'static) {
+        self.closing.push(Box::new(callback));
+    }
+
+    fn run_closing(&mut self) {
+        self.enter_phase(Phase::Close);
+        let closing = std::mem::take(&mut self.closing);
+        for cb in closing {
+            self.trace_callback(CallbackKind::Close);
+            cb(self);
+            self.drain_ticks_and_microtasks();
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // next_tick and microtasks
+    // ---------------------------------------------------------------------------------------
+
+    /// Queues `callback` to run as soon as the current callback returns, before any microtask
+    /// and before the loop moves on (Node's `process.nextTick`).
+    pub fn next_tick(&mut self, callback: impl FnOnce(&mut Loop) + 'static) {
+        self.ticks.push_back(Box::new(callback));
+    }
+
+    /// Queues `callback` as a microtask: after the `next_tick` queue is empty (Node's
+    /// `queueMicrotask`, and where a resolved promise's `then` runs).
+    pub fn queue_microtask(&mut self, callback: impl FnOnce(&mut Loop) + 'static) {
+        self.microtasks.push_back(Box::new(callback));
+    }
+
+    /// Drains `next_tick` fully, then microtasks fully, until both are empty (Node's
+    /// `processTicksAndRejections`). Called after every callback.
+    fn drain_ticks_and_microtasks(&mut self) {
+        loop {
+            while let Some(tick) = self.ticks.pop_front() {
+                self.trace_callback(CallbackKind::NextTick);
+                tick(self);
+            }
+            if self.microtasks.is_empty() {
+                break;
+            }
+            while let Some(task) = self.microtasks.pop_front() {
+                self.trace_callback(CallbackKind::Microtask);
+                task(self);
+            }
+            if self.ticks.is_empty() {
+                break;
+            }
+        }
+    }
+
+    /// Runs a loop callback the way every phase does: trace it, count it, then drain ticks and
+    /// microtasks. For I/O layers built on the loop.
+    pub(crate) fn after_callback(&mut self) {
+        self.drain_ticks_and_microtasks();
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Thread pool
+    // ---------------------------------------------------------------------------------------
+
+    /// Runs `work` on the thread pool; `after` gets its result on the loop thread, in a later
+    /// poll phase (libuv's `uv_queue_work`). A pending request keeps the loop alive.
+    ///
+    /// `after` receives `Err(WorkError::Cancelled)` if [`Loop::cancel_work`] removed the request
+    /// before a worker took it, and `Err(WorkError::Panicked(..))` if `work` panicked; the pool
+    /// keeps its threads either way.
+    ///
+    /// # Errors
+    /// Only when the pool's threads could not be spawned on first use.
+    pub fn queue_work<T: Send + 'static>(
+        &mut self,
+        work: impl FnOnce() -> T + Send + 'static,
+        after: impl FnOnce(&mut Loop, Result<T, WorkError>) + 'static,
+    ) -> io::Result<WorkId> {
+        let key = self.work.insert(WorkRequest {
+            after: Some(Box::new(move |lp, result: AnyResult| {
+                let typed = result.and_then(|boxed| {
+                    boxed
+                        .downcast::<T>()
+                        .map(|b| *b)
+                        .map_err(|_| WorkError::Panicked("result type mismatch".into()))
+                });
+                after(lp, typed)
+            })),
+        });
+        let job = Box::new(move || Box::new(work()) as Box<dyn Any + Send>);
+        if let Err(e) = self.pool.submit(key, job) {
+            self.work.remove(key);
+            return Err(e);
+        }
+        Ok(WorkId(key))
+    }
+
+    /// Cancels a thread-pool request no worker has started; its `after` then runs with
+    /// `Err(WorkError::Cancelled)`. Returns `Ok(false)` if a worker already took it (it will
+    /// complete normally).
+    ///
+    /// # Errors
+    /// [`HandleError::Stale`] if the request already completed.
+    pub fn cancel_work(&mut self, id: WorkId) -> Result<bool, HandleError> {
+        if self.work.get(id.0).is_none() {
+            return Err(HandleError::Stale);
+        }
+        Ok(self.pool.cancel(id.0))
+    }
+
+    /// Thread-pool size of this loop.
+    pub fn threadpool_size(&self) -> usize {
+        self.pool.size()
+    }
+
+    /// Thread-pool requests queued and not yet started.
+    pub fn threadpool_queued(&self) -> usize {
+        self.pool.queued()
+    }
+
+    fn run_work_completions(&mut self) {
+        let mut done = std::mem::take(&mut self.done_buf);
+        self.pool.take_done(&mut done);
+        for Done { key, result } in done.drain(..) {
+            let Some(mut req) = self.work.remove(key) else {
+                continue;
+            };
+            if let Some(after) = req.after.take() {
+                self.trace_callback(CallbackKind::Work);
+                after(self, result);
+                self.drain_ticks_and_microtasks();
+            }
+        }
+        self.done_buf = done;
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Before exit
+    // ---------------------------------------------------------------------------------------
+
+    /// Calls `callback` each time the loop runs out of work, before `run` returns (Node's
+    /// `process.on('beforeExit')`). Work it schedules keeps the loop running.
+    pub fn on_before_exit(&mut self, callback: impl FnMut(&mut Loop) + 'static) {
+        self.before_exit.push(Box::new(callback));
+    }
+
+    fn run_before_exit(&mut self) -> bool {
+        if self.before_exit.is_empty() {
+            return false;
+        }
+        self.phase = Phase::BeforeExit;
+        let mut callbacks = std::mem::take(&mut self.before_exit);
+        for cb in callbacks.iter_mut() {
+            self.trace_callback(CallbackKind::BeforeExit);
+            cb(self);
+            self.drain_ticks_and_microtasks();
+        }
+        // Keep callbacks registered during the drain, after the existing ones.
+        callbacks.append(&mut self.before_exit);
+        self.before_exit = callbacks;
+        true
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // ref / unref
+    // ---------------------------------------------------------------------------------------
+
+    /// Lets the loop exit while `handle` is still active (Node's `unref()`). Idempotent.
+    ///
+    /// # Errors
+    /// [`HandleError::Stale`] if the handle is gone.
+    pub fn unref(&mut self, handle: impl Into<Handle>) -> Result<(), HandleError> {
+        self.set_ref(handle.into(), false)
+    }
+
+    /// Makes `handle` keep the loop alive again (Node's `ref()`). Idempotent.
+    ///
+    /// # Errors
+    /// [`HandleError::Stale`] if the handle is gone.
+    pub fn ref_(&mut self, handle: impl Into<Handle>) -> Result<(), HandleError> {
+        self.set_ref(handle.into(), true)
+    }
+
+    /// Whether `handle` keeps the loop alive (Node's `hasRef()`).
+    ///
+    /// # Errors
+    /// [`HandleError::Stale`] if the handle is gone.
+    pub fn has_ref(&self, handle: impl Into<Handle>) -> Result<bool, HandleError> {
+        let refed = match handle.into() {
+            Handle::Timer(id) => self.timers.get(id.0).map(|t| t.refed),
+            Handle::Immediate(id) => self.immediates.get(id.0).map(|i| i.refed),
+            Handle::Signal(id) => self.signal_watchers.get(id.0).map(|s| s.refed),
+            Handle::Tcp(id) => self.net.socket_refed(id),
+            Handle::Server(id) => self.net.server_refed(id),
+        };
+        refed.ok_or(HandleError::Stale)
+    }
+
+    fn set_ref(&mut self, handle: Handle, refed: bool) -> Result<(), HandleError> {
+        let flag: &mut bool = match handle {
+            Handle::Timer(id) => self.timers.get_mut(id.0).map(|t| &mut t.refed),
+            Handle::Immediate(id) => {
+                let flag = self.immediates.get_mut(id.0).map(|i| &mut i.refed);
+                if let Some(f) = &flag {
+                    if **f != refed {
+                        if refed {
+                            self.refed_immediates += 1;
+                        } else {
+                            self.refed_immediates -= 1;
+                        }
+                    }
+                }
+                flag
+            }
+            Handle::Signal(id) => self.signal_watchers.get_mut(id.0).map(|s| &mut s.refed),
+            Handle::Tcp(id) => self.net.socket_refed_mut(id),
+            Handle::Server(id) => self.net.server_refed_mut(id),
+        }
+        .ok_or(HandleError::Stale)?;
+        if *flag != refed {
+            *flag = refed;
+            if refed {
+                self.refs += 1;
+            } else {
+                self.refs -= 1;
+            }
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Signals
+    // ---------------------------------------------------------------------------------------
+
+    /// Calls `callback(lp, signum)` each time the process receives `signum` (Node's
+    /// `process.on('SIGINT', ..)`). Unref'd by default, as Node does: a signal watcher alone does
+    /// not keep the loop alive. While no watcher exists for a signal it keeps its default action.
+    ///
+    /// # Errors
+    /// If the signal cannot be handled (e.g. `SIGKILL`) or the signal pipe cannot be created.
+    #[track_caller]
+    pub fn on_signal(
+        &mut self,
+        signum: i32,
+        callback: impl FnMut(&mut Loop, i32) + 'static,
+    ) -> io::Result<SignalId> {
+        self.signal_add(signum)?;
+        let key = self.signal_watchers.insert(SignalWatcher {
+            signum,
+            callback: Some(Box::new(callback)),
+            refed: false,
+        });
+        Ok(SignalId(key))
+    }
+
+    /// Stops a signal watcher.
+    ///
+    /// # Errors
+    /// [`HandleError::Stale`] if it was already closed.
+    pub fn close_signal(&mut self, id: SignalId) -> Result<(), HandleError> {
+        let w = self
+            .signal_watchers
+            .remove(id.0)
+            .ok_or(HandleError::Stale)?;
+        if w.refed {
+            self.refs -= 1;
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Introspection
+    // ---------------------------------------------------------------------------------------
+
+    /// Counters: iterations, events, callbacks, idle time (see [`LoopMetrics`]).
+    pub fn metrics(&self) -> LoopMetrics {
+        LoopMetrics {
+            elapsed_ns: self.hrtime(),
+            ..self.metrics
+        }
+    }
+
+    /// The phase the loop is in (`Phase::Main` outside `run`).
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The handles and requests that keep the loop alive, with where they were created when
+    /// known (for "why is my loop still running?").
+    pub fn active_handles(&self) -> Vec<ActiveHandle> {
+        let mut out = Vec::new();
+        for key in self.timers.keys() {
+            let t = self.timers.get(key).expect("live key");
+            if t.refed {
+                out.push(ActiveHandle {
+                    kind: if t.repeat { "interval" } else { "timer" },
+                    created_at: Some(format!("{}:{}", t.created_at.file(), t.created_at.line())),
+                });
+            }
+        }
+        for _ in 0..self.refed_immediates {
+            out.push(ActiveHandle {
+                kind: "immediate",
+                created_at: None,
+            });
+        }
+        for _ in 0..self.work.len() {
+            out.push(ActiveHandle {
+                kind: "work",
+                created_at: None,
+            });
+        }
+        for key in self.signal_watchers.keys() {
+            if self.signal_watchers.get(key).is_some_and(|s| s.refed) {
+                out.push(ActiveHandle {
+                    kind: "signal",
+                    created_at: None,
+                });
+            }
+        }
+        self.net.active_handles(&mut out);
+        out
+    }
+
+    /// Installs (or removes, with `None`) a sink that receives one [`TraceEvent`] per phase entry
+    /// and per callback.
+    pub fn set_trace(&mut self, sink: Option<Box<dyn FnMut(&TraceEvent)>>) {
+        self.trace = sink;
+    }
+
+    fn enter_phase(&mut self, phase: Phase) {
+        self.phase = phase;
+        if let Some(sink) = self.trace.as_mut() {
+            sink(&TraceEvent::Phase {
+                iteration: self.metrics.iterations,
+                phase,
+            });
+        }
+    }
+
+    pub(crate) fn trace_callback(&mut self, kind: CallbackKind) {
+        self.metrics.callbacks += 1;
+        if let Some(sink) = self.trace.as_mut() {
+            sink(&TraceEvent::Callback {
+                iteration: self.metrics.iterations,
+                phase: self.phase,
+                kind,
+            });
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Handles: small `Copy` ids into generational slabs.
+//!
+//! Every long-lived object the loop owns (a timer, an immediate, a TCP socket, a server, a signal
+//! watcher, a thread-pool request) lives in a [`GenSlab`] slot. Users hold a [`Key`] wrapped in a
+//! typed id (`TimerId`, `TcpId`, ...). Each slot carries a generation that is bumped whenever the
+//! slot is freed, so an id that outlived its object is *stale*: looking it up fails with
+//! [`HandleError::Stale`] and can never reach the object that reused the slot.
+
+use std::fmt;
+
+/// Index plus generation. The building block of every typed id.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct Key {
+    pub(crate) index: u32,
+    pub(crate) gen: u32,
+}
+
+impl Key {
+    /// The slot index, used as the mio `Token` for I/O handles.
+    pub fn index(self) -> usize {
+        self.index as usize
+    }
+}
+
+/// Why an id could not be used.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum HandleError {
+    /// The object this id named is gone (fired, cleared, closed); its slot may hold another now.
+    Stale,
+}
+
+impl fmt::Display for HandleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandleError::Stale => f.write_str("stale handle: the object this id named is gone"),
+        }
+    }
+}
+
+impl std::error::Error for HandleError {}
+
+struct Slot<T> {
+    gen: u32,
+    value: Option<T>,
+}
+
+/// A slab whose keys carry a generation.
+///
+/// # Guarantees
+/// - `insert` reuses freed slots (no growth in steady state) and never hands out a key equal to
+///   one handed out before for the same slot: the generation differs.
+/// - `get`/`get_mut`/`remove` with a stale key return `None` and touch nothing.
+pub(crate) struct GenSlab<T> {
+    slots: Vec<Slot<T>>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl<T> Default for GenSlab<T> {
+    fn default() -> Self {
+        GenSlab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> GenSlab<T> {
+    pub(crate) fn insert(&mut self, value: T) -> Key {
+        self.len += 1;
+        if let Some(index) = self.free.pop() {
+            let slot = &mut self.slots[index as usize];
+            slot.value = Some(value);
+            Key {
+                index,
+                gen: slot.gen,
+            }
+        } else {
+            let index = self.slots.len() as u32;
+            self.slots.push(Slot {
+                gen: 0,
+                value: Some(value),
+            });
+            Key { index, gen: 0 }
+        }
+    }
+
+    pub(crate) fn get(&self, key: Key) -> Option<&T> {
+        match self.slots.get(key.index as usize) {
+            Some(slot) if slot.gen == key.gen => slot.value.as_ref(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self, key: Key) -> Option<&mut T> {
+        match self.slots.get_mut(key.index as usize) {
+            Some(slot) if slot.gen == key.gen => slot.value.as_mut(),
+            _ => None,
+        }
+    }
+
+    /// The live key stored at `index`, if any (used to map a mio token back to a handle).
+    pub(crate) fn key_at(&self, index: usize) -> Option<Key> {
+        match self.slots.get(index) {
+            Some(slot) if slot.value.is_some() => Some(Key {
+                index: index as u32,
+                gen: slot.gen,
+            }),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn remove(&mut self, key: Key) -> Option<T> {
+        let slot = self.slots.get_mut(key.index as usize)?;
+        if slot.gen != key.gen || slot.value.is_none() {
+            return None;
+        }
+        let value = slot.value.take();
+        // Bump the generation so every outstanding copy of `key` becomes stale.
+        slot.gen = slot.gen.wrapping_add(1);
+        self.free.push(key.index);
+        self.len -= 1;
+        value
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn keys(&self) -> impl Iterator<Item = Key> + '_ {
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
+            s.value.as_ref().map(|_| Key {
+                index: i as u32,
+                gen: s.gen,
+            })
+        })
+    }
+}
+
+macro_rules! typed_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+        pub struct $name(pub(crate) Key);
+    };
+}
+
+typed_id!(
+    /// A timer from [`Loop::set_timeout`](crate::Loop::set_timeout) or
+    /// [`Loop::set_interval`](crate::Loop::set_interval).
+    TimerId
+);
+typed_id!(
+    /// An immediate from [`Loop::set_immediate`](crate::Loop::set_immediate).
+    ImmediateId
+);
+typed_id!(
+    /// A thread-pool request from [`Loop::queue_work`](crate::Loop::queue_work).
+    WorkId
+);
+typed_id!(
+    /// A signal watcher from [`Loop::on_signal`](crate::Loop::on_signal).
+    SignalId
+);
+typed_id!(
+    /// A TCP connection (accepted or connected).
+    TcpId
+);
+typed_id!(
+    /// A listening TCP server.
+    ServerId
+);
+
+impl TcpId {
+    /// A number that identifies this connection while it lives (its slot index); for logs.
+    pub fn index(self) -> usize {
+        self.0.index()
+    }
+}
+
+/// Any handle that can be ref'd and unref'd (Node's `ref()`/`unref()`/`hasRef()`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Handle {
+    /// A timer or interval.
+    Timer(TimerId),
+    /// An immediate.
+    Immediate(ImmediateId),
+    /// A signal watcher.
+    Signal(SignalId),
+    /// A TCP connection.
+    Tcp(TcpId),
+    /// A TCP server.
+    Server(ServerId),
+}
+
+macro_rules! into_handle {
+    ($($id:ident => $variant:ident),*) => {$(
+        impl From<$id> for Handle {
+            fn from(id: $id) -> Handle {
+                Handle::$variant(id)
+            }
+        }
+    )*};
+}
+into_handle!(TimerId => Timer, ImmediateId => Immediate, SignalId => Signal, TcpId => Tcp, ServerId => Server);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_key_never_reaches_the_value_that_reused_its_slot() {
+        let mut slab = GenSlab::default();
+        let a = slab.insert("a");
+        assert_eq!(slab.remove(a), Some("a"));
+        let b = slab.insert("b");
+        assert_eq!(a.index, b.index, "slot is reused");
+        assert_eq!(slab.get(a), None);
+        assert_eq!(slab.remove(a), None);
+        assert_eq!(slab.get(b), Some(&"b"));
+        assert_eq!(slab.len(), 1);
+    }
+}

@@ -1,0 +1,35 @@
+//! oneloop-runtime: oneloop's libuv.
+//!
+//! A single-threaded event loop on mio with Node's phases (timers, pending, idle/prepare, poll,
+//! check, close) and Node's queues (`next_tick`, microtasks, immediates, timers, a thread pool),
+//! plus TCP with Node `net` semantics and signals. Start at [`Loop`], and read
+//! [`Loop::run_iteration`] for the whole iteration on one screen.
+//!
+//! ```
+//! use oneloop_runtime::Loop;
+//! let mut lp = Loop::new()?;
+//! lp.set_timeout(0, |_lp| println!("timeout"));
+//! lp.set_immediate(|_lp| println!("immediate"));
+//! lp.next_tick(|_lp| println!("nextTick"));
+//! lp.queue_microtask(|_lp| println!("microtask"));
+//! lp.queue_work(|| 6 * 7, |_lp, n| println!("work = {n:?}"))?;
+//! lp.run()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod event_loop;
+mod handle;
+mod signal;
+pub mod tcp;
+mod threadpool;
+mod timers;
+pub mod trace;
+
+pub use event_loop::{ActiveHandle, Loop, LoopOptions, LoopWaker, RunMode, Task};
+pub use handle::{Handle, HandleError, ImmediateId, ServerId, SignalId, TcpId, TimerId, WorkId};
+pub use tcp::{DropInfo, ListenOptions, SocketOptions, TcpError};
+pub use threadpool::{WorkError, DEFAULT_POOL_SIZE, MAX_POOL_SIZE};
+pub use timers::{TimerDelay, TIMEOUT_MAX_MS};
+pub use trace::{CallbackKind, LoopMetrics, Phase, TraceEvent};

@@ -1,0 +1,183 @@
+//! TCP on the loop, with Node `net` semantics.
+//!
+//! Servers ([`Loop::tcp_listen`]) and sockets ([`Loop::tcp_connect`], or accepted) share one
+//! generational slab; a slot's index is its mio `Token`, so the poll phase maps an event back to
+//! its handle in O(1) and a stale event (for a slot reused since) finds a different generation or
+//! kind and is ignored. See docs/tcp.md for how a read travels from epoll to `on_data` and how
+//! backpressure works.
+
+mod server;
+mod socket;
+
+use std::fmt;
+use std::io;
+
+use crate::event_loop::ActiveHandle;
+use crate::handle::{GenSlab, HandleError, Key, ServerId, TcpId};
+use crate::Loop;
+
+pub use server::{DropInfo, ListenOptions};
+pub use socket::SocketOptions;
+
+pub(crate) use server::Server;
+pub(crate) use socket::Socket;
+
+/// Default write high-water mark: `write` returns false once this many bytes are queued
+/// (Node 22's `writableHighWaterMark` for sockets).
+pub const DEFAULT_HIGH_WATER_MARK: usize = 64 * 1024;
+
+/// Size of the loop's shared read buffer: every socket reads into it, so an idle connection
+/// holds no read buffer of its own.
+pub const READ_BUFFER_SIZE: usize = 64 * 1024;
+
+/// Why a TCP operation failed.
+#[derive(Debug)]
+pub enum TcpError {
+    /// The socket or server is gone (closed or destroyed).
+    Stale,
+    /// `write` after `end` (Node's `ERR_STREAM_WRITE_AFTER_END`).
+    WriteAfterEnd,
+    /// The operating system refused.
+    Io(io::Error),
+}
+
+impl fmt::Display for TcpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TcpError::Stale => f.write_str("stale handle: the socket or server is gone"),
+            TcpError::WriteAfterEnd => f.write_str("write after end"),
+            TcpError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for TcpError {}
+
+impl From<HandleError> for TcpError {
+    fn from(_: HandleError) -> TcpError {
+        TcpError::Stale
+    }
+}
+
+impl From<io::Error> for TcpError {
+    fn from(e: io::Error) -> TcpError {
+        TcpError::Io(e)
+    }
+}
+
+pub(crate) enum IoEntry {
+    Server(Box<Server>),
+    Socket(Box<Socket>),
+}
+
+/// All TCP state of one loop.
+pub(crate) struct Net {
+    pub(crate) entries: GenSlab<IoEntry>,
+    /// The shared read buffer; taken out while an `on_data` callback borrows it.
+    pub(crate) read_buf: Vec<u8>,
+    /// Servers that stopped accepting because the process ran out of file descriptors.
+    pub(crate) backed_off: Vec<ServerId>,
+}
+
+impl Default for Net {
+    fn default() -> Self {
+        Net {
+            entries: GenSlab::default(),
+            read_buf: Vec::new(),
+            backed_off: Vec::new(),
+        }
+    }
+}
+
+impl Net {
+    pub(crate) fn socket(&self, id: TcpId) -> Option<&Socket> {
+        match self.entries.get(id.0) {
+            Some(IoEntry::Socket(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn socket_mut(&mut self, id: TcpId) -> Option<&mut Socket> {
+        match self.entries.get_mut(id.0) {
+            Some(IoEntry::Socket(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn server(&self, id: ServerId) -> Option<&Server> {
+        match self.entries.get(id.0) {
+            Some(IoEntry::Server(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn server_mut(&mut self, id: ServerId) -> Option<&mut Server> {
+        match self.entries.get_mut(id.0) {
+            Some(IoEntry::Server(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn socket_refed(&self, id: TcpId) -> Option<bool> {
+        self.socket(id).map(|s| s.refed)
+    }
+
+    pub(crate) fn socket_refed_mut(&mut self, id: TcpId) -> Option<&mut bool> {
+        self.socket_mut(id).map(|s| &mut s.refed)
+    }
+
+    pub(crate) fn server_refed(&self, id: ServerId) -> Option<bool> {
+        self.server(id).map(|s| s.refed)
+    }
+
+    pub(crate) fn server_refed_mut(&mut self, id: ServerId) -> Option<&mut bool> {
+        self.server_mut(id).map(|s| &mut s.refed)
+    }
+
+    pub(crate) fn active_handles(&self, out: &mut Vec<ActiveHandle>) {
+        for key in self.entries.keys() {
+            let (kind, refed, at) = match self.entries.get(key) {
+                Some(IoEntry::Server(s)) => ("server", s.refed, s.created_at),
+                Some(IoEntry::Socket(s)) => ("tcp", s.refed, s.created_at),
+                None => continue,
+            };
+            if refed {
+                out.push(ActiveHandle {
+                    kind,
+                    created_at: Some(format!("{}:{}", at.file(), at.line())),
+                });
+            }
+        }
+    }
+
+    /// Number of open sockets (accepted and connected) on this loop.
+    pub(crate) fn socket_count(&self) -> usize {
+        self.entries
+            .keys()
+            .filter(|k| matches!(self.entries.get(*k), Some(IoEntry::Socket(_))))
+            .count()
+    }
+}
+
+impl Loop {
+    /// Routes one poller event to the server or socket whose slot index is the token.
+    pub(crate) fn dispatch_io(&mut self, index: usize, event: &mio::event::Event) {
+        let Some(key) = self.net.entries.key_at(index) else {
+            return; // the handle closed after the event was queued
+        };
+        match self.net.entries.get(key) {
+            Some(IoEntry::Server(_)) => self.server_accept(ServerId(key)),
+            Some(IoEntry::Socket(_)) => self.socket_event(TcpId(key), event),
+            None => {}
+        }
+    }
+
+    /// Open TCP sockets on this loop (accepted and connected).
+    pub fn tcp_socket_count(&self) -> usize {
+        self.net.socket_count()
+    }
+
+    pub(crate) fn token_of(key: Key) -> mio::Token {
+        mio::Token(key.index())
+    }
+}
