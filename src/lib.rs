@@ -1,7 +1,11 @@
 //! oneloop: Node.js's execution model rebuilt in Rust.
 //!
-//! The loop lives in [`runtime`] (crate `oneloop-runtime`); this crate adds HTTP and the app layer.
+//! The loop lives in [`runtime`] (crate `oneloop-runtime`); this crate adds HTTP ([`http`]), the
+//! app layer ([`app`]) and WebSocket ([`ws`]).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub use oneloop_runtime as runtime;
+
+pub mod app;
+pub mod ws;
