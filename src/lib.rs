@@ -8,4 +8,5 @@
 pub use oneloop_runtime as runtime;
 
 pub mod app;
+pub mod http;
 pub mod ws;

@@ -5,8 +5,10 @@
 //! ([`Loop::poll_timeout`], [`Loop::is_alive`]).
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -84,6 +86,21 @@ pub struct ActiveHandle {
     pub created_at: Option<String>,
 }
 
+/// A cloneable handle, usable only on the loop's thread, that queues `next_tick` callbacks without
+/// holding `&mut Loop` (for objects such as an HTTP response that may be finished from any later
+/// callback). The tick runs when the current callback returns, like [`Loop::next_tick`].
+#[derive(Clone)]
+pub struct LoopHandle {
+    ticks: Rc<RefCell<VecDeque<Task>>>,
+}
+
+impl LoopHandle {
+    /// Queues `callback` on the loop's `next_tick` queue.
+    pub fn next_tick(&self, callback: impl FnOnce(&mut Loop) + 'static) {
+        self.ticks.borrow_mut().push_back(Box::new(callback));
+    }
+}
+
 /// Wakes a loop from another thread (libuv's `uv_async_send`): the loop's poll returns, and
 /// nothing else happens. Clone it freely; it is the only part of the loop that is `Send`.
 #[derive(Clone)]
@@ -126,13 +143,15 @@ pub struct Loop {
 
     timers: GenSlab<Timer>,
     timer_heap: TimerHeap,
-    ready_timers: Vec<Key>,
+    /// Scratch list of `(key, seq)` due in this timers phase (kept to reuse its allocation).
+    ready_timers: Vec<(Key, u64)>,
 
     immediates: GenSlab<Immediate>,
     immediate_queue: VecDeque<ImmediateId>,
     refed_immediates: usize,
 
-    ticks: VecDeque<Task>,
+    /// Shared with [`LoopHandle`]s so code without `&mut Loop` can queue a tick.
+    ticks: Rc<RefCell<VecDeque<Task>>>,
     microtasks: VecDeque<Task>,
     pending: VecDeque<Task>,
     closing: Vec<Task>,
@@ -187,7 +206,7 @@ impl Loop {
             immediates: GenSlab::default(),
             immediate_queue: VecDeque::new(),
             refed_immediates: 0,
-            ticks: VecDeque::new(),
+            ticks: Rc::new(RefCell::new(VecDeque::new())),
             microtasks: VecDeque::new(),
             pending: VecDeque::new(),
             closing: Vec::new(),
@@ -331,8 +350,12 @@ impl Loop {
     // Timers phase
     // ---------------------------------------------------------------------------------------
 
-    /// Calls `callback` once, `delay` ms from the cached loop time (Node's `setTimeout`).
+    /// Calls `callback` once, `delay` ms from now (Node's `setTimeout`).
     /// The delay is coerced as Node does: see [`TimerDelay`].
+    ///
+    /// Arming refreshes the cached loop time first, as Node's `getLibuvNow()` does: a timer
+    /// armed after a callback blocked for a while counts its delay from the real time, so it
+    /// never fires before a timer armed earlier with a deadline that is really earlier.
     #[track_caller]
     pub fn set_timeout(
         &mut self,
@@ -351,9 +374,12 @@ impl Loop {
         )
     }
 
-    /// Calls `callback` every `delay` ms (Node's `setInterval`). The next run is armed relative
-    /// to the cached loop time when the callback starts, so an interval whose callback takes
-    /// longer than its period runs once per iteration, never in a burst.
+    /// Calls `callback` every `delay` ms (Node's `setInterval`).
+    ///
+    /// The next run is armed after the callback returns, `delay` ms from the time the callback
+    /// started (Node's `listOnTimeout`): a timer armed inside the callback with the same delay
+    /// runs before the interval's next turn, and an interval whose callback takes longer than
+    /// its period runs once per iteration, never in a burst.
     #[track_caller]
     pub fn set_interval(
         &mut self,
@@ -375,6 +401,7 @@ impl Loop {
             created_at: std::panic::Location::caller(),
         });
         self.refs += 1;
+        self.update_time();
         let now = self.now_ms;
         if let Some(timer) = self.timers.get_mut(key) {
             self.timer_heap.arm(key, timer, now);
@@ -400,13 +427,17 @@ impl Loop {
         self.clear_timeout(id)
     }
 
-    /// Re-arms a timer to fire `delay` ms from the cached loop time, keeping its callback
-    /// (Node's `timeout.refresh()`).
+    /// Re-arms a timer to fire `delay` ms from now (refreshing the cached loop time, as
+    /// [`Loop::set_timeout`] does), keeping its callback (Node's `timeout.refresh()`).
     ///
     /// # Errors
     /// [`HandleError::Stale`] if the timer already fired (one-shot) or was cleared. (Node lets a
     /// fired timer be refreshed; here a fired one-shot timer's slot is freed.)
     pub fn refresh_timer(&mut self, id: TimerId) -> Result<(), HandleError> {
+        if self.timers.get(id.0).is_none() {
+            return Err(HandleError::Stale);
+        }
+        self.update_time();
         let now = self.now_ms;
         let timer = self.timers.get_mut(id.0).ok_or(HandleError::Stale)?;
         self.timer_heap.arm(id.0, timer, now);
@@ -431,6 +462,10 @@ impl Loop {
     /// Runs every timer due at the cached loop time, in `(due, seq)` order (libuv's
     /// `uv__run_timers`). Due timers are collected first and then run, so a timer armed by one
     /// of these callbacks waits for the next iteration even if it is already due.
+    ///
+    /// An interval is re-armed *after* its callback returns, `delay` ms from the time the
+    /// callback started, as Node's `listOnTimeout` does (libuv re-arms before the callback; Node's
+    /// JS timers, which are what users observe, re-insert after it).
     fn run_timers(&mut self) {
         self.enter_phase(Phase::Timers);
         let mut ready = std::mem::take(&mut self.ready_timers);
@@ -439,39 +474,42 @@ impl Loop {
                 break;
             }
             self.timer_heap.pop();
-            match self.timers.get_mut(key) {
-                Some(t) if t.seq == seq => {
-                    if t.repeat {
-                        // Re-arm before the callback runs, relative to the cached now (as Node
-                        // captures getLibuvNow() before calling an interval's callback).
-                        let now = self.now_ms;
-                        self.timer_heap.arm(key, t, now);
-                    }
-                    ready.push(key);
-                }
-                _ => {} // stale entry: cleared or re-armed since
-            }
+            if self.timers.get(key).is_some_and(|t| t.seq == seq) {
+                ready.push((key, seq));
+            } // else a stale entry: cleared or re-armed since it was pushed
         }
-        for &key in &ready {
-            // A callback earlier in this batch may have cleared this timer.
+        for &(key, seq) in &ready {
+            // A callback earlier in this batch may have cleared or refreshed this timer.
             let Some(timer) = self.timers.get_mut(key) else {
                 continue;
             };
+            if timer.seq != seq {
+                continue;
+            }
             let Some(mut callback) = timer.callback.take() else {
                 continue;
             };
-            if !timer.repeat {
+            let repeat = timer.repeat;
+            if !repeat {
                 let timer = self.timers.remove(key).expect("checked above");
                 if timer.refed {
                     self.refs -= 1;
                 }
             }
+            let started = if repeat {
+                self.update_time();
+                self.now_ms
+            } else {
+                0
+            };
             self.trace_callback(CallbackKind::Timer);
             callback(self);
-            // Put an interval's callback back unless the callback cleared it.
             if let Some(t) = self.timers.get_mut(key) {
-                if t.callback.is_none() {
-                    t.callback = Some(callback);
+                // Still live, so an interval (a one-shot timer's slot was freed above).
+                t.callback = Some(callback);
+                if t.seq == seq {
+                    // Not cleared or refreshed by its own callback: schedule the next turn.
+                    self.timer_heap.arm(key, t, started);
                 }
             }
             self.drain_ticks_and_microtasks();
@@ -561,6 +599,13 @@ impl Loop {
         self.poll.registry().register(source, token, interest)
     }
 
+    /// A handle that queues ticks on this loop without `&mut Loop` (same thread only).
+    pub fn handle(&self) -> LoopHandle {
+        LoopHandle {
+            ticks: Rc::clone(&self.ticks),
+        }
+    }
+
     /// A handle other threads can use to wake this loop.
     pub fn waker(&self) -> LoopWaker {
         LoopWaker(Arc::clone(&self.waker))
@@ -646,7 +691,7 @@ impl Loop {
     /// Queues `callback` to run as soon as the current callback returns, before any microtask
     /// and before the loop moves on (Node's `process.nextTick`).
     pub fn next_tick(&mut self, callback: impl FnOnce(&mut Loop) + 'static) {
-        self.ticks.push_back(Box::new(callback));
+        self.ticks.borrow_mut().push_back(Box::new(callback));
     }
 
     /// Queues `callback` as a microtask: after the `next_tick` queue is empty (Node's
@@ -659,7 +704,11 @@ impl Loop {
     /// `processTicksAndRejections`). Called after every callback.
     fn drain_ticks_and_microtasks(&mut self) {
         loop {
-            while let Some(tick) = self.ticks.pop_front() {
+            loop {
+                // The borrow ends before the tick runs: a tick may queue more ticks.
+                let Some(tick) = self.ticks.borrow_mut().pop_front() else {
+                    break;
+                };
                 self.trace_callback(CallbackKind::NextTick);
                 tick(self);
             }
@@ -670,7 +719,7 @@ impl Loop {
                 self.trace_callback(CallbackKind::Microtask);
                 task(self);
             }
-            if self.ticks.is_empty() {
+            if self.ticks.borrow().is_empty() {
                 break;
             }
         }

@@ -27,7 +27,7 @@ mod threadpool;
 mod timers;
 pub mod trace;
 
-pub use event_loop::{ActiveHandle, Loop, LoopOptions, LoopWaker, RunMode, Task};
+pub use event_loop::{ActiveHandle, Loop, LoopHandle, LoopOptions, LoopWaker, RunMode, Task};
 pub use handle::{Handle, HandleError, ImmediateId, ServerId, SignalId, TcpId, TimerId, WorkId};
 pub use tcp::{DropInfo, ListenOptions, SocketOptions, TcpError};
 pub use threadpool::{WorkError, DEFAULT_POOL_SIZE, MAX_POOL_SIZE};

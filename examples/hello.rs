@@ -1,0 +1,83 @@
+//! The contract server: `cargo run --release --example hello` (then `curl localhost:3000/json`).
+//!
+//! Listens on `PORT` (default 3000) on `HOST` (default 127.0.0.1); `--port N` and `--host H`
+//! override. Routes (the query string is ignored):
+//! - `GET /` and `GET /plaintext`: `Hello, World!` as text/plain
+//! - `GET /json`: `{"message":"Hello, World!"}`
+//! - `POST /echo`: the request body, byte for byte (Content-Length or chunked)
+//! - anything else: 404
+//!
+//! `--echo-all` makes every method on every path echo its body (for conformance tools).
+use std::env;
+
+use oneloop::http::{self, Request, Response};
+use oneloop::runtime::Loop;
+
+const HELLO: &[u8] = b"Hello, World!";
+const JSON: &[u8] = br#"{"message":"Hello, World!"}"#;
+/// Largest body `/echo` accepts (413 above).
+const ECHO_LIMIT: usize = 16 * 1024 * 1024;
+
+fn echo(req: Request, res: Response) {
+    let content_type = req.header("content-type").map(str::to_owned);
+    req.collect(ECHO_LIMIT, move |_lp, body| match body {
+        Ok(body) => {
+            if let Some(ct) = content_type {
+                res.set_header("content-type", ct.into_bytes());
+            }
+            res.end(&body);
+        }
+        Err(e) => {
+            res.status(413).end(e.to_string());
+        }
+    });
+}
+
+fn route(req: Request, res: Response) {
+    match (req.method(), req.path()) {
+        ("GET" | "HEAD", "/" | "/plaintext") => {
+            res.set_header("content-type", &b"text/plain"[..]);
+            res.end(HELLO);
+        }
+        ("GET" | "HEAD", "/json") => {
+            res.set_header("content-type", &b"application/json"[..]);
+            res.end(JSON);
+        }
+        ("POST", "/echo") => echo(req, res),
+        _ => {
+            res.status(404)
+                .set_header("content-type", &b"text/plain"[..]);
+            res.end("Not Found");
+        }
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    env_logger::init();
+    let args: Vec<String> = env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1).cloned())
+    };
+    let port = arg("--port")
+        .or_else(|| env::var("PORT").ok())
+        .unwrap_or_else(|| "3000".into());
+    let host = arg("--host")
+        .or_else(|| env::var("HOST").ok())
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let echo_all = args.iter().any(|a| a == "--echo-all");
+
+    let mut lp = Loop::new()?;
+    let server = http::create_server(&mut lp, move |_lp, req, res| {
+        if echo_all {
+            echo(req, res)
+        } else {
+            route(req, res)
+        }
+    });
+    server.listen(&mut lp, format!("{host}:{port}"), |_lp, addr| {
+        println!("hello: listening on http://{addr}");
+    })?;
+    lp.run()
+}

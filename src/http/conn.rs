@@ -1,0 +1,600 @@
+//! One HTTP/1.1 connection: the state machine between the socket and the user's handler.
+//!
+//! ```text
+//!            bytes                 head complete              body done + response finished
+//!  [Idle] ---------> [Head] ---------------------> [InFlight] -------------------------------+
+//!    ^  keep-alive                                     |  upgrade: socket handed over         |
+//!    |  timeout: close                                 +-------------------> (detached)       |
+//!    +---------------------------------------------------------------- keep-alive ------------+
+//!    any state: framing error / timeout / Connection: close  ->  [Closing]  (FIN sent, input ignored)
+//! ```
+//!
+//! Requests are handled one at a time: a pipelined request's handler runs once the previous
+//! response has finished, so responses leave in request order with no reorder buffer, and input
+//! beyond `max_pipeline_buffer` pauses reading (bounded memory). Synchronous handlers still answer
+//! a whole pipelined batch with one write: responses are serialized into `out` and flushed once.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use bytes::BytesMut;
+use oneloop_runtime::{Loop, LoopHandle, TcpId};
+
+use super::decode::{BodyDecoder, DecodeLimits, Decoded};
+use super::error::ParseError;
+use super::parse::{BodyKind, HeadParser, Method, RequestHead, Version};
+use super::request::Request;
+use super::response::{Response, ResponseState};
+use super::server::Shared;
+
+pub(crate) type ConnRef = Rc<RefCell<Conn>>;
+
+/// Where the connection is in its request/response cycle.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Phase {
+    /// Between requests (or before the first): nothing buffered.
+    Idle,
+    /// Some bytes of a request head have arrived.
+    Head,
+    /// A request was handed to the handler; its body and/or response are in progress.
+    InFlight,
+    /// We decided to close: an error response or the last response is flushing; input ignored.
+    Closing,
+    /// The socket was handed to an upgrade handler or closed: nothing here touches it again.
+    Detached,
+}
+
+/// Which deadline is armed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Deadline {
+    Headers,
+    Request,
+    KeepAlive,
+    Send,
+    Closing,
+}
+
+type DataCb = Box<dyn FnMut(&mut Loop, &[u8])>;
+type EndCb = Box<dyn FnOnce(&mut Loop)>;
+
+/// The request body as the handler sees it.
+pub(crate) struct BodyState {
+    pub(crate) decoder: BodyDecoder,
+    pub(crate) on_data: Option<DataCb>,
+    pub(crate) on_end: Option<EndCb>,
+    /// Someone registered interest: decode and deliver. Without a consumer the body stays in the
+    /// input buffer (bounded), so a handler may attach `on_data` later without losing bytes.
+    pub(crate) consumed: bool,
+    pub(crate) done: bool,
+    pub(crate) received: u64,
+}
+
+/// One request/response exchange.
+pub(crate) struct Exchange {
+    pub(crate) seq: u64,
+    pub(crate) version: Version,
+    pub(crate) is_head: bool,
+    pub(crate) keep_alive: bool,
+    pub(crate) body: BodyState,
+    pub(crate) res: ResponseState,
+}
+
+pub(crate) struct Conn {
+    pub(crate) id: TcpId,
+    pub(crate) shared: Rc<Shared>,
+    pub(crate) handle: LoopHandle,
+    inbuf: BytesMut,
+    parser: HeadParser,
+    pub(crate) phase: Phase,
+    /// Serialized response bytes not yet handed to the socket.
+    pub(crate) out: BytesMut,
+    pub(crate) ex: Option<Exchange>,
+    seq: u64,
+    served: u32,
+    pub(crate) deadline: Option<(u64, Deadline)>,
+    /// The handler (or a body callback) is running on this connection's stack: flushing and
+    /// processing happen when it returns, not from a tick.
+    pub(crate) in_dispatch: bool,
+    pub(crate) tick_scheduled: bool,
+    /// The socket's write queue is above its high-water mark.
+    pub(crate) write_blocked: bool,
+    read_paused: bool,
+    peer_ended: bool,
+    /// Close after the current response (graceful server close, or the peer ended its side).
+    pub(crate) close_after: bool,
+}
+
+impl Conn {
+    pub(crate) fn new(id: TcpId, shared: Rc<Shared>, handle: LoopHandle, now: u64) -> Conn {
+        let headers_timeout = shared.config.headers_timeout_ms;
+        Conn {
+            id,
+            shared,
+            handle,
+            inbuf: BytesMut::new(),
+            parser: HeadParser::new(),
+            phase: Phase::Idle,
+            out: BytesMut::new(),
+            ex: None,
+            seq: 0,
+            served: 0,
+            // A new connection must send its first head within headers_timeout.
+            deadline: Some((now + headers_timeout, Deadline::Headers)),
+            in_dispatch: false,
+            tick_scheduled: false,
+            write_blocked: false,
+            read_paused: false,
+            peer_ended: false,
+            close_after: false,
+        }
+    }
+
+    /// Idle between requests with nothing buffered: safe to close at any moment.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.phase == Phase::Idle && self.inbuf.is_empty()
+    }
+
+    /// The current exchange, if `seq` still names it.
+    pub(crate) fn exchange(&mut self, seq: u64) -> Option<&mut Exchange> {
+        self.ex.as_mut().filter(|e| e.seq == seq)
+    }
+
+    fn limits(&self) -> super::parse::Limits {
+        let c = &self.shared.config;
+        super::parse::Limits {
+            max_head_size: c.max_header_size,
+            max_headers: c.max_headers_count,
+            max_request_line: c.max_request_line,
+            require_host: c.require_host,
+        }
+    }
+
+    fn decode_limits(&self) -> DecodeLimits {
+        DecodeLimits {
+            max_body_size: self.shared.config.max_body_size.unwrap_or(u64::MAX),
+            ..DecodeLimits::default()
+        }
+    }
+}
+
+/// Bytes arrived on the socket.
+pub(crate) fn on_data(lp: &mut Loop, conn: &ConnRef, data: &[u8]) {
+    {
+        let mut c = conn.borrow_mut();
+        match c.phase {
+            Phase::Closing | Phase::Detached => return,
+            Phase::Idle => {
+                c.phase = Phase::Head;
+                if c.served > 0 {
+                    let t = lp.now() + c.shared.config.headers_timeout_ms;
+                    c.deadline = Some((t, Deadline::Headers));
+                }
+            }
+            _ => {}
+        }
+        c.inbuf.extend_from_slice(data);
+    }
+    process(lp, conn);
+}
+
+/// The peer sent FIN.
+pub(crate) fn on_end(lp: &mut Loop, conn: &ConnRef) {
+    let close_now = {
+        let mut c = conn.borrow_mut();
+        c.peer_ended = true;
+        c.close_after = true;
+        match c.phase {
+            Phase::Idle | Phase::Head => true,
+            // A request whose body is cut short by FIN has lost its framing.
+            Phase::InFlight => c.ex.as_ref().is_some_and(|e| !e.body.done),
+            Phase::Closing | Phase::Detached => false,
+        }
+    };
+    if close_now {
+        let id = conn.borrow().id;
+        conn.borrow_mut().phase = Phase::Closing;
+        let _ = lp.tcp_destroy(id);
+    } else {
+        let phase = conn.borrow().phase;
+        if phase == Phase::Closing {
+            let id = conn.borrow().id;
+            let _ = lp.tcp_destroy(id);
+        }
+    }
+}
+
+/// The socket's write queue drained.
+pub(crate) fn on_drain(lp: &mut Loop, conn: &ConnRef) {
+    let cb = {
+        let mut c = conn.borrow_mut();
+        c.write_blocked = false;
+        if c.deadline.is_some_and(|(_, d)| d == Deadline::Send) {
+            c.deadline = None;
+        }
+        c.ex.as_mut().and_then(|e| e.res.on_drain.take())
+    };
+    if let Some(mut cb) = cb {
+        cb(lp);
+        let mut c = conn.borrow_mut();
+        if let Some(e) = c.ex.as_mut() {
+            if e.res.on_drain.is_none() {
+                e.res.on_drain = Some(cb);
+            }
+        }
+    }
+    process(lp, conn);
+}
+
+/// Runs the state machine as far as the buffered input and the response allow, then flushes.
+pub(crate) fn process(lp: &mut Loop, conn: &ConnRef) {
+    loop {
+        let phase = conn.borrow().phase;
+        let progressed = match phase {
+            Phase::Idle | Phase::Head => read_head(lp, conn),
+            Phase::InFlight => advance_exchange(lp, conn),
+            Phase::Closing | Phase::Detached => false,
+        };
+        if !progressed {
+            break;
+        }
+    }
+    flush(lp, conn);
+    update_read_pause(lp, conn);
+}
+
+/// Parses the next head and dispatches it. Returns whether the machine moved.
+fn read_head(lp: &mut Loop, conn: &ConnRef) -> bool {
+    let parsed = {
+        let mut guard = conn.borrow_mut();
+        let c = &mut *guard;
+        if c.inbuf.is_empty() {
+            return false;
+        }
+        if c.phase == Phase::Idle {
+            c.phase = Phase::Head;
+        }
+        let limits = c.limits();
+        c.parser.parse(&mut c.inbuf, &limits)
+    };
+    let head = match parsed {
+        Ok(None) => return false,
+        Ok(Some(head)) => head,
+        Err(e) => {
+            fail(lp, conn, e);
+            return false;
+        }
+    };
+    if head.has_unsupported_expectation() {
+        fail(lp, conn, ParseError::ExpectationFailed);
+        return false;
+    }
+    let body_kind = head.body_kind();
+    let max_body = conn.borrow().shared.config.max_body_size;
+    if let (Some(max), BodyKind::Length(n)) = (max_body, body_kind) {
+        if n > max {
+            fail(lp, conn, ParseError::BodyTooLarge);
+            return false;
+        }
+    }
+    if head.is_upgrade() {
+        upgrade(lp, conn, head);
+        return false;
+    }
+    dispatch(lp, conn, head, body_kind);
+    true
+}
+
+/// Starts an exchange and calls the user's handler.
+fn dispatch(lp: &mut Loop, conn: &ConnRef, head: RequestHead, body_kind: BodyKind) {
+    let now = lp.now();
+    let (seq, shared, handle, id) = {
+        let mut c = conn.borrow_mut();
+        c.seq += 1;
+        c.served += 1;
+        let cfg = &c.shared.config;
+        let last = cfg.max_requests_per_socket > 0 && c.served >= cfg.max_requests_per_socket;
+        let keep_alive = head.keep_alive() && !last && !c.close_after && !c.shared.is_closing();
+        let body_done = matches!(body_kind, BodyKind::Empty | BodyKind::Length(0));
+        c.deadline = if body_done {
+            None
+        } else {
+            Some((now + cfg.request_timeout_ms, Deadline::Request))
+        };
+        let seq = c.seq;
+        c.ex = Some(Exchange {
+            seq,
+            version: head.version(),
+            is_head: head.method() == Method::Head,
+            keep_alive,
+            body: BodyState {
+                decoder: BodyDecoder::new(body_kind),
+                on_data: None,
+                on_end: None,
+                consumed: false,
+                done: body_done,
+                received: 0,
+            },
+            res: ResponseState::new(),
+        });
+        c.phase = Phase::InFlight;
+        if head.expect_continue()
+            && head.version() == Version::Http11
+            && c.shared.config.auto_continue
+        {
+            c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        c.in_dispatch = true;
+        (seq, Rc::clone(&c.shared), c.handle.clone(), c.id)
+    };
+    let remote = lp.tcp_peer_addr(id).ok();
+    let req = Request::new(head, Rc::clone(conn), seq, remote);
+    let res = Response::new(Rc::clone(conn), seq, handle);
+    shared.call_handler(lp, req, res);
+    conn.borrow_mut().in_dispatch = false;
+}
+
+/// Moves the in-flight exchange on: delivers body bytes, finishes it when both the body and the
+/// response are done. Returns whether the machine moved to a new state.
+fn advance_exchange(lp: &mut Loop, conn: &ConnRef) -> bool {
+    loop {
+        let step = {
+            let mut c = conn.borrow_mut();
+            let limits = c.decode_limits();
+            let max_drain = c.shared.config.max_drain_bytes;
+            let c = &mut *c;
+            let Some(ex) = c.ex.as_mut() else {
+                return false;
+            };
+            if ex.body.done {
+                if ex.res.finished {
+                    BodyStep::Finish
+                } else {
+                    return false;
+                }
+            } else if ex.body.consumed || ex.res.finished {
+                if ex.res.finished && !ex.body.consumed && ex.body.received > max_drain {
+                    BodyStep::GiveUp
+                } else {
+                    match ex.body.decoder.decode(&mut c.inbuf, &limits) {
+                        Ok(Decoded::Data(bytes)) => {
+                            ex.body.received += bytes.len() as u64;
+                            match ex.body.on_data.take() {
+                                Some(cb) => BodyStep::Deliver(cb, bytes),
+                                None => continue, // draining: discard
+                            }
+                        }
+                        Ok(Decoded::NeedMore) => return false,
+                        Ok(Decoded::Done) => {
+                            ex.body.done = true;
+                            if c.deadline.is_some_and(|(_, d)| d == Deadline::Request) {
+                                c.deadline = None;
+                            }
+                            match ex.body.on_end.take() {
+                                Some(cb) => BodyStep::End(cb),
+                                None => continue,
+                            }
+                        }
+                        Err(e) => BodyStep::Error(e),
+                    }
+                }
+            } else {
+                return false; // nobody reads the body yet: it waits in inbuf
+            }
+        };
+        match step {
+            BodyStep::Deliver(mut cb, bytes) => {
+                with_dispatch(conn, || cb(lp, &bytes));
+                let mut c = conn.borrow_mut();
+                if let Some(ex) = c.ex.as_mut() {
+                    if ex.body.on_data.is_none() {
+                        ex.body.on_data = Some(cb);
+                    }
+                }
+            }
+            BodyStep::End(cb) => with_dispatch(conn, || cb(lp)),
+            BodyStep::Error(e) => {
+                fail(lp, conn, e);
+                return false;
+            }
+            BodyStep::GiveUp => {
+                let id = conn.borrow().id;
+                conn.borrow_mut().phase = Phase::Closing;
+                flush(lp, conn);
+                let _ = lp.tcp_end(id);
+                return false;
+            }
+            BodyStep::Finish => return finish_exchange(lp, conn),
+        }
+    }
+}
+
+enum BodyStep {
+    Deliver(DataCb, bytes::Bytes),
+    End(EndCb),
+    Error(ParseError),
+    GiveUp,
+    Finish,
+}
+
+fn with_dispatch(conn: &ConnRef, f: impl FnOnce()) {
+    let was = std::mem::replace(&mut conn.borrow_mut().in_dispatch, true);
+    f();
+    conn.borrow_mut().in_dispatch = was;
+}
+
+/// Body read and response sent: keep the connection for the next request or close it.
+fn finish_exchange(lp: &mut Loop, conn: &ConnRef) -> bool {
+    let mut c = conn.borrow_mut();
+    let Some(ex) = c.ex.take() else {
+        return false;
+    };
+    let keep = ex.keep_alive && !ex.res.close_delimited && !c.close_after;
+    if keep {
+        c.phase = Phase::Idle;
+        let t = lp.now() + c.shared.config.keep_alive_timeout_ms;
+        c.deadline = Some((t, Deadline::KeepAlive));
+        true
+    } else {
+        c.phase = Phase::Closing;
+        let id = c.id;
+        let t = lp.now() + c.shared.config.keep_alive_timeout_ms;
+        c.deadline = Some((t, Deadline::Closing));
+        drop(c);
+        flush(lp, conn);
+        let _ = lp.tcp_end(id);
+        false
+    }
+}
+
+/// A framing or limit error: answer `err.status()` with `Connection: close` if no response has
+/// started, then close. Nothing after the error is parsed.
+pub(crate) fn fail(lp: &mut Loop, conn: &ConnRef, err: ParseError) {
+    log::debug!("http: {} ({})", err.status(), err.reason());
+    send_error_and_close(lp, conn, err.status());
+}
+
+/// Answers `status` (no body, `Connection: close`) unless a response already started, then
+/// closes the connection after the bytes are sent.
+pub(crate) fn send_error_and_close(lp: &mut Loop, conn: &ConnRef, status: u16) {
+    let (id, started) = {
+        let mut c = conn.borrow_mut();
+        if matches!(c.phase, Phase::Closing | Phase::Detached) {
+            return;
+        }
+        let started = c.ex.as_ref().is_some_and(|e| e.res.headers_sent);
+        c.ex = None; // the user's Request/Response for it become inert
+        c.phase = Phase::Closing;
+        c.inbuf.clear();
+        let t = lp.now() + c.shared.config.keep_alive_timeout_ms;
+        c.deadline = Some((t, Deadline::Closing));
+        if !started {
+            let date = c.shared.date();
+            let out = &mut c.out;
+            super::encode::write_status_line(
+                out,
+                Version::Http11,
+                status,
+                super::status::reason_phrase(status),
+            );
+            super::encode::write_header(out, "Date", &date);
+            out.extend_from_slice(b"Connection: close\r\nContent-Length: 0\r\n\r\n");
+        }
+        (c.id, started)
+    };
+    if started {
+        // Half a response is on the wire: the only honest signal left is closing at once.
+        let _ = lp.tcp_destroy(id);
+        return;
+    }
+    flush(lp, conn);
+    let _ = lp.tcp_end(id);
+}
+
+/// Hands serialized response bytes to the socket.
+pub(crate) fn flush(lp: &mut Loop, conn: &ConnRef) {
+    let mut c = conn.borrow_mut();
+    if c.out.is_empty() || c.phase == Phase::Detached {
+        return;
+    }
+    let id = c.id;
+    match lp.tcp_write(id, &c.out) {
+        Ok(true) => {}
+        Ok(false) => {
+            c.write_blocked = true;
+            let t = lp.now() + c.shared.config.send_timeout_ms;
+            c.deadline = Some((t, Deadline::Send));
+        }
+        Err(e) => log::debug!("http: write failed: {e}"),
+    }
+    c.out.clear();
+}
+
+/// Reading pauses while the socket's write queue is full or too much pipelined input waits.
+fn update_read_pause(lp: &mut Loop, conn: &ConnRef) {
+    let mut c = conn.borrow_mut();
+    if c.phase == Phase::Detached {
+        return;
+    }
+    let too_much_input = c.phase == Phase::InFlight
+        && c.inbuf.len() >= c.shared.config.max_pipeline_buffer
+        && !c
+            .ex
+            .as_ref()
+            .is_some_and(|e| e.body.consumed && !e.body.done);
+    let pause = c.write_blocked || too_much_input;
+    if pause != c.read_paused {
+        c.read_paused = pause;
+        let id = c.id;
+        drop(c);
+        let _ = if pause {
+            lp.tcp_pause(id)
+        } else {
+            lp.tcp_resume(id)
+        };
+    }
+}
+
+/// Schedules `process` from a tick, for changes made outside a dispatch (an async response, a
+/// body callback attached later).
+pub(crate) fn schedule(conn: &ConnRef) {
+    let mut c = conn.borrow_mut();
+    if c.in_dispatch || c.tick_scheduled || c.phase == Phase::Detached {
+        return;
+    }
+    c.tick_scheduled = true;
+    let weak = Rc::downgrade(conn);
+    c.handle.next_tick(move |lp| {
+        if let Some(conn) = weak.upgrade() {
+            conn.borrow_mut().tick_scheduled = false;
+            process(lp, &conn);
+        }
+    });
+}
+
+/// `Connection: upgrade` or CONNECT: hand the socket and the bytes read past the head to the
+/// upgrade handler, or close the connection when there is none (as Node does).
+fn upgrade(lp: &mut Loop, conn: &ConnRef, head: RequestHead) {
+    let (id, shared, rest, seq) = {
+        let mut c = conn.borrow_mut();
+        c.phase = Phase::Detached;
+        c.deadline = None;
+        c.seq += 1;
+        let rest = c.inbuf.split().freeze();
+        (c.id, Rc::clone(&c.shared), rest, c.seq)
+    };
+    shared.forget(id);
+    if !shared.has_upgrade_handler() {
+        let _ = lp.tcp_destroy(id);
+        return;
+    }
+    let remote = lp.tcp_peer_addr(id).ok();
+    let req = Request::new(head, Rc::clone(conn), seq, remote);
+    shared.call_upgrade(lp, req, id, rest);
+}
+
+/// A deadline passed (checked by the server's sweep timer).
+pub(crate) fn on_deadline(lp: &mut Loop, conn: &ConnRef, kind: Deadline) {
+    let id = conn.borrow().id;
+    match kind {
+        Deadline::Headers | Deadline::Request => {
+            log::debug!("http: request timeout on connection {}", id.index());
+            // A connection that never sent a byte is closed quietly (Node does the same).
+            let silent = conn.borrow().is_idle();
+            if silent {
+                conn.borrow_mut().phase = Phase::Closing;
+                let _ = lp.tcp_destroy(id);
+            } else {
+                send_error_and_close(lp, conn, 408);
+            }
+        }
+        Deadline::KeepAlive | Deadline::Send | Deadline::Closing => {
+            conn.borrow_mut().phase = Phase::Closing;
+            let _ = lp.tcp_destroy(id);
+        }
+    }
+}
+
+/// The response just finished (from `Response::end`): move on now or from a tick.
+pub(crate) fn response_finished(conn: &ConnRef) {
+    schedule(conn);
+}

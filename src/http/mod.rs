@@ -1,0 +1,30 @@
+//! HTTP/1.1 on the loop, in Node's `http` shape.
+//!
+//! ```text
+//! parse.rs    request head: httparse + every check httparse leaves to us (RFC 9112)
+//! decode.rs   request body framing: Content-Length and chunked (strict)
+//! encode.rs   response head and chunk writers
+//! conn.rs     the connection state machine (keep-alive, pipelining, timeouts, upgrade)
+//! server.rs   listen, connection registry, deadline sweep, graceful close
+//! request.rs  Request: head + body stream    response.rs  Response: status, headers, body
+//! ```
+//! See docs/http.md for the state machine, the defaults and every limit with its status code.
+
+mod config;
+mod conn;
+pub mod date;
+pub mod decode;
+pub mod encode;
+pub mod error;
+pub mod parse;
+mod request;
+mod response;
+mod server;
+pub mod status;
+
+pub use config::ServerConfig;
+pub use error::ParseError;
+pub use parse::{Method, Version};
+pub use request::{BodyError, Request};
+pub use response::{HeaderError, HeaderValue, Response};
+pub use server::{create_server, create_server_with, Handler, Server, UpgradeHandler};

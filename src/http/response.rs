@@ -1,0 +1,399 @@
+//! The response (Node's `ServerResponse`): status and headers, then a body written at once
+//! (`end`, Content-Length) or in pieces (`write`, chunked).
+
+use std::borrow::Cow;
+
+use oneloop_runtime::{Loop, LoopHandle};
+
+use super::conn::{self, ConnRef, Exchange};
+use super::encode;
+use super::parse::Version;
+use super::status::reason_phrase;
+
+/// A header value: borrowed `'static` bytes cost no allocation.
+pub type HeaderValue = Cow<'static, [u8]>;
+
+type DrainCb = Box<dyn FnMut(&mut Loop)>;
+
+/// Per-exchange response state, owned by the connection.
+pub(crate) struct ResponseState {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(Cow<'static, str>, HeaderValue)>,
+    pub(crate) headers_sent: bool,
+    pub(crate) chunked: bool,
+    /// HTTP/1.0 (or unknown length without chunking): the body ends when the connection closes.
+    pub(crate) close_delimited: bool,
+    pub(crate) finished: bool,
+    pub(crate) on_drain: Option<DrainCb>,
+    trailers: Vec<(String, Vec<u8>)>,
+}
+
+impl ResponseState {
+    pub(crate) fn new() -> ResponseState {
+        ResponseState {
+            status: 200,
+            headers: Vec::new(),
+            headers_sent: false,
+            chunked: false,
+            close_delimited: false,
+            finished: false,
+            on_drain: None,
+            trailers: Vec::new(),
+        }
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        self.headers
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+}
+
+/// Why a header was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderError {
+    /// The name is not an HTTP token.
+    InvalidName,
+    /// The value contains CR, LF, NUL or another control character (header injection).
+    InvalidValue,
+    /// The head was already sent.
+    HeadersSent,
+}
+
+impl std::fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HeaderError::InvalidName => "invalid header name",
+            HeaderError::InvalidValue => "invalid header value",
+            HeaderError::HeadersSent => "headers already sent",
+        })
+    }
+}
+
+impl std::error::Error for HeaderError {}
+
+/// The response to one request. Cheap to clone; every clone names the same response.
+///
+/// It may be finished after the handler returned (from a timer, a thread-pool completion):
+/// the connection waits for it. Once the connection is gone every method is a no-op
+/// (`write` returns false).
+#[derive(Clone)]
+pub struct Response {
+    conn: ConnRef,
+    seq: u64,
+    handle: LoopHandle,
+}
+
+fn no_body_status(status: u16) -> bool {
+    (100..200).contains(&status) || status == 204 || status == 304
+}
+
+impl Response {
+    pub(crate) fn new(conn: ConnRef, seq: u64, handle: LoopHandle) -> Response {
+        Response { conn, seq, handle }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Exchange) -> R) -> Option<R> {
+        let mut c = self.conn.borrow_mut();
+        c.exchange(self.seq).map(f)
+    }
+
+    /// Sets the status code (default 200).
+    pub fn status(&self, code: u16) -> &Self {
+        self.with(|ex| {
+            if !ex.res.headers_sent {
+                ex.res.status = code;
+            }
+        });
+        self
+    }
+
+    /// The status code that is (or will be) sent.
+    pub fn status_code(&self) -> u16 {
+        self.with(|ex| ex.res.status).unwrap_or(0)
+    }
+
+    /// Sets a header, replacing any of the same name (case-insensitive). An invalid name or
+    /// value is refused and logged (see [`Response::try_set_header`] to handle it).
+    pub fn set_header(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<HeaderValue>,
+    ) -> &Self {
+        if let Err(e) = self.try_set_header(name, value) {
+            log::warn!("set_header refused: {e}");
+        }
+        self
+    }
+
+    /// Sets a header, replacing any of the same name.
+    ///
+    /// # Errors
+    /// An invalid name or value (CR/LF injection), or headers already sent.
+    pub fn try_set_header(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<HeaderValue>,
+    ) -> Result<(), HeaderError> {
+        let name = name.into();
+        let value = value.into();
+        if !encode::validate_header_name(&name) {
+            return Err(HeaderError::InvalidName);
+        }
+        if !encode::validate_header_value(&value) {
+            return Err(HeaderError::InvalidValue);
+        }
+        self.with(|ex| {
+            if ex.res.headers_sent {
+                return Err(HeaderError::HeadersSent);
+            }
+            match ex.res.find(&name) {
+                Some(i) => ex.res.headers[i] = (name, value),
+                None => ex.res.headers.push((name, value)),
+            }
+            Ok(())
+        })
+        .unwrap_or(Ok(()))
+    }
+
+    /// Appends a header without replacing (for repeated fields such as `Set-Cookie`).
+    ///
+    /// # Errors
+    /// As [`Response::try_set_header`].
+    pub fn append_header(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<HeaderValue>,
+    ) -> Result<(), HeaderError> {
+        let name = name.into();
+        let value = value.into();
+        if !encode::validate_header_name(&name) {
+            return Err(HeaderError::InvalidName);
+        }
+        if !encode::validate_header_value(&value) {
+            return Err(HeaderError::InvalidValue);
+        }
+        self.with(|ex| {
+            if ex.res.headers_sent {
+                return Err(HeaderError::HeadersSent);
+            }
+            ex.res.headers.push((name, value));
+            Ok(())
+        })
+        .unwrap_or(Ok(()))
+    }
+
+    /// The first header named `name`, as text (lossy).
+    pub fn get_header(&self, name: &str) -> Option<String> {
+        self.with(|ex| {
+            ex.res
+                .find(name)
+                .map(|i| String::from_utf8_lossy(&ex.res.headers[i].1).into_owned())
+        })
+        .flatten()
+    }
+
+    /// Whether a header named `name` is set.
+    pub fn has_header(&self, name: &str) -> bool {
+        self.with(|ex| ex.res.find(name).is_some()).unwrap_or(false)
+    }
+
+    /// Removes every header named `name`.
+    pub fn remove_header(&self, name: &str) -> &Self {
+        self.with(|ex| {
+            if !ex.res.headers_sent {
+                ex.res
+                    .headers
+                    .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            }
+        });
+        self
+    }
+
+    /// Sets the status and headers in one call (Node's `writeHead`); they are sent with the
+    /// first `write` or `end`.
+    pub fn write_head(&self, status: u16, headers: &[(&'static str, &'static str)]) -> &Self {
+        self.status(status);
+        for (n, v) in headers {
+            self.set_header(*n, v.as_bytes());
+        }
+        self
+    }
+
+    /// Whether the head has been sent.
+    pub fn headers_sent(&self) -> bool {
+        self.with(|ex| ex.res.headers_sent).unwrap_or(true)
+    }
+
+    /// Whether `end` was called (or the connection is gone).
+    pub fn finished(&self) -> bool {
+        self.with(|ex| ex.res.finished).unwrap_or(true)
+    }
+
+    /// Sends `100 Continue` now (for a request with `Expect: 100-continue` when the server's
+    /// `auto_continue` is off).
+    pub fn write_continue(&self) {
+        let mut c = self.conn.borrow_mut();
+        if c.exchange(self.seq).is_some_and(|ex| !ex.res.headers_sent) {
+            c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            drop(c);
+            conn::schedule(&self.conn);
+        }
+    }
+
+    /// Trailer fields sent after a chunked body (ignored when the body is not chunked).
+    pub fn add_trailers(&self, trailers: &[(&str, &str)]) {
+        self.with(|ex| {
+            for (n, v) in trailers {
+                if encode::validate_header_name(n) && encode::validate_header_value(v.as_bytes()) {
+                    ex.res.trailers.push((n.to_string(), v.as_bytes().to_vec()));
+                }
+            }
+        });
+    }
+
+    /// Calls `callback` when a `write` that returned false has drained.
+    pub fn on_drain(&self, callback: impl FnMut(&mut Loop) + 'static) {
+        self.with(|ex| ex.res.on_drain = Some(Box::new(callback)));
+    }
+
+    /// Writes a piece of the body, sending the head first (chunked on HTTP/1.1, close-delimited
+    /// on HTTP/1.0, unless a Content-Length was set). Returns false when the connection's output
+    /// is backed up (wait for [`Response::on_drain`]) or gone.
+    pub fn write(&self, chunk: impl AsRef<[u8]>) -> bool {
+        let chunk = chunk.as_ref();
+        let ok = {
+            let mut c = self.conn.borrow_mut();
+            let c = &mut *c;
+            let date = c.shared.date();
+            let ka_header = &c.shared.keep_alive_header;
+            let Some(ex) = c.ex.as_mut().filter(|e| e.seq == self.seq) else {
+                return false;
+            };
+            if ex.res.finished {
+                return false;
+            }
+            if !ex.res.headers_sent {
+                write_head(&mut c.out, ex, None, &date, ka_header);
+            }
+            write_body_piece(&mut c.out, ex, chunk);
+            !c.write_blocked && c.out.len() < 64 * 1024
+        };
+        conn::schedule(&self.conn);
+        ok
+    }
+
+    /// Finishes the response with `body` as the last (or only) piece. Without an earlier
+    /// `write`, the body goes out with a Content-Length.
+    pub fn end(&self, body: impl AsRef<[u8]>) {
+        let body = body.as_ref();
+        {
+            let mut c = self.conn.borrow_mut();
+            let c = &mut *c;
+            let date = c.shared.date();
+            let ka_header = &c.shared.keep_alive_header;
+            let Some(ex) = c.ex.as_mut().filter(|e| e.seq == self.seq) else {
+                return;
+            };
+            if ex.res.finished {
+                return;
+            }
+            if !ex.res.headers_sent {
+                write_head(&mut c.out, ex, Some(body.len()), &date, ka_header);
+            }
+            write_body_piece(&mut c.out, ex, body);
+            if ex.res.chunked {
+                let trailers: Vec<(&str, &[u8])> = ex
+                    .res
+                    .trailers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_slice()))
+                    .collect();
+                encode::write_last_chunk(&mut c.out, &trailers);
+            }
+            ex.res.finished = true;
+        }
+        conn::response_finished(&self.conn);
+    }
+
+    /// The loop handle this response schedules its flushes on.
+    pub fn loop_handle(&self) -> &LoopHandle {
+        &self.handle
+    }
+}
+
+/// Serializes the status line and header block. `known_len` is the whole body's length when
+/// `end` is called before any `write`.
+fn write_head(
+    out: &mut bytes::BytesMut,
+    ex: &mut Exchange,
+    known_len: Option<usize>,
+    date: &[u8],
+    keep_alive_header: &[u8],
+) {
+    let res = &mut ex.res;
+    res.headers_sent = true;
+    let status = res.status;
+    encode::write_status_line(out, Version::Http11, status, reason_phrase(status));
+    let mut has_date = false;
+    let mut has_len = false;
+    let mut user_chunked = false;
+    for (name, value) in &res.headers {
+        if name.eq_ignore_ascii_case("connection") {
+            if value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+            {
+                ex.keep_alive = false;
+            }
+            continue; // written below, consistent with what we do
+        }
+        if name.eq_ignore_ascii_case("keep-alive") {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("date") {
+            has_date = true;
+        } else if name.eq_ignore_ascii_case("content-length") {
+            has_len = true;
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            user_chunked = value.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked"));
+        }
+        encode::write_header(out, name, value);
+    }
+    if !has_date {
+        encode::write_header(out, "Date", date);
+    }
+    let no_body = no_body_status(status);
+    if !no_body && !has_len && !user_chunked {
+        match known_len {
+            Some(n) => encode::write_content_length(out, n as u64),
+            None if ex.version == Version::Http11 => {
+                out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+                res.chunked = true;
+            }
+            None => {
+                res.close_delimited = true;
+                ex.keep_alive = false;
+            }
+        }
+    } else if user_chunked && !no_body {
+        res.chunked = true;
+    }
+    if ex.keep_alive {
+        out.extend_from_slice(keep_alive_header);
+    } else {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    encode::write_head_end(out);
+}
+
+fn write_body_piece(out: &mut bytes::BytesMut, ex: &Exchange, piece: &[u8]) {
+    if piece.is_empty() || ex.is_head || no_body_status(ex.res.status) {
+        return;
+    }
+    if ex.res.chunked {
+        encode::write_chunk(out, piece);
+    } else {
+        out.extend_from_slice(piece);
+    }
+}

@@ -1,0 +1,309 @@
+//! The server: listening, the connection registry, the deadline sweep, graceful close.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use oneloop_runtime::{Loop, ServerId, TcpId, TimerId};
+
+use super::config::ServerConfig;
+use super::conn::{self, Conn, ConnRef, Phase};
+use super::date::{DateCache, DATE_LEN};
+use super::request::Request;
+use super::response::Response;
+
+/// The request handler: `|lp, req, res| ..` (Node's `'request'` listener).
+pub type Handler = Box<dyn FnMut(&mut Loop, Request, Response)>;
+/// The upgrade handler: the request, the raw socket (now yours) and the bytes already read
+/// past the head (Node's `'upgrade'` listener).
+pub type UpgradeHandler = Box<dyn FnMut(&mut Loop, Request, TcpId, Bytes)>;
+
+pub(crate) struct Shared {
+    pub(crate) config: ServerConfig,
+    /// `Connection: keep-alive\r\nKeep-Alive: timeout=N\r\n`, formatted once.
+    pub(crate) keep_alive_header: Vec<u8>,
+    handler: RefCell<Option<Handler>>,
+    upgrade: RefCell<Option<UpgradeHandler>>,
+    conns: RefCell<HashMap<TcpId, ConnRef>>,
+    date: RefCell<DateCache>,
+    tcp: Cell<Option<ServerId>>,
+    local: Cell<Option<SocketAddr>>,
+    closing: Cell<bool>,
+    sweep: Cell<Option<TimerId>>,
+}
+
+impl Shared {
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.get()
+    }
+
+    /// The current IMF-fixdate, re-formatted at most once per second.
+    pub(crate) fn date(&self) -> [u8; DATE_LEN] {
+        let mut cache = self.date.borrow_mut();
+        cache.update(SystemTime::now());
+        let mut out = [0u8; DATE_LEN];
+        out.copy_from_slice(cache.as_bytes());
+        out
+    }
+
+    pub(crate) fn call_handler(&self, lp: &mut Loop, req: Request, res: Response) {
+        let taken = self.handler.borrow_mut().take();
+        match taken {
+            Some(mut handler) => {
+                handler(lp, req, res);
+                let mut slot = self.handler.borrow_mut();
+                if slot.is_none() {
+                    *slot = Some(handler);
+                }
+            }
+            None => {
+                // Only reachable if a handler re-enters the loop (e.g. calls run_once).
+                log::error!("http: handler re-entered; answering 503");
+                res.status(503).end("");
+            }
+        }
+    }
+
+    pub(crate) fn has_upgrade_handler(&self) -> bool {
+        self.upgrade.borrow().is_some()
+    }
+
+    pub(crate) fn call_upgrade(&self, lp: &mut Loop, req: Request, id: TcpId, rest: Bytes) {
+        let taken = self.upgrade.borrow_mut().take();
+        match taken {
+            Some(mut cb) => {
+                cb(lp, req, id, rest);
+                let mut slot = self.upgrade.borrow_mut();
+                if slot.is_none() {
+                    *slot = Some(cb);
+                }
+            }
+            None => {
+                let _ = lp.tcp_destroy(id);
+            }
+        }
+    }
+
+    /// Stops tracking a connection (closed, or handed to an upgrade handler).
+    pub(crate) fn forget(&self, id: TcpId) {
+        self.conns.borrow_mut().remove(&id);
+    }
+}
+
+/// An HTTP/1.1 server on a [`Loop`] (Node's `http.Server`). Cheap to clone.
+#[derive(Clone)]
+pub struct Server {
+    shared: Rc<Shared>,
+}
+
+/// Creates a server with Node's defaults (Node's `http.createServer(handler)`).
+///
+/// ```no_run
+/// use oneloop::http;
+/// use oneloop::runtime::Loop;
+/// let mut lp = Loop::new()?;
+/// let server = http::create_server(&mut lp, |_lp, _req, res| {
+///     res.set_header("content-type", "text/plain");
+///     res.end("Hello, World!");
+/// });
+/// server.listen(&mut lp, "127.0.0.1:3000", |_lp, addr| println!("listening on {addr}"))?;
+/// lp.run()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn create_server(
+    lp: &mut Loop,
+    handler: impl FnMut(&mut Loop, Request, Response) + 'static,
+) -> Server {
+    create_server_with(lp, ServerConfig::default(), handler)
+}
+
+/// Creates a server with explicit limits and timeouts.
+pub fn create_server_with(
+    _lp: &mut Loop,
+    mut config: ServerConfig,
+    handler: impl FnMut(&mut Loop, Request, Response) + 'static,
+) -> Server {
+    // The server decides when to end a connection after the peer's FIN (it may still owe a
+    // response), as Node's http server does with allowHalfOpen.
+    config.listen.socket.allow_half_open = true;
+    let keep_alive_header = format!(
+        "Connection: keep-alive\r\nKeep-Alive: timeout={}\r\n",
+        config.keep_alive_timeout_ms / 1000
+    )
+    .into_bytes();
+    Server {
+        shared: Rc::new(Shared {
+            config,
+            keep_alive_header,
+            handler: RefCell::new(Some(Box::new(handler))),
+            upgrade: RefCell::new(None),
+            conns: RefCell::new(HashMap::new()),
+            date: RefCell::new(DateCache::new()),
+            tcp: Cell::new(None),
+            local: Cell::new(None),
+            closing: Cell::new(false),
+            sweep: Cell::new(None),
+        }),
+    }
+}
+
+impl Server {
+    /// Listens on `addr` (e.g. `"127.0.0.1:3000"`, port 0 for any free port). `on_listening`
+    /// runs from the next tick with the bound address, which is also returned.
+    ///
+    /// # Errors
+    /// When the address does not resolve or cannot be bound.
+    pub fn listen(
+        &self,
+        lp: &mut Loop,
+        addr: impl ToSocketAddrs,
+        on_listening: impl FnOnce(&mut Loop, SocketAddr) + 'static,
+    ) -> io::Result<SocketAddr> {
+        let addr = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?;
+        let shared = Rc::clone(&self.shared);
+        let options = self.shared.config.listen.clone();
+        let id = lp.tcp_listen(addr, options, move |lp, sock| {
+            accept(lp, &shared, sock);
+        })?;
+        let local = lp.tcp_server_addr(id).map_err(io::Error::other)?;
+        self.shared.tcp.set(Some(id));
+        self.shared.local.set(Some(local));
+        let shared = Rc::clone(&self.shared);
+        let sweep = lp.set_interval(self.shared.config.check_interval_ms, move |lp| {
+            sweep_deadlines(lp, &shared);
+        });
+        let _ = lp.unref(sweep);
+        self.shared.sweep.set(Some(sweep));
+        lp.next_tick(move |lp| on_listening(lp, local));
+        Ok(local)
+    }
+
+    /// Handles `Connection: Upgrade` and CONNECT requests. Without it such connections are
+    /// closed (Node destroys the socket when no `'upgrade'` listener exists).
+    pub fn on_upgrade(&self, callback: impl FnMut(&mut Loop, Request, TcpId, Bytes) + 'static) {
+        *self.shared.upgrade.borrow_mut() = Some(Box::new(callback));
+    }
+
+    /// The bound address, once listening.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.shared.local.get()
+    }
+
+    /// The listening socket's id, once listening.
+    pub fn tcp_id(&self) -> Option<ServerId> {
+        self.shared.tcp.get()
+    }
+
+    /// Open connections.
+    pub fn connections(&self) -> usize {
+        self.shared.conns.borrow().len()
+    }
+
+    /// Graceful close (Node's `server.close(cb)`): stop accepting, close idle keep-alive
+    /// connections now, let in-flight requests finish with `Connection: close`; `callback` runs
+    /// once the last connection has closed.
+    pub fn close(&self, lp: &mut Loop, callback: impl FnOnce(&mut Loop) + 'static) {
+        self.shared.closing.set(true);
+        let shared = Rc::clone(&self.shared);
+        let done = move |lp: &mut Loop| {
+            if let Some(t) = shared.sweep.take() {
+                let _ = lp.clear_interval(t);
+            }
+            callback(lp);
+        };
+        match self.shared.tcp.get() {
+            Some(id) if lp.tcp_server_is_listening(id) => {
+                let _ = lp.tcp_server_close(id, done);
+            }
+            _ => lp.next_tick(done),
+        }
+        for c in self.snapshot() {
+            c.borrow_mut().close_after = true;
+        }
+        self.close_idle_connections(lp);
+    }
+
+    /// Closes every connection that has no request in progress (Node's
+    /// `closeIdleConnections`).
+    pub fn close_idle_connections(&self, lp: &mut Loop) {
+        for c in self.snapshot() {
+            let (idle, id) = {
+                let c = c.borrow();
+                (c.is_idle(), c.id)
+            };
+            if idle {
+                c.borrow_mut().phase = Phase::Closing;
+                let _ = lp.tcp_destroy(id);
+            }
+        }
+    }
+
+    /// Closes every connection now, in-flight or not (Node's `closeAllConnections`).
+    pub fn close_all_connections(&self, lp: &mut Loop) {
+        for c in self.snapshot() {
+            let id = c.borrow().id;
+            c.borrow_mut().phase = Phase::Closing;
+            let _ = lp.tcp_destroy(id);
+        }
+    }
+
+    fn snapshot(&self) -> Vec<ConnRef> {
+        self.shared.conns.borrow().values().cloned().collect()
+    }
+}
+
+fn accept(lp: &mut Loop, shared: &Rc<Shared>, id: TcpId) {
+    let conn: ConnRef = Rc::new(RefCell::new(Conn::new(
+        id,
+        Rc::clone(shared),
+        lp.handle(),
+        lp.now(),
+    )));
+    shared.conns.borrow_mut().insert(id, Rc::clone(&conn));
+    let c = Rc::clone(&conn);
+    let _ = lp.tcp_on_data(id, move |lp, _id, data| conn::on_data(lp, &c, data));
+    let c = Rc::clone(&conn);
+    let _ = lp.tcp_on_end(id, move |lp, _id| conn::on_end(lp, &c));
+    let c = Rc::clone(&conn);
+    let _ = lp.tcp_on_drain(id, move |lp, _id| conn::on_drain(lp, &c));
+    let _ = lp.tcp_on_error(id, |_lp, id, e| {
+        log::debug!("http: connection {} error: {e}", id.index());
+    });
+    let s = Rc::clone(shared);
+    let c = conn;
+    let _ = lp.tcp_on_close(id, move |_lp, id, _had_error| {
+        let mut conn = c.borrow_mut();
+        conn.phase = Phase::Detached;
+        conn.ex = None;
+        drop(conn);
+        s.forget(id);
+    });
+}
+
+/// Checks every connection's deadline (headers, request, keep-alive, send, closing).
+fn sweep_deadlines(lp: &mut Loop, shared: &Rc<Shared>) {
+    let now = lp.now();
+    let expired: Vec<(ConnRef, conn::Deadline)> = shared
+        .conns
+        .borrow()
+        .values()
+        .filter_map(|c| {
+            let d = c.borrow().deadline;
+            match d {
+                Some((at, kind)) if at <= now => Some((Rc::clone(c), kind)),
+                _ => None,
+            }
+        })
+        .collect();
+    for (c, kind) in expired {
+        c.borrow_mut().deadline = None;
+        conn::on_deadline(lp, &c, kind);
+    }
+}
