@@ -99,6 +99,41 @@ impl LoopHandle {
     pub fn next_tick(&self, callback: impl FnOnce(&mut Loop) + 'static) {
         self.ticks.borrow_mut().push_back(Box::new(callback));
     }
+
+    /// Arms a timer from the next tick (see [`Loop::set_timeout`]); for code that holds a
+    /// handle but not the loop, such as an app-layer handler.
+    pub fn set_timeout(
+        &self,
+        delay: impl TimerDelay + 'static,
+        callback: impl FnOnce(&mut Loop) + 'static,
+    ) {
+        self.next_tick(move |lp| {
+            lp.set_timeout(delay, callback);
+        });
+    }
+
+    /// Queues thread-pool work from the next tick (see [`Loop::queue_work`]). If the pool
+    /// cannot start, `after` receives `Err(WorkError::Panicked(..))` with the OS error.
+    pub fn queue_work<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+        after: impl FnOnce(&mut Loop, Result<T, WorkError>) + 'static,
+    ) {
+        self.next_tick(move |lp| {
+            let after = std::rc::Rc::new(std::cell::RefCell::new(Some(after)));
+            let on_done = std::rc::Rc::clone(&after);
+            let queued = lp.queue_work(work, move |lp, r| {
+                if let Some(after) = on_done.borrow_mut().take() {
+                    after(lp, r)
+                }
+            });
+            if let Err(e) = queued {
+                if let Some(after) = after.borrow_mut().take() {
+                    after(lp, Err(WorkError::Panicked(format!("thread pool: {e}"))));
+                }
+            }
+        });
+    }
 }
 
 /// Wakes a loop from another thread (libuv's `uv_async_send`): the loop's poll returns, and
@@ -362,15 +397,10 @@ impl Loop {
         delay: impl TimerDelay,
         callback: impl FnOnce(&mut Loop) + 'static,
     ) -> TimerId {
-        let mut once = Some(callback);
         self.start_timer(
             delay.to_delay_ms(),
             false,
-            Box::new(move |lp| {
-                if let Some(cb) = once.take() {
-                    cb(lp)
-                }
-            }),
+            TimerCallback::Once(Box::new(callback)),
         )
     }
 
@@ -386,7 +416,11 @@ impl Loop {
         delay: impl TimerDelay,
         callback: impl FnMut(&mut Loop) + 'static,
     ) -> TimerId {
-        self.start_timer(delay.to_delay_ms(), true, Box::new(callback))
+        self.start_timer(
+            delay.to_delay_ms(),
+            true,
+            TimerCallback::Repeat(Box::new(callback)),
+        )
     }
 
     #[track_caller]
@@ -486,7 +520,7 @@ impl Loop {
             if timer.seq != seq {
                 continue;
             }
-            let Some(mut callback) = timer.callback.take() else {
+            let Some(callback) = timer.callback.take() else {
                 continue;
             };
             let repeat = timer.repeat;
@@ -503,13 +537,18 @@ impl Loop {
                 0
             };
             self.trace_callback(CallbackKind::Timer);
-            callback(self);
-            if let Some(t) = self.timers.get_mut(key) {
-                // Still live, so an interval (a one-shot timer's slot was freed above).
-                t.callback = Some(callback);
-                if t.seq == seq {
-                    // Not cleared or refreshed by its own callback: schedule the next turn.
-                    self.timer_heap.arm(key, t, started);
+            match callback {
+                TimerCallback::Once(callback) => callback(self),
+                TimerCallback::Repeat(mut callback) => {
+                    callback(self);
+                    if let Some(t) = self.timers.get_mut(key) {
+                        // Still live: the interval was not cleared by its own callback.
+                        t.callback = Some(TimerCallback::Repeat(callback));
+                        if t.seq == seq {
+                            // Not refreshed by its own callback either: schedule the next turn.
+                            self.timer_heap.arm(key, t, started);
+                        }
+                    }
                 }
             }
             self.drain_ticks_and_microtasks();

@@ -1,5 +1,333 @@
-//! The Express-shaped application layer: routing (a segment trie, see [`router`]) and path and
-//! query helpers ([`path`]).
+//! The Express-shaped application layer.
+//!
+//! ```no_run
+//! use oneloop::app::App;
+//! use serde_json::json;
+//! let mut app = App::new();
+//! app.get("/api/products", |_req, res| res.json(&json!({"products": []})));
+//! app.listen(3000, || println!("API running on port 3000"))?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! A request runs through: global middleware (`use_`, in registration order, optionally under a
+//! path prefix) -> the matched route's own middleware -> the route handler. `next.call()` moves
+//! on (now or later, from a timer or a thread-pool completion); `next.error(e)` skips to error
+//! middleware and then the final handler. Routing is a segment trie (see [`router`]): static
+//! beats `:param` beats `*wildcard` whatever the registration order. Defaults: 404 `Cannot GET
+//! /x`, 405 with `Allow`, automatic OPTIONS and HEAD, 500 without internals (logged), a panic in
+//! a handler answered 500. See docs/app.md.
 
+pub mod body;
+mod chain;
+pub mod error;
+pub mod files;
+pub mod logger;
 pub mod path;
+mod req;
+mod res;
 pub mod router;
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+
+use oneloop_runtime::Loop;
+
+pub use chain::Next;
+pub use error::AppError;
+pub use req::{Body, InjectRequest, Req};
+pub use res::{mime_for, InjectResponse, Res};
+
+use crate::http;
+use router::Router as Trie;
+
+/// A route handler: `|req, res| ..` (terminal: it answers or arranges to answer later).
+pub type Handler = Rc<dyn Fn(&mut Req, &mut Res)>;
+/// A middleware: `|req, res, next| ..`; call `next.call()` to go on, `next.error(e)` to fail.
+pub type Middleware = Rc<dyn Fn(&mut Req, &mut Res, Next)>;
+/// An error middleware: `|err, req, res, next| ..`; `next.call()` passes the error on.
+pub type ErrorMiddleware = Rc<dyn Fn(&AppError, &mut Req, &mut Res, Next)>;
+
+/// Wraps a closure as a [`Middleware`] (for per-route middleware lists).
+pub fn mw(f: impl Fn(&mut Req, &mut Res, Next) + 'static) -> Middleware {
+    Rc::new(f)
+}
+
+pub(crate) struct Layer {
+    prefix: String,
+    mw: Middleware,
+}
+
+pub(crate) struct ErrLayer {
+    prefix: String,
+    mw: ErrorMiddleware,
+}
+
+pub(crate) struct Route {
+    middleware: Vec<Middleware>,
+    handler: Handler,
+}
+
+pub(crate) struct AppInner {
+    trie: Trie<usize>,
+    routes: Vec<Route>,
+    layers: Vec<Layer>,
+    err_layers: Vec<ErrLayer>,
+    etag: bool,
+    next_id: Cell<u64>,
+}
+
+fn normalize_prefix(prefix: &str) -> String {
+    let p = prefix.trim_end_matches('/');
+    if p.is_empty() {
+        String::new()
+    } else if p.starts_with('/') {
+        p.to_string()
+    } else {
+        format!("/{p}")
+    }
+}
+
+/// Whether `path` is `prefix` or below it (segment-wise: `/api` covers `/api/x`, not `/apix`).
+pub(crate) fn under_prefix(path: &str, prefix: &str) -> bool {
+    prefix.is_empty()
+        || path == prefix
+        || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
+}
+
+/// Routes and middleware to mount under a prefix (Express's `express.Router()`).
+#[derive(Default)]
+pub struct Router {
+    routes: Vec<(String, String, Vec<Middleware>, Handler)>,
+    layers: Vec<(String, Middleware)>,
+}
+
+macro_rules! method_fns {
+    ($($name:ident => $method:literal),*) => {$(
+        #[doc = concat!("Adds a `", $method, "` route.")]
+        pub fn $name(&mut self, path: &str, handler: impl Fn(&mut Req, &mut Res) + 'static) -> &mut Self {
+            self.route($method, path, Vec::new(), handler)
+        }
+    )*};
+}
+
+impl Router {
+    /// An empty router.
+    pub fn new() -> Router {
+        Router::default()
+    }
+
+    method_fns!(get => "GET", post => "POST", put => "PUT", patch => "PATCH",
+        delete => "DELETE", head => "HEAD", options => "OPTIONS", all => "*");
+
+    /// Adds a route for `method` (`"*"` for all) with its own middleware.
+    pub fn route(
+        &mut self,
+        method: &str,
+        path: &str,
+        middleware: Vec<Middleware>,
+        handler: impl Fn(&mut Req, &mut Res) + 'static,
+    ) -> &mut Self {
+        self.routes.push((
+            method.to_string(),
+            path.to_string(),
+            middleware,
+            Rc::new(handler),
+        ));
+        self
+    }
+
+    /// Adds middleware that runs for every request under this router's mount point.
+    pub fn use_(&mut self, f: impl Fn(&mut Req, &mut Res, Next) + 'static) -> &mut Self {
+        self.layers.push((String::new(), Rc::new(f)));
+        self
+    }
+}
+
+/// An application: routes, middleware and settings, served by oneloop's HTTP server.
+pub struct App {
+    inner: Rc<RefCell<AppInner>>,
+    errors: Vec<String>,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        App::new()
+    }
+}
+
+impl App {
+    /// An empty app: weak ETags on, no middleware.
+    pub fn new() -> App {
+        App {
+            inner: Rc::new(RefCell::new(AppInner {
+                trie: Trie::new(),
+                routes: Vec::new(),
+                layers: Vec::new(),
+                err_layers: Vec::new(),
+                etag: true,
+                next_id: Cell::new(0),
+            })),
+            errors: Vec::new(),
+        }
+    }
+
+    method_fns!(get => "GET", post => "POST", put => "PUT", patch => "PATCH",
+        delete => "DELETE", head => "HEAD", options => "OPTIONS", all => "*");
+
+    /// Adds a route for `method` (`"*"` for all) with per-route middleware, which runs after
+    /// the global middleware and before `handler`.
+    ///
+    /// A bad pattern (e.g. a bare `*`) or a duplicate route is logged and recorded; see
+    /// [`App::route_errors`]; `listen` refuses to start while any exists.
+    pub fn route(
+        &mut self,
+        method: &str,
+        path: &str,
+        middleware: Vec<Middleware>,
+        handler: impl Fn(&mut Req, &mut Res) + 'static,
+    ) -> &mut Self {
+        self.add_route(method, path, middleware, Rc::new(handler));
+        self
+    }
+
+    fn add_route(&mut self, method: &str, path: &str, middleware: Vec<Middleware>, h: Handler) {
+        let mut inner = self.inner.borrow_mut();
+        let index = inner.routes.len();
+        match inner.trie.insert(method, path, index) {
+            Ok(()) => inner.routes.push(Route {
+                middleware,
+                handler: h,
+            }),
+            Err(e) => {
+                let msg = format!("route {method} {path}: {e}");
+                log::error!("{msg}");
+                self.errors.push(msg);
+            }
+        }
+    }
+
+    /// Route registration errors so far (bad patterns, duplicates).
+    pub fn route_errors(&self) -> &[String] {
+        &self.errors
+    }
+
+    /// Adds middleware for every request (Express's `app.use(fn)`; `use` is a Rust keyword).
+    pub fn use_(&mut self, f: impl Fn(&mut Req, &mut Res, Next) + 'static) -> &mut Self {
+        self.use_at("", f)
+    }
+
+    /// Adds middleware for requests under `prefix` (Express's `app.use("/api", fn)`).
+    pub fn use_at(
+        &mut self,
+        prefix: &str,
+        f: impl Fn(&mut Req, &mut Res, Next) + 'static,
+    ) -> &mut Self {
+        self.inner.borrow_mut().layers.push(Layer {
+            prefix: normalize_prefix(prefix),
+            mw: Rc::new(f),
+        });
+        self
+    }
+
+    /// Adds error middleware (Express's 4-argument middleware).
+    pub fn use_error(
+        &mut self,
+        f: impl Fn(&AppError, &mut Req, &mut Res, Next) + 'static,
+    ) -> &mut Self {
+        self.inner.borrow_mut().err_layers.push(ErrLayer {
+            prefix: String::new(),
+            mw: Rc::new(f),
+        });
+        self
+    }
+
+    /// Mounts `router` at `prefix` (Express's `app.use("/api", router)`): its routes are added
+    /// as `prefix + path`, its middleware runs for requests under `prefix`.
+    pub fn mount(&mut self, prefix: &str, router: Router) -> &mut Self {
+        let prefix = normalize_prefix(prefix);
+        for (p, mw) in router.layers {
+            let at = format!("{prefix}{}", normalize_prefix(&p));
+            self.inner
+                .borrow_mut()
+                .layers
+                .push(Layer { prefix: at, mw });
+        }
+        for (method, path, middleware, handler) in router.routes {
+            let full = if path == "/" {
+                if prefix.is_empty() {
+                    "/".to_string()
+                } else {
+                    prefix.clone()
+                }
+            } else {
+                format!("{prefix}{path}")
+            };
+            self.add_route(&method, &full, middleware, handler);
+        }
+        self
+    }
+
+    /// Turns weak ETags (and 304 on `If-None-Match`) on or off (default on, as Express).
+    pub fn set_etag(&mut self, on: bool) -> &mut Self {
+        self.inner.borrow_mut().etag = on;
+        self
+    }
+
+    /// Serves the app on `lp` at `addr` with the given server config; returns the HTTP server
+    /// (for its address and graceful close).
+    ///
+    /// # Errors
+    /// Bad routes were registered, or the address cannot be bound.
+    pub fn listen_on(
+        &self,
+        lp: &mut Loop,
+        addr: impl ToSocketAddrs,
+        config: http::ServerConfig,
+        on_listening: impl FnOnce(&mut Loop, SocketAddr) + 'static,
+    ) -> io::Result<http::Server> {
+        if let Some(e) = self.errors.first() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, e.clone()));
+        }
+        let inner = Rc::clone(&self.inner);
+        let server = http::create_server_with(lp, config, move |lp, req, res| {
+            chain::start_http(lp, &inner, req, res);
+        });
+        server.listen(lp, addr, on_listening)?;
+        Ok(server)
+    }
+
+    /// Creates a loop, listens on `port` (on `HOST`, default 127.0.0.1), calls `on_listening`
+    /// and runs the loop until the process ends (Express's `app.listen(port, cb)`).
+    ///
+    /// # Errors
+    /// Bad routes, the port cannot be bound, or the loop fails.
+    pub fn listen(&self, port: u16, on_listening: impl FnOnce() + 'static) -> io::Result<()> {
+        let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
+        let mut lp = Loop::new()?;
+        self.listen_on(
+            &mut lp,
+            (host.as_str(), port),
+            http::ServerConfig::default(),
+            move |_lp, _addr| on_listening(),
+        )?;
+        lp.run()
+    }
+
+    /// Runs `request` through the whole app in-process, without a socket (Fastify's
+    /// `inject`), driving `lp` until the response finishes or the loop runs out of work.
+    ///
+    /// # Errors
+    /// Only if the loop fails.
+    pub fn inject(&self, lp: &mut Loop, request: InjectRequest) -> io::Result<InjectResponse> {
+        let out = chain::start_inject(lp, &self.inner, request);
+        while !out.borrow().finished {
+            if !lp.run_once()? && !out.borrow().finished {
+                break;
+            }
+        }
+        let response = out.borrow().clone();
+        Ok(response)
+    }
+}

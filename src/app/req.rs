@@ -1,0 +1,186 @@
+//! The app-layer request: the HTTP request plus route params, parsed query and parsed body.
+
+use bytes::Bytes;
+use oneloop_runtime::LoopHandle;
+
+use super::path::{parse_query, split_target};
+use crate::http;
+
+/// A parsed request body (set by the body-parser middleware; `Body::None` without one).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    /// No body parser ran (Express: `req.body` is undefined).
+    None,
+    /// `application/json`, parsed.
+    Json(serde_json::Value),
+    /// `application/x-www-form-urlencoded`, decoded, repeated keys kept.
+    Form(Vec<(String, String)>),
+    /// `text/*`, as UTF-8.
+    Text(String),
+    /// Any type, raw bytes.
+    Raw(Bytes),
+}
+
+/// A request built in-process by [`App::inject`](super::App::inject) (Fastify's `inject`).
+#[derive(Debug, Clone, Default)]
+pub struct InjectRequest {
+    /// Method, e.g. `"GET"`.
+    pub method: String,
+    /// Target: path and optional query, e.g. `/api/products?x=1`.
+    pub url: String,
+    /// Header fields.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Bytes,
+}
+
+impl InjectRequest {
+    /// A request with no headers and no body.
+    pub fn new(method: &str, url: &str) -> InjectRequest {
+        InjectRequest {
+            method: method.to_string(),
+            url: url.to_string(),
+            ..InjectRequest::default()
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> InjectRequest {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Sets a JSON body and its content type.
+    pub fn json(mut self, value: &serde_json::Value) -> InjectRequest {
+        self.body = Bytes::from(value.to_string());
+        self.header("content-type", "application/json")
+    }
+
+    /// Sets a raw body.
+    pub fn body(mut self, body: impl Into<Bytes>) -> InjectRequest {
+        self.body = body.into();
+        self
+    }
+}
+
+pub(crate) enum Source {
+    Http(http::Request),
+    Inject(InjectRequest),
+}
+
+/// The request a handler or middleware sees (Express's `req`).
+pub struct Req {
+    pub(crate) source: Source,
+    pub(crate) params: Vec<(String, String)>,
+    query: Option<Vec<(String, String)>>,
+    /// The parsed body (see the body parsers in [`body`](super::body)).
+    pub body: Body,
+    /// A per-request id (`req-N`, Fastify's `reqId`), for logs.
+    pub id: u64,
+    pub(crate) handle: LoopHandle,
+    pub(crate) body_taken: bool,
+}
+
+impl Req {
+    pub(crate) fn new(source: Source, id: u64, handle: LoopHandle) -> Req {
+        Req {
+            source,
+            params: Vec::new(),
+            query: None,
+            body: Body::None,
+            id,
+            handle,
+            body_taken: false,
+        }
+    }
+
+    /// The method.
+    pub fn method(&self) -> &str {
+        match &self.source {
+            Source::Http(r) => r.method(),
+            Source::Inject(r) => &r.method,
+        }
+    }
+
+    /// The path without the query string (still percent-encoded).
+    pub fn path(&self) -> &str {
+        match &self.source {
+            Source::Http(r) => r.path(),
+            Source::Inject(r) => split_target(&r.url).0,
+        }
+    }
+
+    /// The raw query string, without `?`.
+    pub fn query_string(&self) -> Option<&str> {
+        match &self.source {
+            Source::Http(r) => r.query(),
+            Source::Inject(r) => split_target(&r.url).1,
+        }
+    }
+
+    /// A route parameter, percent-decoded (`/users/:id` -> `req.param("id")`).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All route parameters in pattern order.
+    pub fn params(&self) -> &[(String, String)] {
+        &self.params
+    }
+
+    /// The first query value for `key` (percent-decoded, `+` as space).
+    pub fn query(&mut self, key: &str) -> Option<&str> {
+        self.query_all()
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every query pair in order; repeated keys are kept (`a=1&a=3`).
+    pub fn query_all(&mut self) -> &[(String, String)] {
+        if self.query.is_none() {
+            let parsed = self.query_string().map(parse_query).unwrap_or_default();
+            self.query = Some(parsed);
+        }
+        self.query.as_deref().unwrap_or(&[])
+    }
+
+    /// A header value (case-insensitive name), if valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        match &self.source {
+            Source::Http(r) => r.header(name),
+            Source::Inject(r) => r
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str()),
+        }
+    }
+
+    /// The media type of the body, lowercased, without parameters (`application/json`).
+    pub fn content_type(&self) -> Option<String> {
+        self.header("content-type").map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+    }
+
+    /// The loop handle, to arm timers or queue thread-pool work from a handler.
+    pub fn loop_handle(&self) -> &LoopHandle {
+        &self.handle
+    }
+
+    /// The underlying HTTP request (absent for injected requests).
+    pub fn http(&self) -> Option<&http::Request> {
+        match &self.source {
+            Source::Http(r) => Some(r),
+            Source::Inject(_) => None,
+        }
+    }
+}

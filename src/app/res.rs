@@ -1,0 +1,397 @@
+//! The app-layer response (Express's `res`): `status`, `set`, `json`, `send`, `redirect`,
+//! cookies, weak ETags with 304, `send_file`.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use oneloop_runtime::LoopHandle;
+use serde::Serialize;
+
+use crate::http;
+
+/// What an injected request got back (see [`App::inject`](super::App::inject)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InjectResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header fields as set by the app (no Date, Connection or Content-Length).
+    pub headers: Vec<(String, String)>,
+    /// Body bytes (empty for HEAD, 204 and 304).
+    pub body: Vec<u8>,
+    /// Whether the response was finished.
+    pub finished: bool,
+}
+
+impl InjectResponse {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as UTF-8 text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body parsed as JSON.
+    ///
+    /// # Errors
+    /// If the body is not JSON.
+    pub fn json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+}
+
+pub(crate) enum Target {
+    Http(http::Response),
+    Inject(Rc<RefCell<InjectResponse>>),
+}
+
+type FinishHook = Box<dyn FnOnce(u16, usize)>;
+
+struct Core {
+    target: Target,
+    is_head: bool,
+    if_none_match: Option<String>,
+    etag: bool,
+    finish_hooks: RefCell<Vec<FinishHook>>,
+    handle: LoopHandle,
+}
+
+/// The response a handler or middleware writes (Express's `res`). Cloning it is cheap and
+/// every clone names the same response, so it can be finished later from a timer or a
+/// thread-pool completion.
+#[derive(Clone)]
+pub struct Res {
+    core: Rc<Core>,
+}
+
+fn no_body_status(status: u16) -> bool {
+    (100..200).contains(&status) || status == 204 || status == 304
+}
+
+/// Weak ETag of a body: length plus a 64-bit FNV-1a hash (Express uses a SHA-1 prefix; only
+/// equality matters to clients).
+pub(crate) fn weak_etag(body: &[u8]) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for &b in body {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("W/\"{:x}-{:016x}\"", body.len(), h)
+}
+
+/// Whether an `If-None-Match` value matches `etag` (weak comparison, `*` matches all).
+pub(crate) fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    let strip = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    let want = strip(etag);
+    if_none_match
+        .split(',')
+        .any(|t| t.trim() == "*" || strip(t) == want)
+}
+
+/// The MIME type for a short name (`json`, `html`) or a file extension.
+pub fn mime_for(name: &str) -> &'static str {
+    match name.trim_start_matches('.').to_ascii_lowercase().as_str() {
+        "json" => "application/json; charset=utf-8",
+        "html" | "htm" => "text/html; charset=utf-8",
+        "txt" | "text" => "text/plain; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "ico" => "image/x-icon",
+        "wasm" => "application/wasm",
+        "pdf" => "application/pdf",
+        "xml" => "application/xml",
+        "md" => "text/markdown; charset=utf-8",
+        "csv" => "text/csv; charset=utf-8",
+        "form" | "urlencoded" => "application/x-www-form-urlencoded",
+        _ => "application/octet-stream",
+    }
+}
+
+impl Res {
+    pub(crate) fn new(
+        target: Target,
+        is_head: bool,
+        if_none_match: Option<String>,
+        etag: bool,
+        handle: LoopHandle,
+    ) -> Res {
+        Res {
+            core: Rc::new(Core {
+                target,
+                is_head,
+                if_none_match,
+                etag,
+                finish_hooks: RefCell::new(Vec::new()),
+                handle,
+            }),
+        }
+    }
+
+    /// Sets the status code (`res.status(404)`); chainable.
+    pub fn status(&self, code: u16) -> &Self {
+        match &self.core.target {
+            Target::Http(r) => {
+                r.status(code);
+            }
+            Target::Inject(r) => {
+                let mut r = r.borrow_mut();
+                if !r.finished {
+                    r.status = code;
+                }
+            }
+        }
+        self
+    }
+
+    /// The status code so far.
+    pub fn status_code(&self) -> u16 {
+        match &self.core.target {
+            Target::Http(r) => r.status_code(),
+            Target::Inject(r) => r.borrow().status,
+        }
+    }
+
+    /// Sets a header (Express's `res.set`); chainable. Invalid names/values are refused and
+    /// logged (header injection guard).
+    pub fn set(&self, name: &str, value: &str) -> &Self {
+        let value_ok = http::encode::validate_header_value(value.as_bytes());
+        let name_ok = http::encode::validate_header_name(name);
+        if !(value_ok && name_ok) {
+            log::warn!("res.set refused an invalid header {name:?}");
+            return self;
+        }
+        match &self.core.target {
+            Target::Http(r) => {
+                r.set_header(name.to_string(), value.as_bytes().to_vec());
+            }
+            Target::Inject(r) => {
+                let mut r = r.borrow_mut();
+                r.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+                r.headers.push((name.to_string(), value.to_string()));
+            }
+        }
+        self
+    }
+
+    /// Sets a header from `'static` strings without allocating; chainable.
+    pub fn set_static(&self, name: &'static str, value: &'static str) -> &Self {
+        match &self.core.target {
+            Target::Http(r) => {
+                r.set_header(Cow::Borrowed(name), Cow::Borrowed(value.as_bytes()));
+            }
+            Target::Inject(_) => {
+                self.set(name, value);
+            }
+        }
+        self
+    }
+
+    /// Appends a header without replacing (for `Set-Cookie`).
+    pub fn append(&self, name: &str, value: &str) -> &Self {
+        match &self.core.target {
+            Target::Http(r) => {
+                if let Err(e) = r.append_header(name.to_string(), value.as_bytes().to_vec()) {
+                    log::warn!("res.append refused {name:?}: {e}");
+                }
+            }
+            Target::Inject(r) => {
+                if http::encode::validate_header_value(value.as_bytes()) {
+                    r.borrow_mut()
+                        .headers
+                        .push((name.to_string(), value.to_string()));
+                }
+            }
+        }
+        self
+    }
+
+    /// A header set so far.
+    pub fn get(&self, name: &str) -> Option<String> {
+        match &self.core.target {
+            Target::Http(r) => r.get_header(name),
+            Target::Inject(r) => r
+                .borrow()
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone()),
+        }
+    }
+
+    /// Sets Content-Type from a short name or extension (`json`, `html`, `.png`) or a full
+    /// type (`text/csv`); chainable.
+    pub fn type_(&self, t: &str) -> &Self {
+        if t.contains('/') {
+            self.set("content-type", t)
+        } else {
+            self.set_static("content-type", mime_for(t))
+        }
+    }
+
+    /// Sends `value` as JSON (`application/json; charset=utf-8`).
+    pub fn json<T: Serialize + ?Sized>(&self, value: &T) {
+        match serde_json::to_vec(value) {
+            Ok(body) => {
+                if self.get("content-type").is_none() {
+                    self.set_static("content-type", "application/json; charset=utf-8");
+                }
+                self.send_bytes(&body);
+            }
+            Err(e) => {
+                log::error!("res.json: serialization failed: {e}");
+                self.status(500).send_text("Internal Server Error");
+            }
+        }
+    }
+
+    /// Sends a body (Express's `res.send`): a `&str` defaults to `text/html; charset=utf-8`
+    /// as in Express; use [`Res::send_text`] for text/plain.
+    pub fn send(&self, body: impl AsRef<str>) {
+        if self.get("content-type").is_none() {
+            self.set_static("content-type", "text/html; charset=utf-8");
+        }
+        self.send_bytes(body.as_ref().as_bytes());
+    }
+
+    /// Sends text/plain.
+    pub fn send_text(&self, body: impl AsRef<str>) {
+        if self.get("content-type").is_none() {
+            self.set_static("content-type", "text/plain; charset=utf-8");
+        }
+        self.send_bytes(body.as_ref().as_bytes());
+    }
+
+    /// Sends bytes (`application/octet-stream` unless a type is set), with a weak ETag and a
+    /// 304 when the request's `If-None-Match` matches (GET/HEAD, 2xx).
+    pub fn send_bytes(&self, body: &[u8]) {
+        if self.get("content-type").is_none() {
+            self.set_static("content-type", "application/octet-stream");
+        }
+        let status = self.status_code();
+        if self.core.etag && (200..300).contains(&status) && self.get("etag").is_none() {
+            let tag = weak_etag(body);
+            let fresh = self
+                .core
+                .if_none_match
+                .as_deref()
+                .is_some_and(|inm| etag_matches(inm, &tag));
+            self.set("etag", &tag);
+            if fresh {
+                self.status(304);
+                self.finish(&[]);
+                return;
+            }
+        }
+        self.finish(body);
+    }
+
+    /// Sends the status with its reason phrase as a text/plain body (`res.sendStatus(404)`).
+    pub fn send_status(&self, code: u16) {
+        self.status(code);
+        self.send_text(http::status::reason_phrase(code));
+    }
+
+    /// Redirects with 302 (`res.redirect(url)`), body `Found. Redirecting to <url>`.
+    pub fn redirect(&self, url: &str) {
+        self.redirect_with(302, url);
+    }
+
+    /// Redirects with a given status (301, 303, 307, 308 ...).
+    pub fn redirect_with(&self, status: u16, url: &str) {
+        self.status(status).set("location", url);
+        let phrase = http::status::reason_phrase(status);
+        self.send_text(format!("{phrase}. Redirecting to {url}"));
+    }
+
+    /// Sets a cookie (`Set-Cookie: name=value; Path=/` plus `attrs`, e.g. `"HttpOnly"`).
+    /// `name` and `value` must not contain `;`, `,`, whitespace or control characters.
+    pub fn cookie(&self, name: &str, value: &str, attrs: &[&str]) -> &Self {
+        let bad = |s: &str| {
+            s.bytes()
+                .any(|b| b <= b' ' || b == b';' || b == b',' || b == 0x7f)
+        };
+        if name.is_empty() || bad(name) || bad(value) {
+            log::warn!("res.cookie refused an invalid cookie {name:?}");
+            return self;
+        }
+        let mut v = format!("{name}={value}; Path=/");
+        for a in attrs {
+            v.push_str("; ");
+            v.push_str(a);
+        }
+        self.append("set-cookie", &v)
+    }
+
+    /// Clears a cookie (expires it in the past).
+    pub fn clear_cookie(&self, name: &str) -> &Self {
+        self.cookie(name, "", &["Expires=Thu, 01 Jan 1970 00:00:00 GMT"])
+    }
+
+    /// Ends the response with no body (or the status's empty body).
+    pub fn end(&self) {
+        self.finish(&[]);
+    }
+
+    /// Whether the response has been finished.
+    pub fn finished(&self) -> bool {
+        match &self.core.target {
+            Target::Http(r) => r.finished(),
+            Target::Inject(r) => r.borrow().finished,
+        }
+    }
+
+    /// Calls `hook(status, body_len)` when the response finishes (Express's `'finish'`).
+    pub fn on_finish(&self, hook: impl FnOnce(u16, usize) + 'static) {
+        self.core.finish_hooks.borrow_mut().push(Box::new(hook));
+    }
+
+    /// Sends a file, read on the thread pool (Express's `res.sendFile`); see
+    /// [`files`](super::files) for conditional requests and ranges.
+    pub fn send_file(&self, req: &super::Req, path: impl AsRef<std::path::Path>) {
+        super::files::send_file(req, self, path);
+    }
+
+    /// The loop handle, to arm timers or queue thread-pool work.
+    pub fn loop_handle(&self) -> &LoopHandle {
+        &self.core.handle
+    }
+
+    /// Writes the body and finishes; runs finish hooks.
+    pub(crate) fn finish(&self, body: &[u8]) {
+        if self.finished() {
+            return;
+        }
+        let status = self.status_code();
+        // The HTTP layer itself drops the body of HEAD/204/304 (keeping Content-Length for
+        // HEAD); an injected response mirrors what would reach the wire.
+        let wire_body = if self.core.is_head || no_body_status(status) {
+            &[][..]
+        } else {
+            body
+        };
+        match &self.core.target {
+            Target::Http(r) => r.end(body),
+            Target::Inject(r) => {
+                let body = wire_body;
+                let mut r = r.borrow_mut();
+                r.body.extend_from_slice(body);
+                r.finished = true;
+            }
+        }
+        let hooks = std::mem::take(&mut *self.core.finish_hooks.borrow_mut());
+        for hook in hooks {
+            hook(status, wire_body.len());
+        }
+    }
+}
