@@ -102,6 +102,9 @@ pub fn raw() -> Middleware {
 }
 
 fn has_body(req: &Req) -> bool {
+    if let Source::Inject(r) = &req.source {
+        return !r.body.is_empty();
+    }
     req.header("transfer-encoding").is_some()
         || req
             .header("content-length")

@@ -1,0 +1,308 @@
+//! The app layer through `App::inject` (no socket): routing, middleware, errors, bodies, ETags.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use oneloop::app::{body, mw, App, AppError, Body, InjectRequest, Router};
+use oneloop::runtime::Loop;
+use serde_json::json;
+
+fn get(app: &App, url: &str) -> oneloop::app::InjectResponse {
+    let mut lp = Loop::new().unwrap();
+    app.inject(&mut lp, InjectRequest::new("GET", url)).unwrap()
+}
+
+fn send(app: &App, req: InjectRequest) -> oneloop::app::InjectResponse {
+    let mut lp = Loop::new().unwrap();
+    app.inject(&mut lp, req).unwrap()
+}
+
+#[test]
+fn seed_example_answers_an_empty_product_list() {
+    let mut app = App::new();
+    app.get("/api/products", |_req, res| {
+        res.json(&json!({"products": []}))
+    });
+    let r = get(&app, "/api/products");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    assert_eq!(r.json().unwrap(), json!({"products": []}));
+}
+
+#[test]
+fn params_are_percent_decoded_and_query_keeps_repeated_keys() {
+    let mut app = App::new();
+    app.get("/users/:id/files/*path", |req, res| {
+        let q: Vec<_> = req.query_all().to_vec();
+        res.json(&json!({
+            "id": req.param("id"),
+            "path": req.param("path"),
+            "q": q,
+        }))
+    });
+    let r = get(&app, "/users/a%20b/files/x/y.txt?a=1&a=3&b=x+y");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json().unwrap(),
+        json!({"id": "a b", "path": "x/y.txt", "q": [["a","1"],["a","3"],["b","x y"]]})
+    );
+}
+
+#[test]
+fn static_route_beats_param_route_whatever_the_order() {
+    let mut app = App::new();
+    app.get("/u/:id", |_req, res| res.send_text("param"));
+    app.get("/u/me", |_req, res| res.send_text("static"));
+    assert_eq!(get(&app, "/u/me").text(), "static");
+    assert_eq!(get(&app, "/u/42").text(), "param");
+}
+
+#[test]
+fn unknown_path_is_404_with_cannot_get_body() {
+    let app = App::new();
+    let r = get(&app, "/nope");
+    assert_eq!(r.status, 404);
+    assert!(
+        r.text().contains("<pre>Cannot GET /nope</pre>"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        r.header("content-security-policy"),
+        Some("default-src 'none'")
+    );
+}
+
+#[test]
+fn wrong_method_is_405_with_allow_and_options_is_automatic() {
+    let mut app = App::new();
+    app.get("/thing", |_req, res| res.send_text("x"));
+    app.post("/thing", |_req, res| res.send_text("y"));
+    let r = send(&app, InjectRequest::new("DELETE", "/thing"));
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD, POST"));
+    let r = send(&app, InjectRequest::new("OPTIONS", "/thing"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("allow"), Some("GET, HEAD, POST"));
+    assert_eq!(r.text(), "GET, HEAD, POST");
+}
+
+#[test]
+fn get_route_answers_head_without_a_body() {
+    let mut app = App::new();
+    app.get("/h", |_req, res| res.send_text("hello"));
+    let r = send(&app, InjectRequest::new("HEAD", "/h"));
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+}
+
+#[test]
+fn middleware_runs_in_order_and_next_may_be_called_later() {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let mut app = App::new();
+    let l = log.clone();
+    app.use_(move |_req, _res, next| {
+        l.borrow_mut().push("a");
+        next.call();
+    });
+    let l = log.clone();
+    app.use_(move |req, _res, next| {
+        l.borrow_mut().push("b-start");
+        let l = l.clone();
+        // Continue from a timer: the chain waits for it.
+        req.loop_handle().set_timeout(5, move |_lp| {
+            l.borrow_mut().push("b-timer");
+            next.call();
+        });
+    });
+    let l = log.clone();
+    app.route(
+        "GET",
+        "/x",
+        vec![mw(move |_req, _res, next| {
+            l.borrow_mut().push("route-mw");
+            next.call();
+        })],
+        {
+            let l = log.clone();
+            move |_req, res| {
+                l.borrow_mut().push("handler");
+                res.send_text("done");
+            }
+        },
+    );
+    let r = get(&app, "/x");
+    assert_eq!(r.text(), "done");
+    assert_eq!(
+        *log.borrow(),
+        ["a", "b-start", "b-timer", "route-mw", "handler"]
+    );
+}
+
+#[test]
+fn next_error_skips_to_error_middleware() {
+    let mut app = App::new();
+    app.use_(|_req, _res, next| next.error(AppError::new(418, "teapot")));
+    app.get("/x", |_req, res| res.send_text("never"));
+    app.use_error(|err, _req, res, _next| {
+        res.status(err.status);
+        res.json(&json!({"caught": err.message}));
+    });
+    let r = get(&app, "/x");
+    assert_eq!(r.status, 418);
+    assert_eq!(r.json().unwrap(), json!({"caught": "teapot"}));
+}
+
+#[test]
+fn server_errors_do_not_leak_their_message() {
+    let mut app = App::new();
+    app.get("/x", |_req, _res| {});
+    app.use_(|_req, _res, next| next.error(AppError::internal("db password is hunter2")));
+    let r = get(&app, "/x");
+    assert_eq!(r.status, 500);
+    assert!(!r.text().contains("hunter2"));
+    assert!(r.text().contains("Internal Server Error"));
+}
+
+#[test]
+fn a_panicking_handler_is_answered_500_and_the_app_keeps_serving() {
+    let mut app = App::new();
+    app.get("/boom", |_req, _res| panic!("kaboom"));
+    app.get("/ok", |_req, res| res.send_text("fine"));
+    let r = get(&app, "/boom");
+    assert_eq!(r.status, 500);
+    assert!(!r.text().contains("kaboom"));
+    assert_eq!(get(&app, "/ok").text(), "fine");
+}
+
+#[test]
+fn json_body_parser_parses_and_rejects_malformed_with_json_400() {
+    let mut app = App::new();
+    app.use_(|req, res, next| body::json()(req, res, next));
+    app.post("/p", |req, res| match &req.body {
+        Body::Json(v) => res.json(&json!({"got": v})),
+        other => res.status(500).send_text(format!("{other:?}")),
+    });
+    let r = send(
+        &app,
+        InjectRequest::new("POST", "/p").json(&json!({"a": 1})),
+    );
+    assert_eq!(r.json().unwrap(), json!({"got": {"a": 1}}));
+    let bad = InjectRequest::new("POST", "/p")
+        .header("content-type", "application/json")
+        .header("content-length", "5")
+        .body("{nope");
+    let r = send(&app, bad);
+    assert_eq!(r.status, 400);
+    let v = r.json().expect("a JSON error body");
+    assert_eq!(v["statusCode"], 400);
+}
+
+#[test]
+fn body_over_the_limit_is_413_and_wrong_type_is_415_when_required() {
+    let mut app = App::new();
+    let parser = body::json_with(body::BodyOptions {
+        limit: 10,
+        require_type: true,
+    });
+    app.use_(move |req, res, next| parser(req, res, next));
+    app.post("/p", |_req, res| res.send_text("ok"));
+    let big = InjectRequest::new("POST", "/p")
+        .header("content-type", "application/json")
+        .header("content-length", "20")
+        .body("[1,2,3,4,5,6,7,8,9,0]");
+    assert_eq!(send(&app, big).status, 413);
+    let wrong = InjectRequest::new("POST", "/p")
+        .header("content-type", "text/plain")
+        .header("content-length", "2")
+        .body("hi");
+    assert_eq!(send(&app, wrong).status, 415);
+}
+
+#[test]
+fn send_sets_a_weak_etag_and_if_none_match_gets_304() {
+    let mut app = App::new();
+    app.get("/e", |_req, res| res.send_text("same body"));
+    let first = get(&app, "/e");
+    let tag = first.header("etag").expect("etag").to_string();
+    assert!(tag.starts_with("W/\""));
+    let r = send(
+        &app,
+        InjectRequest::new("GET", "/e").header("if-none-match", &tag),
+    );
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+}
+
+#[test]
+fn redirect_cookie_and_send_status_match_express() {
+    let mut app = App::new();
+    app.get("/r", |_req, res| res.redirect("/there"));
+    app.get("/c", |_req, res| {
+        res.cookie("sid", "abc", &["HttpOnly"]).clear_cookie("old");
+        res.send_status(201);
+    });
+    let r = get(&app, "/r");
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location"), Some("/there"));
+    assert_eq!(r.text(), "Found. Redirecting to /there");
+    let r = get(&app, "/c");
+    assert_eq!(r.status, 201);
+    assert_eq!(r.text(), "Created");
+    let cookies: Vec<_> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "set-cookie")
+        .collect();
+    assert_eq!(cookies.len(), 2);
+    assert_eq!(cookies[0].1, "sid=abc; Path=/; HttpOnly");
+    assert!(cookies[1]
+        .1
+        .starts_with("old=; Path=/; Expires=Thu, 01 Jan 1970"));
+}
+
+#[test]
+fn mounted_router_serves_under_its_prefix_with_its_middleware() {
+    let mut api = Router::new();
+    api.use_(|_req, res, next| {
+        res.set("x-api", "1");
+        next.call();
+    });
+    api.get("/items/:id", |req, res| {
+        let id = req.param("id").unwrap_or("").to_string();
+        res.send_text(id)
+    });
+    let mut app = App::new();
+    app.get("/items/:id", |_req, res| res.send_text("root"));
+    app.mount("/api", api);
+    let r = get(&app, "/api/items/7");
+    assert_eq!(r.text(), "7");
+    assert_eq!(r.header("x-api"), Some("1"));
+    let r = get(&app, "/items/7");
+    assert_eq!(r.text(), "root");
+    assert_eq!(r.header("x-api"), None);
+}
+
+#[test]
+fn bare_star_route_is_refused_at_registration() {
+    let mut app = App::new();
+    app.get("*", |_req, res| res.send_text("x"));
+    assert_eq!(app.route_errors().len(), 1);
+}
+
+#[test]
+fn work_on_the_thread_pool_finishes_the_response_later() {
+    let mut app = App::new();
+    app.get("/fib", |_req, res| {
+        let res2 = res.clone();
+        res.loop_handle().queue_work(
+            || (1..=20u64).product::<u64>(),
+            move |_lp, n| res2.json(&json!({"n": n.unwrap()})),
+        );
+    });
+    let r = get(&app, "/fib");
+    assert_eq!(r.json().unwrap(), json!({"n": 2432902008176640000u64}));
+}
