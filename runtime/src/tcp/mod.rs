@@ -1,9 +1,10 @@
 //! TCP on the loop, with Node `net` semantics.
 //!
 //! Servers ([`Loop::tcp_listen`]) and sockets ([`Loop::tcp_connect`], or accepted) share one
-//! generational slab; a slot's index is its mio `Token`, so the poll phase maps an event back to
-//! its handle in O(1) and a stale event (for a slot reused since) finds a different generation or
-//! kind and is ignored. See docs/tcp.md for how a read travels from epoll to `on_data` and how
+//! generational slab; a slot's key (index and generation) is its mio `Token`, so the poll phase
+//! maps an event back to its handle in O(1) and a stale event (queued for a handle that closed
+//! while the same batch of events was being dispatched, its slot possibly reused since) finds a
+//! different generation and is ignored. See docs/tcp.md for how a read travels from epoll to `on_data` and how
 //! backpressure works.
 
 mod server;
@@ -71,22 +72,15 @@ pub(crate) enum IoEntry {
 }
 
 /// All TCP state of one loop.
+#[derive(Default)]
 pub(crate) struct Net {
     pub(crate) entries: GenSlab<IoEntry>,
     /// The shared read buffer; taken out while an `on_data` callback borrows it.
     pub(crate) read_buf: Vec<u8>,
     /// Servers that stopped accepting because the process ran out of file descriptors.
     pub(crate) backed_off: Vec<ServerId>,
-}
-
-impl Default for Net {
-    fn default() -> Self {
-        Net {
-            entries: GenSlab::default(),
-            read_buf: Vec::new(),
-            backed_off: Vec::new(),
-        }
-    }
+    /// A retry of the backed-off servers is queued for the pending phase.
+    pub(crate) retry_queued: bool,
 }
 
 impl Net {
@@ -160,9 +154,9 @@ impl Net {
 }
 
 impl Loop {
-    /// Routes one poller event to the server or socket whose slot index is the token.
-    pub(crate) fn dispatch_io(&mut self, index: usize, event: &mio::event::Event) {
-        let Some(key) = self.net.entries.key_at(index) else {
+    /// Routes one poller event to the server or socket whose key is the token.
+    pub(crate) fn dispatch_io(&mut self, token: usize, event: &mio::event::Event) {
+        let Some(key) = Loop::key_of(token, &self.net.entries) else {
             return; // the handle closed after the event was queued
         };
         match self.net.entries.get(key) {
@@ -177,7 +171,23 @@ impl Loop {
         self.net.socket_count()
     }
 
+    /// The token a handle registers with: its slot index in the low 32 bits and its generation
+    /// in the high 32 bits, so an event for a closed handle cannot reach the one that reused the
+    /// slot. (On a 32-bit target the token is the index alone.)
     pub(crate) fn token_of(key: Key) -> mio::Token {
-        mio::Token(key.index())
+        let packed = (u64::from(key.gen) << 32) | u64::from(key.index);
+        mio::Token(usize::try_from(packed).unwrap_or(key.index()))
+    }
+
+    fn key_of(token: usize, entries: &GenSlab<IoEntry>) -> Option<Key> {
+        if usize::BITS < 64 {
+            return entries.key_at(token);
+        }
+        let raw = token as u64;
+        let key = Key {
+            index: (raw & 0xFFFF_FFFF) as u32,
+            gen: (raw >> 32) as u32,
+        };
+        entries.get(key).map(|_| key)
     }
 }

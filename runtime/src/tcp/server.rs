@@ -10,7 +10,7 @@ use socket2::{Domain, Protocol, Socket as RawSocket, Type};
 
 use super::socket::SocketOptions;
 use super::{IoEntry, TcpError};
-use crate::handle::{ServerId, TcpId};
+use crate::handle::{ServerId, TcpId, TimerId};
 use crate::trace::CallbackKind;
 use crate::Loop;
 
@@ -59,6 +59,7 @@ pub struct DropInfo {
 type ConnectionCallback = Box<dyn FnMut(&mut Loop, TcpId)>;
 type DropCallback = Box<dyn FnMut(&mut Loop, DropInfo)>;
 type ServerErrorCallback = Box<dyn FnMut(&mut Loop, &io::Error)>;
+type ServerCloseCallback = Box<dyn FnOnce(&mut Loop)>;
 
 pub(crate) struct Server {
     /// `None` once closing: the listening socket is closed at once, connections may linger.
@@ -67,10 +68,12 @@ pub(crate) struct Server {
     on_connection: Option<ConnectionCallback>,
     on_drop: Option<DropCallback>,
     on_error: Option<ServerErrorCallback>,
-    on_close: Option<Box<dyn FnOnce(&mut Loop)>>,
+    on_close: Option<ServerCloseCallback>,
     options: ListenOptions,
     pub(crate) connections: usize,
     backed_off: bool,
+    /// The back-off retry timer, while armed (one per server, however often accept fails).
+    backoff_timer: Option<TimerId>,
     pub(crate) refed: bool,
     pub(crate) created_at: &'static Location<'static>,
 }
@@ -123,6 +126,7 @@ impl Loop {
             options,
             connections: 0,
             backed_off: false,
+            backoff_timer: None,
             refed: true,
             created_at: Location::caller(),
         })));
@@ -220,6 +224,10 @@ impl Loop {
         let listener = server.listener.take();
         server.on_close = Some(Box::new(callback));
         let refed = std::mem::replace(&mut server.refed, false);
+        let timer = server.backoff_timer.take();
+        if let Some(t) = timer {
+            let _ = self.clear_timeout(t);
+        }
         if let Some(mut listener) = listener {
             let _ = self.registry().deregister(&mut listener);
         }
@@ -321,9 +329,21 @@ impl Loop {
             "server {}: accept failed ({e}); pausing accepts",
             server.local
         );
+        let timer = server.backoff_timer;
         self.net.backed_off.push(id);
-        let timer = self.set_timeout(EMFILE_BACKOFF_MS, move |lp| lp.server_resume_accept(id));
-        let _ = self.unref(timer);
+        let armed = timer.is_some_and(|t| self.timer_is_active(t));
+        if !armed {
+            let timer = self.set_timeout(EMFILE_BACKOFF_MS, move |lp| {
+                if let Some(s) = lp.net.server_mut(id) {
+                    s.backoff_timer = None;
+                }
+                lp.server_resume_accept(id);
+            });
+            let _ = self.unref(timer);
+            if let Some(s) = self.net.server_mut(id) {
+                s.backoff_timer = Some(timer);
+            }
+        }
     }
 
     pub(crate) fn server_resume_accept(&mut self, id: ServerId) {
@@ -338,11 +358,21 @@ impl Loop {
         self.server_accept(id);
     }
 
-    /// A socket closed: one fd is free, so servers that backed off may accept again.
+    /// A socket closed: one fd is free, so servers that backed off may accept again. The retry
+    /// runs from the pending phase, never inside the callback that closed the socket (a
+    /// connection callback nested in, say, an `on_data` callback would surprise user code).
     pub(crate) fn servers_retry_after_close(&mut self) {
-        if self.net.backed_off.is_empty() {
+        if self.net.backed_off.is_empty() || self.net.retry_queued {
             return;
         }
+        self.net.retry_queued = true;
+        self.defer(|lp| {
+            lp.net.retry_queued = false;
+            lp.servers_retry_backed_off();
+        });
+    }
+
+    fn servers_retry_backed_off(&mut self) {
         let ids = std::mem::take(&mut self.net.backed_off);
         for id in ids {
             if let Some(s) = self.net.server_mut(id) {

@@ -9,6 +9,7 @@ use std::panic::Location;
 use bytes::{Buf, Bytes};
 use mio::net::TcpStream;
 use mio::Interest;
+use socket2::{Domain, Protocol, Socket as RawSocket, Type};
 
 use super::{IoEntry, TcpError, DEFAULT_HIGH_WATER_MARK, READ_BUFFER_SIZE};
 use crate::handle::{ServerId, TcpId, TimerId};
@@ -197,10 +198,12 @@ impl Loop {
 
     /// Opens a connection to `addr` (Node's `net.connect`). `on_connect` runs once connected;
     /// a refused or failed connection is reported to the socket's `on_error`, then `on_close`
-    /// with `had_error = true`. Writes before the connection completes are queued.
+    /// with `had_error = true`, always from a later callback, never from inside this call (even
+    /// when the kernel refuses a loopback connect synchronously). Writes before the connection
+    /// completes are queued.
     ///
     /// # Errors
-    /// Only errors the OS reports at once (out of file descriptors, bad address family).
+    /// Only when no socket could be created (out of file descriptors, bad address family).
     #[track_caller]
     pub fn tcp_connect(
         &mut self,
@@ -208,10 +211,20 @@ impl Loop {
         options: SocketOptions,
         on_connect: impl FnMut(&mut Loop, TcpId) + 'static,
     ) -> io::Result<TcpId> {
-        let stream = TcpStream::connect(addr)?;
+        let raw = RawSocket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        raw.set_nonblocking(true)?;
+        let failed = match raw.connect(&addr.into()) {
+            Ok(()) => None,
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) || interrupted(&e) => None,
+            Err(e) => Some(e),
+        };
+        let stream = TcpStream::from_std(std::net::TcpStream::from(raw));
         let id = self.socket_adopt(stream, None, options, false)?;
         if let Some(s) = self.net.socket_mut(id) {
             s.callbacks.on_connect = Some(Box::new(on_connect));
+        }
+        if let Some(e) = failed {
+            self.defer(move |lp| lp.socket_fail(id, e));
         }
         Ok(id)
     }
@@ -431,7 +444,12 @@ impl Loop {
                 *slot = IoSlice::new(buf);
             }
             match s.stream.write_vectored(&slices[..n_slices]) {
-                Ok(0) => break,
+                Ok(0) => {
+                    // The queue holds no empty buffers, so the kernel took nothing it was offered.
+                    let e = io::Error::from(io::ErrorKind::WriteZero);
+                    self.socket_fail(id, e);
+                    return;
+                }
                 Ok(mut n) => {
                     s.queued -= n;
                     s.bytes_written += n as u64;
@@ -489,7 +507,9 @@ impl Loop {
     }
 
     /// Resumes reading (Node's `socket.resume()`). Data that arrived while paused is delivered
-    /// from the next pending phase (no new readiness event would report it).
+    /// from the next pending phase (no new readiness event would report it). That read goes on
+    /// until the kernel buffer is empty: a FIN that arrived while paused was reported by an
+    /// event we ignored, so a short read proves nothing.
     ///
     /// # Errors
     /// [`TcpError::Stale`] if the socket is gone.
@@ -497,7 +517,7 @@ impl Loop {
         let s = self.net.socket_mut(id).ok_or(TcpError::Stale)?;
         if s.paused {
             s.paused = false;
-            self.defer(move |lp| lp.socket_read(id, false));
+            self.defer(move |lp| lp.socket_read(id, true));
         }
         Ok(())
     }
@@ -507,16 +527,16 @@ impl Loop {
         self.net.socket(id).is_some_and(|s| s.paused)
     }
 
-    fn socket_read(&mut self, id: TcpId, peer_closed_hint: bool) {
+    /// Reads until the kernel buffer is empty, the socket pauses or closes, or the fairness cap.
+    /// `drain` (the event reported read-closed, or no event will follow because we stopped
+    /// early) disables the short-read rule: read until `WouldBlock` or EOF.
+    fn socket_read(&mut self, id: TcpId, drain: bool) {
         let mut buf = std::mem::take(&mut self.net.read_buf);
         if buf.len() < READ_BUFFER_SIZE {
             buf.resize(READ_BUFFER_SIZE, 0);
         }
         let mut reads = 0;
-        loop {
-            let Some(s) = self.net.socket_mut(id) else {
-                break;
-            };
+        while let Some(s) = self.net.socket_mut(id) {
             if s.paused || s.read_ended || s.connecting {
                 break;
             }
@@ -533,7 +553,7 @@ impl Loop {
                     break;
                 }
                 Ok(n) => {
-                    let now = self.now_ms_cached();
+                    let now = self.now();
                     let s = self.net.socket_mut(id).expect("checked above");
                     s.bytes_read += n as u64;
                     s.touch(now);
@@ -541,7 +561,7 @@ impl Loop {
                     emit!(self, id, on_data, |cb| cb(self, id, &buf[..n]));
                     // A short read drained the kernel buffer: a new edge will report new data or
                     // the FIN, unless the FIN was already reported with this event.
-                    if short && !peer_closed_hint {
+                    if short && !drain {
                         break;
                     }
                 }
@@ -554,10 +574,6 @@ impl Loop {
             }
         }
         self.net.read_buf = buf;
-    }
-
-    fn now_ms_cached(&self) -> u64 {
-        self.now()
     }
 
     fn socket_on_eof(&mut self, id: TcpId) {
@@ -592,16 +608,15 @@ impl Loop {
                 Ok(_) => {
                     s.connecting = false;
                     emit!(self, id, on_connect, |cb| cb(self, id));
+                    // Writes queued while connecting, then the FIN if `end` was called.
                     self.socket_flush(id);
-                    if self
-                        .net
-                        .socket(id)
-                        .is_some_and(|s| s.write_side == WriteSide::Ending)
-                    {
-                        self.socket_flush(id);
-                    }
                 }
+                // Not connected yet and no error: a spurious event (mio allows them); the
+                // connect's own event follows. Only a hang-up or error flag means it failed.
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    if !(event.is_error() || event.is_write_closed()) {
+                        return;
+                    }
                     let e = s.stream.take_error().ok().flatten().unwrap_or(e);
                     return self.socket_fail(id, e);
                 }
@@ -650,14 +665,16 @@ impl Loop {
             let _ = self.clear_timeout(t);
         }
         drop(s.stream);
+        // The socket's close callback goes first: a closing server's callback (queued by
+        // `server_maybe_finish_close`) runs after its last connection's, as in Node.
+        if let Some(cb) = s.callbacks.on_close.take() {
+            self.queue_close(move |lp| cb(lp, id, had_error));
+        }
         if let Some(server) = s.server {
             if let Some(srv) = self.net.server_mut(server) {
                 srv.connections -= 1;
             }
             self.server_maybe_finish_close(server);
-        }
-        if let Some(cb) = s.callbacks.on_close.take() {
-            self.queue_close(move |lp| cb(lp, id, had_error));
         }
         self.servers_retry_after_close();
     }

@@ -1,0 +1,197 @@
+//! The app layer over real loopback sockets: the seed example, static files (index, dotfiles,
+//! traversal), send_file with ETag/304 and Range (206/416), body limits, logging.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use oneloop::app::{body, files, logger, App, Body};
+use oneloop::http::ServerConfig;
+use oneloop::runtime::Loop;
+use serde_json::json;
+
+/// Starts `build()`'s app on its own thread and loop; the thread lives until the test ends.
+fn serve(build: impl FnOnce() -> App + Send + 'static) -> SocketAddr {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let app = build();
+        let mut lp = Loop::new().unwrap();
+        let server = app
+            .listen_on(&mut lp, "127.0.0.1:0", ServerConfig::default(), |_, _| {})
+            .unwrap();
+        tx.send(server.local_addr().unwrap()).unwrap();
+        // Bounded: a test never needs the server for more than 20 s.
+        lp.set_timeout(20_000, |lp| lp.stop());
+        lp.run().unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(5)).unwrap()
+}
+
+/// Sends one request with `Connection: close` and returns (status, headers, body).
+fn request(addr: SocketAddr, raw: &str) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(raw.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete head");
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let status = head[9..12].parse().unwrap();
+    (status, head, buf[split + 4..].to_vec())
+}
+
+fn get(addr: SocketAddr, path: &str, extra: &str) -> (u16, String, Vec<u8>) {
+    request(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{extra}\r\n"),
+    )
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn fixture_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("oneloop-static-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("index.html"), "<h1>home</h1>").unwrap();
+    std::fs::write(dir.join("hello.txt"), "0123456789").unwrap();
+    std::fs::write(dir.join(".secret"), "nope").unwrap();
+    std::fs::write(dir.join("sub/index.html"), "sub index").unwrap();
+    std::fs::write(dir.join("style.css"), "body{}").unwrap();
+    dir
+}
+
+#[test]
+fn seed_example_over_a_socket() {
+    let addr = serve(|| {
+        let mut app = App::new();
+        app.get("/api/products", |_req, res| {
+            res.json(&json!({"products": []}))
+        });
+        app
+    });
+    let (status, head, body) = get(addr, "/api/products", "");
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&head, "content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    assert_eq!(body, br#"{"products":[]}"#);
+}
+
+#[test]
+fn static_files_serve_index_types_and_refuse_dotfiles_and_traversal() {
+    let dir = fixture_dir();
+    let root = dir.clone();
+    let addr = serve(move || {
+        let mut app = App::new();
+        let stat = files::static_files_with(
+            root,
+            files::StaticOptions {
+                max_age_secs: Some(60),
+                index: true,
+            },
+        );
+        app.use_(move |req, res, next| stat(req, res, next));
+        app
+    });
+    let (s, head, body) = get(addr, "/", "");
+    assert_eq!((s, body.as_slice()), (200, &b"<h1>home</h1>"[..]));
+    assert_eq!(
+        header(&head, "content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(header(&head, "cache-control"), Some("public, max-age=60"));
+    let (s, _, body) = get(addr, "/sub/", "");
+    assert_eq!((s, body.as_slice()), (200, &b"sub index"[..]));
+    let (s, head, _) = get(addr, "/style.css", "");
+    assert_eq!(s, 200);
+    assert_eq!(
+        header(&head, "content-type"),
+        Some("text/css; charset=utf-8")
+    );
+    assert_eq!(get(addr, "/.secret", "").0, 404);
+    assert_eq!(get(addr, "/../Cargo.toml", "").0, 403);
+    assert_eq!(get(addr, "/sub/%2e%2e/%2e%2e/etc/passwd", "").0, 403);
+    assert_eq!(get(addr, "/missing.txt", "").0, 404);
+}
+
+#[test]
+fn send_file_answers_304_on_etag_and_206_or_416_on_ranges() {
+    let dir = fixture_dir();
+    let file = dir.join("hello.txt");
+    let addr = serve(move || {
+        let mut app = App::new();
+        app.get("/f", move |req, res| res.send_file(req, &file));
+        app
+    });
+    let (s, head, body) = get(addr, "/f", "");
+    assert_eq!((s, body.as_slice()), (200, &b"0123456789"[..]));
+    assert_eq!(
+        header(&head, "content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert!(header(&head, "last-modified").is_some());
+    let etag = header(&head, "etag").unwrap().to_string();
+    let (s, _, body) = get(addr, "/f", &format!("If-None-Match: {etag}\r\n"));
+    assert_eq!(s, 304);
+    assert!(body.is_empty());
+    let (s, head, body) = get(addr, "/f", "Range: bytes=2-5\r\n");
+    assert_eq!((s, body.as_slice()), (206, &b"2345"[..]));
+    assert_eq!(header(&head, "content-range"), Some("bytes 2-5/10"));
+    let (s, _, body) = get(addr, "/f", "Range: bytes=-3\r\n");
+    assert_eq!((s, body.as_slice()), (206, &b"789"[..]));
+    let (s, head, _) = get(addr, "/f", "Range: bytes=50-\r\n");
+    assert_eq!(s, 416);
+    assert_eq!(header(&head, "content-range"), Some("bytes */10"));
+}
+
+#[test]
+fn json_bodies_over_a_socket_parse_and_limits_answer_413() {
+    let addr = serve(|| {
+        let mut app = App::new();
+        app.use_(|req, res, next| logger::logger()(req, res, next));
+        let parser = body::json();
+        app.use_(move |req, res, next| parser(req, res, next));
+        app.post("/p", |req, res| match &req.body {
+            Body::Json(v) => res.status(201).json(v),
+            _ => res.status(400).send_text("no body"),
+        });
+        app
+    });
+    let payload = r#"{"name":"lamp","price":12}"#;
+    let (s, _, body) = request(
+        addr,
+        &format!(
+            "POST /p HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{payload}",
+            payload.len()
+        ),
+    );
+    assert_eq!(s, 201);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()["name"],
+        "lamp"
+    );
+    // Chunked, over the 100 KiB default limit: 413 while streaming.
+    let chunk = "x".repeat(60 * 1024);
+    let raw = format!(
+        "POST /p HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len(),
+        chunk.len()
+    );
+    assert_eq!(request(addr, &raw).0, 413);
+    let (s, _, _) = request(
+        addr,
+        "POST /p HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n{nope",
+    );
+    assert_eq!(s, 400);
+}
