@@ -32,7 +32,8 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 
-use oneloop_runtime::Loop;
+use bytes::Bytes;
+use oneloop_runtime::{Loop, TcpId};
 
 pub use chain::Next;
 pub use error::AppError;
@@ -48,6 +49,9 @@ pub type Handler = Rc<dyn Fn(&mut Req, &mut Res)>;
 pub type Middleware = Rc<dyn Fn(&mut Req, &mut Res, Next)>;
 /// An error middleware: `|err, req, res, next| ..`; `next.call()` passes the error on.
 pub type ErrorMiddleware = Rc<dyn Fn(&AppError, &mut Req, &mut Res, Next)>;
+/// An upgrade route: gets the upgrade request, the raw socket (now its own) and the bytes read
+/// past the head (see [`App::upgrade_route`]).
+pub type UpgradeRoute = Rc<dyn Fn(&mut Loop, http::Request, TcpId, Bytes)>;
 
 /// Wraps a closure as a [`Middleware`] (for per-route middleware lists).
 pub fn mw(f: impl Fn(&mut Req, &mut Res, Next) + 'static) -> Middleware {
@@ -149,6 +153,7 @@ impl Router {
 pub struct App {
     inner: Rc<RefCell<AppInner>>,
     errors: Vec<String>,
+    upgrades: Rc<RefCell<Vec<(String, UpgradeRoute)>>>,
 }
 
 impl Default for App {
@@ -170,7 +175,22 @@ impl App {
                 next_id: Cell::new(0),
             })),
             errors: Vec::new(),
+            upgrades: Rc::new(RefCell::new(Vec::new())),
         }
+    }
+
+    /// Routes `Connection: Upgrade` requests for exactly `path` to `handler`, which takes over
+    /// the socket (the WebSocket layer's `app.ws` builds on this). Upgrade requests for other
+    /// paths are answered 404 and closed.
+    pub fn upgrade_route(
+        &mut self,
+        path: &str,
+        handler: impl Fn(&mut Loop, http::Request, TcpId, Bytes) + 'static,
+    ) -> &mut Self {
+        self.upgrades
+            .borrow_mut()
+            .push((path.to_string(), Rc::new(handler)));
+        self
     }
 
     method_fns!(get => "GET", post => "POST", put => "PUT", patch => "PATCH",
@@ -294,6 +314,26 @@ impl App {
         let server = http::create_server_with(lp, config, move |lp, req, res| {
             chain::start_http(lp, &inner, req, res);
         });
+        if !self.upgrades.borrow().is_empty() {
+            let upgrades = Rc::clone(&self.upgrades);
+            server.on_upgrade(move |lp, req, socket, rest| {
+                let route = upgrades
+                    .borrow()
+                    .iter()
+                    .find(|(p, _)| p == req.path())
+                    .map(|(_, h)| Rc::clone(h));
+                match route {
+                    Some(h) => h(lp, req, socket, rest),
+                    None => {
+                        let _ = lp.tcp_write(
+                            socket,
+                            b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                        );
+                        let _ = lp.tcp_end(socket);
+                    }
+                }
+            });
+        }
         server.listen(lp, addr, on_listening)?;
         Ok(server)
     }
