@@ -36,17 +36,16 @@ fn echo(req: Request, res: Response) {
 fn route(req: Request, res: Response) {
     match (req.method(), req.path()) {
         ("GET" | "HEAD", "/" | "/plaintext") => {
-            res.set_header("content-type", &b"text/plain"[..]);
+            res.set_header("content-type", "text/plain");
             res.end(HELLO);
         }
         ("GET" | "HEAD", "/json") => {
-            res.set_header("content-type", &b"application/json"[..]);
+            res.set_header("content-type", "application/json");
             res.end(JSON);
         }
         ("POST", "/echo") => echo(req, res),
         _ => {
-            res.status(404)
-                .set_header("content-type", &b"text/plain"[..]);
+            res.status(404).set_header("content-type", "text/plain");
             res.end("Not Found");
         }
     }

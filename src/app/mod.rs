@@ -371,3 +371,7 @@ impl App {
         Ok(response)
     }
 }
+
+/// The guide (docs/app.md); its code blocks run as doctests.
+#[doc = include_str!("../../docs/app.md")]
+pub mod guide {}

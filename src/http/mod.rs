@@ -26,5 +26,5 @@ pub use config::ServerConfig;
 pub use error::ParseError;
 pub use parse::{Method, Version};
 pub use request::{BodyError, Request};
-pub use response::{HeaderError, HeaderValue, Response};
+pub use response::{HeaderError, HeaderValue, IntoHeaderValue, Response};
 pub use server::{create_server, create_server_with, Handler, Server, UpgradeHandler};

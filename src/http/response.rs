@@ -13,6 +13,43 @@ use super::status::reason_phrase;
 /// A header value: borrowed `'static` bytes cost no allocation.
 pub type HeaderValue = Cow<'static, [u8]>;
 
+/// Anything usable as a header value: `&'static str` and `&'static [u8]` (no allocation),
+/// `String`, `Vec<u8>`, or a [`HeaderValue`].
+pub trait IntoHeaderValue {
+    /// The value as bytes.
+    fn into_header_value(self) -> HeaderValue;
+}
+
+impl IntoHeaderValue for &'static str {
+    fn into_header_value(self) -> HeaderValue {
+        Cow::Borrowed(self.as_bytes())
+    }
+}
+
+impl IntoHeaderValue for String {
+    fn into_header_value(self) -> HeaderValue {
+        Cow::Owned(self.into_bytes())
+    }
+}
+
+impl IntoHeaderValue for &'static [u8] {
+    fn into_header_value(self) -> HeaderValue {
+        Cow::Borrowed(self)
+    }
+}
+
+impl IntoHeaderValue for Vec<u8> {
+    fn into_header_value(self) -> HeaderValue {
+        Cow::Owned(self)
+    }
+}
+
+impl IntoHeaderValue for HeaderValue {
+    fn into_header_value(self) -> HeaderValue {
+        self
+    }
+}
+
 type DrainCb = Box<dyn FnMut(&mut Loop)>;
 
 /// Per-exchange response state, owned by the connection.
@@ -118,7 +155,7 @@ impl Response {
     pub fn set_header(
         &self,
         name: impl Into<Cow<'static, str>>,
-        value: impl Into<HeaderValue>,
+        value: impl IntoHeaderValue,
     ) -> &Self {
         if let Err(e) = self.try_set_header(name, value) {
             log::warn!("set_header refused: {e}");
@@ -133,10 +170,10 @@ impl Response {
     pub fn try_set_header(
         &self,
         name: impl Into<Cow<'static, str>>,
-        value: impl Into<HeaderValue>,
+        value: impl IntoHeaderValue,
     ) -> Result<(), HeaderError> {
         let name = name.into();
-        let value = value.into();
+        let value = value.into_header_value();
         if !encode::validate_header_name(&name) {
             return Err(HeaderError::InvalidName);
         }
@@ -163,10 +200,10 @@ impl Response {
     pub fn append_header(
         &self,
         name: impl Into<Cow<'static, str>>,
-        value: impl Into<HeaderValue>,
+        value: impl IntoHeaderValue,
     ) -> Result<(), HeaderError> {
         let name = name.into();
-        let value = value.into();
+        let value = value.into_header_value();
         if !encode::validate_header_name(&name) {
             return Err(HeaderError::InvalidName);
         }
@@ -267,6 +304,7 @@ impl Response {
             let c = &mut *c;
             let date = c.shared.date();
             let ka_header = &c.shared.keep_alive_header;
+            let force_close = c.close_after;
             let Some(ex) = c.ex.as_mut().filter(|e| e.seq == self.seq) else {
                 return false;
             };
@@ -274,7 +312,7 @@ impl Response {
                 return false;
             }
             if !ex.res.headers_sent {
-                write_head(&mut c.out, ex, None, &date, ka_header);
+                write_head(&mut c.out, ex, None, &date, ka_header, force_close);
             }
             write_body_piece(&mut c.out, ex, chunk);
             !c.write_blocked && c.out.len() < 64 * 1024
@@ -292,6 +330,7 @@ impl Response {
             let c = &mut *c;
             let date = c.shared.date();
             let ka_header = &c.shared.keep_alive_header;
+            let force_close = c.close_after;
             let Some(ex) = c.ex.as_mut().filter(|e| e.seq == self.seq) else {
                 return;
             };
@@ -299,10 +338,17 @@ impl Response {
                 return;
             }
             if !ex.res.headers_sent {
-                write_head(&mut c.out, ex, Some(body.len()), &date, ka_header);
+                write_head(
+                    &mut c.out,
+                    ex,
+                    Some(body.len()),
+                    &date,
+                    ka_header,
+                    force_close,
+                );
             }
             write_body_piece(&mut c.out, ex, body);
-            if ex.res.chunked {
+            if ex.res.chunked && !ex.is_head {
                 let trailers: Vec<(&str, &[u8])> = ex
                     .res
                     .trailers
@@ -323,14 +369,19 @@ impl Response {
 }
 
 /// Serializes the status line and header block. `known_len` is the whole body's length when
-/// `end` is called before any `write`.
+/// `end` is called before any `write`. `force_close`: the server is closing gracefully, so
+/// this is the connection's last response.
 fn write_head(
     out: &mut bytes::BytesMut,
     ex: &mut Exchange,
     known_len: Option<usize>,
     date: &[u8],
     keep_alive_header: &[u8],
+    force_close: bool,
 ) {
+    if force_close {
+        ex.keep_alive = false;
+    }
     let res = &mut ex.res;
     res.headers_sent = true;
     let status = res.status;
