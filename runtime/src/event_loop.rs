@@ -19,7 +19,7 @@ use crate::signal::Signals;
 use crate::tcp::Net;
 use crate::threadpool::{self, AnyResult, Done, ThreadPool, WorkError};
 use crate::timers::{Timer, TimerCallback, TimerDelay, TimerHeap};
-use crate::trace::{CallbackKind, LoopMetrics, Phase, TraceEvent};
+use crate::trace::{CallbackKind, LoopMetrics, Phase, TraceEvent, TraceSink};
 
 /// Token of the waker the thread pool (and [`LoopWaker`]) use.
 pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX - 1);
@@ -32,6 +32,8 @@ const EVENTS_CAPACITY: usize = 1024;
 /// A one-shot callback on the loop: next-tick, microtask, immediate, pending and close callbacks.
 pub type Task = Box<dyn FnOnce(&mut Loop)>;
 type WorkDone = Box<dyn FnOnce(&mut Loop, AnyResult)>;
+pub(crate) type SignalCallback = Box<dyn FnMut(&mut Loop, i32)>;
+type BeforeExitCallback = Box<dyn FnMut(&mut Loop)>;
 
 /// How [`Loop::run_mode`] runs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -73,7 +75,7 @@ struct WorkRequest {
 
 pub(crate) struct SignalWatcher {
     pub(crate) signum: i32,
-    pub(crate) callback: Option<Box<dyn FnMut(&mut Loop, i32)>>,
+    pub(crate) callback: Option<SignalCallback>,
     pub(crate) refed: bool,
 }
 
@@ -190,7 +192,7 @@ pub struct Loop {
     microtasks: VecDeque<Task>,
     pending: VecDeque<Task>,
     closing: Vec<Task>,
-    before_exit: Vec<Box<dyn FnMut(&mut Loop)>>,
+    before_exit: Vec<BeforeExitCallback>,
 
     work: GenSlab<WorkRequest>,
     pool: ThreadPool,
@@ -204,7 +206,7 @@ pub struct Loop {
     /// Ref'd active handles: timers, immediates, signals, sockets, servers.
     pub(crate) refs: usize,
     metrics: LoopMetrics,
-    trace: Option<Box<dyn FnMut(&TraceEvent)>>,
+    trace: Option<TraceSink>,
 }
 
 impl Loop {
@@ -1036,7 +1038,7 @@ impl Loop {
 
     /// Installs (or removes, with `None`) a sink that receives one [`TraceEvent`] per phase entry
     /// and per callback.
-    pub fn set_trace(&mut self, sink: Option<Box<dyn FnMut(&TraceEvent)>>) {
+    pub fn set_trace(&mut self, sink: Option<TraceSink>) {
         self.trace = sink;
     }
 

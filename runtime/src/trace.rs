@@ -72,6 +72,9 @@ pub enum CallbackKind {
     BeforeExit,
 }
 
+/// Where [`Loop::set_trace`](crate::Loop::set_trace) sends [`TraceEvent`]s.
+pub type TraceSink = Box<dyn FnMut(&TraceEvent)>;
+
 /// One thing the loop did.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum TraceEvent {

@@ -400,6 +400,19 @@ impl Loop {
         self.net.socket(id).map(|s| s.queued).ok_or(TcpError::Stale)
     }
 
+    /// Changes the high-water mark that `tcp_write` compares the queue against (Node's
+    /// `writableHighWaterMark`, which Node fixes at construction). With `1`, `tcp_write`
+    /// returns `false` whenever anything stays queued and `on_drain` follows every time the
+    /// queue empties (the WebSocket layer relies on this for its `Backpressured` status).
+    ///
+    /// # Errors
+    /// [`TcpError::Stale`] if the socket is gone.
+    pub fn tcp_set_high_water_mark(&mut self, id: TcpId, bytes: usize) -> Result<(), TcpError> {
+        let s = self.net.socket_mut(id).ok_or(TcpError::Stale)?;
+        s.options.high_water_mark = bytes.max(1);
+        Ok(())
+    }
+
     /// Flushes the queue, then sends FIN (Node's `socket.end()`). If the peer already ended,
     /// the socket closes once the FIN is sent.
     ///

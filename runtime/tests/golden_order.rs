@@ -1,0 +1,312 @@
+//! Golden ordering tests: each scenario runs twice, once as `tests/golden/<name>.js` under real
+//! `node` and once on [`Loop`], and the two token lists must be equal.
+//!
+//! Mapping: `process.nextTick` = `next_tick`; `queueMicrotask` and a `.then` on a resolved
+//! promise = `queue_microtask` (a chained `.then` = a microtask that queues a microtask);
+//! `fs.readFile`'s callback = `queue_work`'s `after` (both run in the poll phase); a
+//! synchronous spin = `std::thread::sleep`; `process.on('exit')` = code after `run` returns.
+//!
+//! These tests need Node 20 on `PATH`; without it they fail (they never skip silently).
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::process::Command;
+use std::rc::Rc;
+use std::time::Duration;
+
+use oneloop_runtime::{Loop, LoopOptions, TimerId};
+
+type Log = Rc<RefCell<Vec<String>>>;
+
+/// The lines `node tests/golden/<name>.js` prints.
+fn node_output(name: &str) -> Vec<String> {
+    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "tests", "golden"]
+        .iter()
+        .collect::<PathBuf>()
+        .join(format!("{name}.js"));
+    assert!(path.exists(), "golden script {} is missing", path.display());
+    let out = Command::new("node")
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "golden tests need `node` (v20) on PATH to produce the expected order; \
+             running `node {}` failed: {e}",
+                path.display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "node {} exited with {}: {}",
+        path.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("node printed UTF-8")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn new_loop() -> Loop {
+    Loop::with_options(LoopOptions {
+        threadpool_size: 2,
+        trace_to_stderr: false,
+    })
+    .expect("loop")
+}
+
+fn push(log: &Log, token: &str) {
+    log.borrow_mut().push(token.to_owned());
+}
+
+/// A callback that logs `token`.
+fn say(log: &Log, token: &'static str) -> impl FnOnce(&mut Loop) + 'static {
+    let log = log.clone();
+    move |_| push(&log, token)
+}
+
+/// Runs `scenario` on a fresh loop, runs the loop, and compares with node's output.
+fn assert_same_as_node(name: &str, scenario: impl FnOnce(&mut Loop, &Log)) {
+    let expected = node_output(name);
+    let log = Log::default();
+    let mut lp = new_loop();
+    scenario(&mut lp, &log);
+    lp.run().expect("run");
+    assert_eq!(
+        *log.borrow(),
+        expected,
+        "{name}: oneloop (left) vs node (right)"
+    );
+}
+
+/// Node's `fs.readFile(__filename, cb)`: thread-pool work whose completion runs in poll.
+fn read_file(lp: &mut Loop, after: impl FnOnce(&mut Loop) + 'static) {
+    lp.queue_work(
+        || std::fs::read(file!()).map(|b| b.len()).unwrap_or(0),
+        move |lp, _len| after(lp),
+    )
+    .expect("queue_work");
+}
+
+fn spin(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+#[test]
+fn t1_sync_ticks_promises_microtasks_then_timeout_and_immediate() {
+    assert_same_as_node("t1_sync_ticks_promises", |lp, log| {
+        push(log, "sync");
+        lp.set_timeout(0, say(log, "timeout"));
+        lp.set_immediate(say(log, "immediate"));
+        lp.next_tick(say(log, "tick1"));
+        let l = log.clone();
+        lp.next_tick(move |lp| {
+            push(&l, "tick2");
+            lp.next_tick(say(&l, "tick-from-tick"));
+            lp.queue_microtask(say(&l, "promise-from-tick"));
+        });
+        let l = log.clone();
+        lp.queue_microtask(move |lp| {
+            push(&l, "promise1");
+            lp.next_tick(say(&l, "tick-from-promise"));
+        });
+        lp.queue_microtask(say(log, "micro2"));
+        lp.queue_microtask(say(log, "promise3"));
+        spin(5);
+    });
+}
+
+#[test]
+fn t2_timers_and_immediates_drain_their_ticks_and_promises_in_between() {
+    assert_same_as_node("t2_timers_immediates_queues", |lp, log| {
+        let l = log.clone();
+        lp.set_timeout(0, move |lp| {
+            push(&l, "t1");
+            lp.queue_microtask(say(&l, "t1.promise"));
+            lp.next_tick(say(&l, "t1.tick"));
+        });
+        let l = log.clone();
+        lp.set_timeout(0, move |lp| {
+            push(&l, "t2");
+            lp.queue_microtask(say(&l, "t2.promise"));
+        });
+        let l = log.clone();
+        lp.set_immediate(move |lp| {
+            push(&l, "i1");
+            lp.next_tick(say(&l, "i1.tick"));
+            lp.set_immediate(say(&l, "i3-nested"));
+        });
+        lp.set_immediate(say(log, "i2"));
+        spin(5);
+    });
+}
+
+#[test]
+fn t3_immediate_runs_before_timeout_inside_a_thread_pool_completion() {
+    assert_same_as_node("t3_threadpool_completion", |lp, log| {
+        let l = log.clone();
+        read_file(lp, move |lp| {
+            push(&l, "readFile");
+            lp.set_timeout(0, say(&l, "timeout"));
+            lp.set_immediate(say(&l, "immediate"));
+            lp.next_tick(say(&l, "tick"));
+        });
+    });
+}
+
+#[test]
+fn t4_timeout_armed_in_a_timer_callback_waits_for_the_next_iteration() {
+    assert_same_as_node("t4_timeout_inside_timer", |lp, log| {
+        let l = log.clone();
+        lp.set_timeout(0, move |lp| {
+            push(&l, "A");
+            lp.set_timeout(0, say(&l, "C"));
+            lp.set_immediate(say(&l, "imm-from-A"));
+        });
+        lp.set_timeout(0, say(log, "B"));
+        spin(5);
+    });
+}
+
+#[test]
+fn t5_before_exit_restarts_the_loop_and_unrefd_timers_never_run() {
+    let expected = node_output("t5_before_exit_restart");
+    let log = Log::default();
+    let mut lp = new_loop();
+    let t = lp.set_timeout(1000, say(&log, "unref-timer"));
+    lp.unref(t).unwrap();
+    let l = log.clone();
+    let iv = lp.set_interval(1000, move |_| push(&l, "unref-interval"));
+    lp.unref(iv).unwrap();
+    let l = log.clone();
+    let mut restarted = false;
+    lp.on_before_exit(move |lp| {
+        push(&l, "beforeExit");
+        if !restarted {
+            restarted = true;
+            lp.set_timeout(0, say(&l, "after-beforeExit-timer"));
+        }
+    });
+    lp.run().unwrap();
+    push(&log, "exit");
+    assert_eq!(*log.borrow(), expected);
+}
+
+#[test]
+fn t6_delays_below_one_and_nan_share_the_one_ms_list_in_insertion_order() {
+    assert_same_as_node("t6_delay_coercion", |lp, log| {
+        lp.set_timeout(10, say(log, "d10"));
+        lp.set_timeout(1, say(log, "d1-a"));
+        lp.set_timeout(0, say(log, "d0"));
+        lp.set_timeout(-5, say(log, "dneg"));
+        lp.set_timeout(f64::NAN, say(log, "dNaN"));
+        lp.set_timeout(1, say(log, "d1-b"));
+        lp.set_timeout(2, say(log, "d2"));
+    });
+}
+
+#[test]
+fn nested_tick_and_microtask_chains_drain_level_by_level() {
+    assert_same_as_node("nested_ticks_microtasks", |lp, log| {
+        let l = log.clone();
+        lp.set_immediate(move |lp| {
+            push(&l, "imm");
+            let l2 = l.clone();
+            lp.next_tick(move |lp| {
+                push(&l2, "tick-1");
+                let l3 = l2.clone();
+                lp.queue_microtask(move |lp| {
+                    push(&l3, "micro-1");
+                    let l4 = l3.clone();
+                    lp.next_tick(move |lp| {
+                        push(&l4, "tick-2");
+                        let l5 = l4.clone();
+                        lp.queue_microtask(move |lp| {
+                            push(&l5, "micro-2");
+                            lp.next_tick(say(&l5, "tick-3"));
+                            lp.queue_microtask(say(&l5, "micro-2b"));
+                        });
+                        lp.next_tick(say(&l4, "tick-2b"));
+                    });
+                    lp.queue_microtask(say(&l3, "micro-1-chained"));
+                });
+                lp.next_tick(say(&l2, "tick-1b"));
+            });
+            lp.queue_microtask(say(&l, "micro-0"));
+        });
+        lp.set_immediate(say(log, "imm-2"));
+    });
+}
+
+#[test]
+fn a_timer_cleared_by_an_earlier_timer_in_the_same_batch_never_runs() {
+    assert_same_as_node("clear_timeout_by_sibling", |lp, log| {
+        let b: Rc<RefCell<Option<TimerId>>> = Rc::default();
+        let (l, b2) = (log.clone(), b.clone());
+        lp.set_timeout(1, move |lp| {
+            push(&l, "a");
+            let id = b2.borrow().expect("b armed");
+            lp.clear_timeout(id).expect("b still pending");
+        });
+        *b.borrow_mut() = Some(lp.set_timeout(1, say(log, "b")));
+        lp.set_timeout(1, say(log, "c"));
+        spin(5);
+    });
+}
+
+#[test]
+fn immediates_queued_in_the_check_phase_run_after_the_next_timers_phase() {
+    assert_same_as_node("immediates_inside_immediates", |lp, log| {
+        let l = log.clone();
+        read_file(lp, move |lp| {
+            let l2 = l.clone();
+            lp.set_immediate(move |lp| {
+                push(&l2, "i1");
+                let l3 = l2.clone();
+                lp.set_immediate(move |lp| {
+                    push(&l3, "i1-child");
+                    lp.set_immediate(say(&l3, "i1-grandchild"));
+                });
+                lp.set_timeout(0, say(&l2, "timeout"));
+                spin(5);
+            });
+            lp.set_immediate(say(&l, "i2"));
+        });
+    });
+}
+
+#[test]
+fn interval_and_timeout_with_one_delay_run_in_creation_order() {
+    assert_same_as_node("interval_and_timeout", |lp, log| {
+        let l = log.clone();
+        let id: Rc<RefCell<Option<TimerId>>> = Rc::default();
+        let id2 = id.clone();
+        let mut n = 0;
+        let iv = lp.set_interval(20, move |lp| {
+            n += 1;
+            push(&l, &format!("interval-{n}"));
+            if n == 1 {
+                lp.set_timeout(20, say(&l, "timeout-from-interval"));
+            }
+            if n == 3 {
+                lp.clear_interval(id2.borrow().unwrap()).unwrap();
+            }
+        });
+        *id.borrow_mut() = Some(iv);
+        lp.set_timeout(20, say(log, "timeout"));
+    });
+}
+
+#[test]
+fn a_timer_armed_after_a_blocking_callback_counts_its_delay_from_real_time() {
+    assert_same_as_node("timer_after_blocking_callback", |lp, log| {
+        let l = log.clone();
+        lp.set_immediate(move |lp| {
+            lp.set_timeout(10, say(&l, "armed-first-10ms"));
+            spin(30);
+            lp.set_timeout(1, say(&l, "armed-after-spin-1ms"));
+        });
+    });
+}
