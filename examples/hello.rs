@@ -8,10 +8,14 @@
 //! - anything else: 404
 //!
 //! `--echo-all` makes every method on every path echo its body (for conformance tools).
+//! `--workers N` runs N loops on N threads sharing the port (SO_REUSEPORT; 0 = one per core).
+//! SIGTERM or SIGINT drains gracefully (in-flight requests finish, idle connections close,
+//! 10 s deadline; a second signal forces), then the process exits 0.
 use std::env;
 
-use oneloop::http::{self, Request, Response};
-use oneloop::runtime::Loop;
+use oneloop::cluster::{self, ClusterOptions};
+use oneloop::http::{self, Request, Response, ServerConfig};
+use oneloop::shutdown::{graceful_shutdown, ShutdownOptions};
 
 const HELLO: &[u8] = b"Hello, World!";
 const JSON: &[u8] = br#"{"message":"Hello, World!"}"#;
@@ -66,17 +70,29 @@ fn main() -> std::io::Result<()> {
         .or_else(|| env::var("HOST").ok())
         .unwrap_or_else(|| "127.0.0.1".into());
     let echo_all = args.iter().any(|a| a == "--echo-all");
+    let workers: usize = arg("--workers").and_then(|w| w.parse().ok()).unwrap_or(1);
+    let many = cluster::worker_count(workers) > 1;
+    let addr = format!("{host}:{port}");
 
-    let mut lp = Loop::new()?;
-    let server = http::create_server(&mut lp, move |_lp, req, res| {
-        if echo_all {
-            echo(req, res)
-        } else {
-            route(req, res)
-        }
-    });
-    server.listen(&mut lp, format!("{host}:{port}"), |_lp, addr| {
-        println!("hello: listening on http://{addr}");
-    })?;
-    lp.run()
+    let options = ClusterOptions {
+        workers,
+        ..ClusterOptions::default()
+    };
+    cluster::run(options, move |lp, worker| {
+        let mut config = ServerConfig::default();
+        config.listen.reuse_port = many;
+        let server = http::create_server_with(lp, config, move |_lp, req, res| {
+            if echo_all {
+                echo(req, res)
+            } else {
+                route(req, res)
+            }
+        });
+        server.listen(lp, addr.as_str(), move |_lp, addr| {
+            if worker == 0 {
+                println!("hello: listening on http://{addr}");
+            }
+        })?;
+        graceful_shutdown(lp, vec![server], ShutdownOptions::default(), |_lp| {})
+    })
 }

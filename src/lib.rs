@@ -8,5 +8,7 @@
 pub use oneloop_runtime as runtime;
 
 pub mod app;
+pub mod cluster;
 pub mod http;
+pub mod shutdown;
 pub mod ws;

@@ -22,6 +22,7 @@ mod chain;
 pub mod error;
 pub mod files;
 pub mod logger;
+pub mod overload;
 pub mod path;
 mod req;
 mod res;
