@@ -42,11 +42,13 @@ enum Stage {
     Done,
 }
 
+type DoneCallback = Box<dyn FnOnce(&mut Loop)>;
+
 struct State {
     stage: Stage,
     open_servers: usize,
     deadline: Option<TimerId>,
-    on_done: Option<Box<dyn FnOnce(&mut Loop)>>,
+    on_done: Option<DoneCallback>,
 }
 
 /// Drains `servers` when one of `options.signals` arrives (see the module docs). The signal

@@ -27,7 +27,8 @@ pub struct ServerConfig {
     /// (Node `keepAliveTimeout`, 5 s).
     pub keep_alive_timeout_ms: u64,
     /// Close a connection whose queued response bytes made no progress for this long (a client
-    /// that never reads). Node has no default for this; ours is 60 s.
+    /// that never reads); re-armed as long as bytes still leave. Node has no default for this;
+    /// ours is 60 s.
     pub send_timeout_ms: u64,
     /// How often deadlines are checked (Node `connectionsCheckingInterval` is 30 s; we check
     /// every second so timeouts are accurate to about a second).
@@ -35,7 +36,8 @@ pub struct ServerConfig {
     /// Requests served per connection before it is closed (`Connection: close` on the last);
     /// 0 = unlimited (Node `maxRequestsPerSocket`).
     pub max_requests_per_socket: u32,
-    /// Pipelined input buffered while a response is owed; reading pauses above it.
+    /// Pipelined input buffered while a response is owed; reading pauses above it. Also the
+    /// amount of serialized response bytes after which `Response::write` returns false.
     pub max_pipeline_buffer: usize,
     /// Unread request body the server discards after a response before it gives up and
     /// closes the connection instead.

@@ -6,13 +6,17 @@
 //!    ^  keep-alive                                     |  upgrade: socket handed over         |
 //!    |  timeout: close                                 +-------------------> (detached)       |
 //!    +---------------------------------------------------------------- keep-alive ------------+
-//!    any state: framing error / timeout / Connection: close  ->  [Closing]  (FIN sent, input ignored)
+//!    any state: framing error / timeout / Connection: close  ->  [Closing]  (FIN sent, input
+//!    read and discarded until the peer's FIN or a 1 s linger)
 //! ```
 //!
 //! Requests are handled one at a time: a pipelined request's handler runs once the previous
 //! response has finished, so responses leave in request order with no reorder buffer, and input
 //! beyond `max_pipeline_buffer` pauses reading (bounded memory). Synchronous handlers still answer
 //! a whole pipelined batch with one write: responses are serialized into `out` and flushed once.
+//! When the socket backs up, no further head is parsed and reading pauses until it drains.
+//! After the peer's FIN the requests already buffered are still answered; then the connection
+//! closes. See docs/http.md.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -92,15 +96,23 @@ pub(crate) struct Conn {
     seq: u64,
     served: u32,
     pub(crate) deadline: Option<(u64, Deadline)>,
+    /// Armed while the socket's write queue is above its high-water mark: (when, bytes written
+    /// by then). Separate from `deadline` so a slow reader never disarms the keep-alive or
+    /// headers deadline, and progress (more bytes written) re-arms it.
+    pub(crate) send_deadline: Option<(u64, u64)>,
     /// The handler (or a body callback) is running on this connection's stack: flushing and
     /// processing happen when it returns, not from a tick.
     pub(crate) in_dispatch: bool,
     pub(crate) tick_scheduled: bool,
     /// The socket's write queue is above its high-water mark.
     pub(crate) write_blocked: bool,
+    /// A `Response::write` returned false: its `on_drain` is owed once the output is flushed,
+    /// even if the socket took everything (then the runtime reports no drain of its own).
+    pub(crate) need_drain: bool,
     read_paused: bool,
     peer_ended: bool,
-    /// Close after the current response (graceful server close, or the peer ended its side).
+    /// Close after the current response (graceful server close): its head says
+    /// `Connection: close`.
     pub(crate) close_after: bool,
 }
 
@@ -120,9 +132,11 @@ impl Conn {
             served: 0,
             // A new connection must send its first head within headers_timeout.
             deadline: Some((now + headers_timeout, Deadline::Headers)),
+            send_deadline: None,
             in_dispatch: false,
             tick_scheduled: false,
             write_blocked: false,
+            need_drain: false,
             read_paused: false,
             peer_ended: false,
             close_after: false,
@@ -132,6 +146,28 @@ impl Conn {
     /// Idle between requests with nothing buffered: safe to close at any moment.
     pub(crate) fn is_idle(&self) -> bool {
         self.phase == Phase::Idle && self.inbuf.is_empty()
+    }
+
+    /// The first bytes of a request head arrived (Idle -> Head): the headers timeout runs from
+    /// now, except on a new connection, where it runs from accept.
+    fn begin_head(&mut self, now: u64) {
+        if self.phase == Phase::Idle {
+            self.phase = Phase::Head;
+            if self.served > 0 {
+                self.deadline = Some((
+                    now + self.shared.config.headers_timeout_ms,
+                    Deadline::Headers,
+                ));
+            }
+        }
+    }
+
+    /// How long a closing connection waits for the peer's FIN after ours before it is
+    /// destroyed. Closing at once would turn unread input (a pipelined request after a 400)
+    /// into an RST that can destroy the response in flight; waiting longer would hold
+    /// `Server::close` up for clients that never close.
+    pub(crate) fn linger_ms(&self) -> u64 {
+        self.shared.config.keep_alive_timeout_ms.min(1000)
     }
 
     /// The current exchange, if `seq` still names it.
@@ -161,46 +197,28 @@ impl Conn {
 pub(crate) fn on_data(lp: &mut Loop, conn: &ConnRef, data: &[u8]) {
     {
         let mut c = conn.borrow_mut();
-        match c.phase {
-            Phase::Closing | Phase::Detached => return,
-            Phase::Idle => {
-                c.phase = Phase::Head;
-                if c.served > 0 {
-                    let t = lp.now() + c.shared.config.headers_timeout_ms;
-                    c.deadline = Some((t, Deadline::Headers));
-                }
-            }
-            _ => {}
+        if matches!(c.phase, Phase::Closing | Phase::Detached) {
+            return;
         }
+        c.begin_head(lp.now());
         c.inbuf.extend_from_slice(data);
     }
     process(lp, conn);
 }
 
-/// The peer sent FIN.
+/// The peer sent FIN. Complete requests already buffered are still answered, in order (a
+/// client may pipeline, then half-close); the connection closes once no complete request is
+/// left (see `process`). A body cut short by the FIN aborts its exchange.
 pub(crate) fn on_end(lp: &mut Loop, conn: &ConnRef) {
-    let close_now = {
+    {
         let mut c = conn.borrow_mut();
+        if matches!(c.phase, Phase::Closing | Phase::Detached) {
+            // Our FIN is queued or sent: the socket closes itself once both sides are shut.
+            return;
+        }
         c.peer_ended = true;
-        c.close_after = true;
-        match c.phase {
-            Phase::Idle | Phase::Head => true,
-            // A request whose body is cut short by FIN has lost its framing.
-            Phase::InFlight => c.ex.as_ref().is_some_and(|e| !e.body.done),
-            Phase::Closing | Phase::Detached => false,
-        }
-    };
-    if close_now {
-        let id = conn.borrow().id;
-        conn.borrow_mut().phase = Phase::Closing;
-        let _ = lp.tcp_destroy(id);
-    } else {
-        let phase = conn.borrow().phase;
-        if phase == Phase::Closing {
-            let id = conn.borrow().id;
-            let _ = lp.tcp_destroy(id);
-        }
     }
+    process(lp, conn);
 }
 
 /// The socket's write queue drained.
@@ -208,9 +226,8 @@ pub(crate) fn on_drain(lp: &mut Loop, conn: &ConnRef) {
     let cb = {
         let mut c = conn.borrow_mut();
         c.write_blocked = false;
-        if c.deadline.is_some_and(|(_, d)| d == Deadline::Send) {
-            c.deadline = None;
-        }
+        c.need_drain = false;
+        c.send_deadline = None;
         c.ex.as_mut().and_then(|e| e.res.on_drain.take())
     };
     if let Some(mut cb) = cb {
@@ -230,7 +247,19 @@ pub(crate) fn process(lp: &mut Loop, conn: &ConnRef) {
     loop {
         let phase = conn.borrow().phase;
         let progressed = match phase {
-            Phase::Idle | Phase::Head => read_head(lp, conn),
+            Phase::Idle | Phase::Head => {
+                // Backpressure: a client that does not read its responses gets no new ones.
+                // Serialized responses are bounded by one pipeline buffer's worth before they
+                // go to the socket; once the socket is backed up no further head is parsed
+                // (and reading pauses below) until `on_drain`.
+                if conn.borrow().out.len() >= conn.borrow().shared.config.max_pipeline_buffer {
+                    flush(lp, conn);
+                }
+                if conn.borrow().write_blocked {
+                    break;
+                }
+                read_head(lp, conn)
+            }
             Phase::InFlight => advance_exchange(lp, conn),
             Phase::Closing | Phase::Detached => false,
         };
@@ -238,8 +267,48 @@ pub(crate) fn process(lp: &mut Loop, conn: &ConnRef) {
             break;
         }
     }
+    let (phase, peer_ended, blocked) = {
+        let c = conn.borrow();
+        (c.phase, c.peer_ended, c.write_blocked)
+    };
+    if peer_ended && !blocked && matches!(phase, Phase::Idle | Phase::Head) {
+        // The peer half-closed and no complete request is left: answer nothing more.
+        close_gracefully(lp, conn);
+        return;
+    }
     flush(lp, conn);
     update_read_pause(lp, conn);
+}
+
+/// Flushes what is owed, sends FIN and ignores further input; the socket closes once the peer
+/// has ended too (or the closing deadline passes).
+fn close_gracefully(lp: &mut Loop, conn: &ConnRef) {
+    let id = {
+        let mut c = conn.borrow_mut();
+        if matches!(c.phase, Phase::Detached) {
+            return;
+        }
+        c.phase = Phase::Closing;
+        c.ex = None;
+        c.inbuf.clear();
+        c.deadline = Some((lp.now() + c.linger_ms(), Deadline::Closing));
+        c.id
+    };
+    flush(lp, conn);
+    let _ = lp.tcp_end(id);
+    resume_to_discard(lp, conn);
+}
+
+/// A closing connection reads and discards input until the peer's FIN, so the kernel never
+/// holds unread bytes when the socket closes (which would send an RST).
+fn resume_to_discard(lp: &mut Loop, conn: &ConnRef) {
+    let mut c = conn.borrow_mut();
+    if c.read_paused {
+        c.read_paused = false;
+        let id = c.id;
+        drop(c);
+        let _ = lp.tcp_resume(id);
+    }
 }
 
 /// Parses the next head and dispatches it. Returns whether the machine moved.
@@ -250,9 +319,7 @@ fn read_head(lp: &mut Loop, conn: &ConnRef) -> bool {
         if c.inbuf.is_empty() {
             return false;
         }
-        if c.phase == Phase::Idle {
-            c.phase = Phase::Head;
-        }
+        c.begin_head(lp.now());
         let limits = c.limits();
         c.parser.parse(&mut c.inbuf, &limits)
     };
@@ -264,10 +331,6 @@ fn read_head(lp: &mut Loop, conn: &ConnRef) -> bool {
             return false;
         }
     };
-    if head.has_unsupported_expectation() {
-        fail(lp, conn, ParseError::ExpectationFailed);
-        return false;
-    }
     let body_kind = head.body_kind();
     let max_body = conn.borrow().shared.config.max_body_size;
     if let (Some(max), BodyKind::Length(n)) = (max_body, body_kind) {
@@ -282,6 +345,13 @@ fn read_head(lp: &mut Loop, conn: &ConnRef) -> bool {
     }
     dispatch(lp, conn, head, body_kind);
     true
+}
+
+/// Answers a request the handler never sees, as an ordinary response: the framing is intact,
+/// so the connection stays usable (the body, if any, is discarded). Used for an unsupported
+/// `Expect` (417), which Node answers the same way when no `checkExpectation` listener exists.
+fn answer_without_handler(res: Response, status: u16) {
+    res.status(status).end("");
 }
 
 /// Starts an exchange and calls the user's handler.
@@ -327,9 +397,14 @@ fn dispatch(lp: &mut Loop, conn: &ConnRef, head: RequestHead, body_kind: BodyKin
         (seq, Rc::clone(&c.shared), c.handle.clone(), c.id)
     };
     let remote = lp.tcp_peer_addr(id).ok();
+    let unsupported_expectation = head.has_unsupported_expectation();
     let req = Request::new(head, Rc::clone(conn), seq, remote);
     let res = Response::new(Rc::clone(conn), seq, handle);
-    shared.call_handler(lp, req, res);
+    if unsupported_expectation {
+        answer_without_handler(res, ParseError::ExpectationFailed.status());
+    } else {
+        shared.call_handler(lp, req, res);
+    }
     conn.borrow_mut().in_dispatch = false;
 }
 
@@ -363,6 +438,7 @@ fn advance_exchange(lp: &mut Loop, conn: &ConnRef) -> bool {
                                 None => continue, // draining: discard
                             }
                         }
+                        Ok(Decoded::NeedMore) if c.peer_ended => BodyStep::Aborted,
                         Ok(Decoded::NeedMore) => return false,
                         Ok(Decoded::Done) => {
                             ex.body.done = true;
@@ -397,10 +473,20 @@ fn advance_exchange(lp: &mut Loop, conn: &ConnRef) -> bool {
                 return false;
             }
             BodyStep::GiveUp => {
-                let id = conn.borrow().id;
-                conn.borrow_mut().phase = Phase::Closing;
-                flush(lp, conn);
-                let _ = lp.tcp_end(id);
+                close_gracefully(lp, conn);
+                return false;
+            }
+            BodyStep::Aborted => {
+                // The peer ended mid-body. A finished response is still delivered; otherwise
+                // there is nobody to answer (Node destroys the socket too).
+                let finished = conn.borrow().ex.as_ref().is_some_and(|e| e.res.finished);
+                if finished {
+                    close_gracefully(lp, conn);
+                } else {
+                    let id = conn.borrow().id;
+                    conn.borrow_mut().phase = Phase::Closing;
+                    let _ = lp.tcp_destroy(id);
+                }
                 return false;
             }
             BodyStep::Finish => return finish_exchange(lp, conn),
@@ -413,6 +499,7 @@ enum BodyStep {
     End(EndCb),
     Error(ParseError),
     GiveUp,
+    Aborted,
     Finish,
 }
 
@@ -435,13 +522,8 @@ fn finish_exchange(lp: &mut Loop, conn: &ConnRef) -> bool {
         c.deadline = Some((t, Deadline::KeepAlive));
         true
     } else {
-        c.phase = Phase::Closing;
-        let id = c.id;
-        let t = lp.now() + c.shared.config.keep_alive_timeout_ms;
-        c.deadline = Some((t, Deadline::Closing));
         drop(c);
-        flush(lp, conn);
-        let _ = lp.tcp_end(id);
+        close_gracefully(lp, conn);
         false
     }
 }
@@ -456,17 +538,17 @@ pub(crate) fn fail(lp: &mut Loop, conn: &ConnRef, err: ParseError) {
 /// Answers `status` (no body, `Connection: close`) unless a response already started, then
 /// closes the connection after the bytes are sent.
 pub(crate) fn send_error_and_close(lp: &mut Loop, conn: &ConnRef, status: u16) {
-    let (id, started) = {
+    let (id, started, finished) = {
         let mut c = conn.borrow_mut();
         if matches!(c.phase, Phase::Closing | Phase::Detached) {
             return;
         }
         let started = c.ex.as_ref().is_some_and(|e| e.res.headers_sent);
+        let finished = c.ex.as_ref().is_some_and(|e| e.res.finished);
         c.ex = None; // the user's Request/Response for it become inert
         c.phase = Phase::Closing;
         c.inbuf.clear();
-        let t = lp.now() + c.shared.config.keep_alive_timeout_ms;
-        c.deadline = Some((t, Deadline::Closing));
+        c.deadline = Some((lp.now() + c.linger_ms(), Deadline::Closing));
         if !started {
             let date = c.shared.date();
             let out = &mut c.out;
@@ -479,15 +561,18 @@ pub(crate) fn send_error_and_close(lp: &mut Loop, conn: &ConnRef, status: u16) {
             super::encode::write_header(out, "Date", &date);
             out.extend_from_slice(b"Connection: close\r\nContent-Length: 0\r\n\r\n");
         }
-        (c.id, started)
+        (c.id, started, finished)
     };
-    if started {
+    if started && !finished {
         // Half a response is on the wire: the only honest signal left is closing at once.
         let _ = lp.tcp_destroy(id);
         return;
     }
+    // Either our error response or an already finished response (the request body went bad
+    // while it was being discarded) is delivered whole before the FIN.
     flush(lp, conn);
     let _ = lp.tcp_end(id);
+    resume_to_discard(lp, conn);
 }
 
 /// Hands serialized response bytes to the socket.
@@ -498,11 +583,25 @@ pub(crate) fn flush(lp: &mut Loop, conn: &ConnRef) {
     }
     let id = c.id;
     match lp.tcp_write(id, &c.out) {
-        Ok(true) => {}
+        Ok(true) => {
+            if c.need_drain {
+                // The socket took it all: no drain event will come, so report it from a tick.
+                c.need_drain = false;
+                let weak = Rc::downgrade(conn);
+                c.handle.next_tick(move |lp| {
+                    if let Some(conn) = weak.upgrade() {
+                        on_drain(lp, &conn);
+                    }
+                });
+            }
+        }
         Ok(false) => {
             c.write_blocked = true;
-            let t = lp.now() + c.shared.config.send_timeout_ms;
-            c.deadline = Some((t, Deadline::Send));
+            if c.send_deadline.is_none() {
+                let t = lp.now() + c.shared.config.send_timeout_ms;
+                let written = lp.tcp_bytes(id).map_or(0, |(_, w)| w);
+                c.send_deadline = Some((t, written));
+            }
         }
         Err(e) => log::debug!("http: write failed: {e}"),
     }
@@ -554,6 +653,8 @@ pub(crate) fn schedule(conn: &ConnRef) {
 /// `Connection: upgrade` or CONNECT: hand the socket and the bytes read past the head to the
 /// upgrade handler, or close the connection when there is none (as Node does).
 fn upgrade(lp: &mut Loop, conn: &ConnRef, head: RequestHead) {
+    // Responses to pipelined requests before this one go out first.
+    flush(lp, conn);
     let (id, shared, rest, seq) = {
         let mut c = conn.borrow_mut();
         c.phase = Phase::Detached;
@@ -563,6 +664,9 @@ fn upgrade(lp: &mut Loop, conn: &ConnRef, head: RequestHead) {
         (c.id, Rc::clone(&c.shared), rest, c.seq)
     };
     shared.forget(id);
+    if conn.borrow().read_paused {
+        let _ = lp.tcp_resume(id);
+    }
     if !shared.has_upgrade_handler() {
         let _ = lp.tcp_destroy(id);
         return;

@@ -315,7 +315,11 @@ impl Response {
                 write_head(&mut c.out, ex, None, &date, ka_header, force_close);
             }
             write_body_piece(&mut c.out, ex, chunk);
-            !c.write_blocked && c.out.len() < 64 * 1024
+            let ok = !c.write_blocked && c.out.len() < c.shared.config.max_pipeline_buffer;
+            if !ok {
+                c.need_drain = true;
+            }
+            ok
         };
         conn::schedule(&self.conn);
         ok

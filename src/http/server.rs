@@ -130,8 +130,13 @@ pub fn create_server_with(
     // The server decides when to end a connection after the peer's FIN (it may still owe a
     // response), as Node's http server does with allowHalfOpen.
     config.listen.socket.allow_half_open = true;
+    // As Node: `timeout` in whole seconds, `max` the per-socket limit when one is set.
+    let max = match config.max_requests_per_socket {
+        0 => String::new(),
+        n => format!(", max={n}"),
+    };
     let keep_alive_header = format!(
-        "Connection: keep-alive\r\nKeep-Alive: timeout={}\r\n",
+        "Connection: keep-alive\r\nKeep-Alive: timeout={}{max}\r\n",
         config.keep_alive_timeout_ms / 1000
     )
     .into_bytes();
@@ -287,23 +292,36 @@ fn accept(lp: &mut Loop, shared: &Rc<Shared>, id: TcpId) {
     });
 }
 
-/// Checks every connection's deadline (headers, request, keep-alive, send, closing).
+/// Checks every connection's deadline (headers, request, keep-alive, closing) and its send
+/// deadline. While a connection's output is backed up only the send deadline applies (reading
+/// is paused, so no head or body can arrive), and it is re-armed as long as bytes still leave.
 fn sweep_deadlines(lp: &mut Loop, shared: &Rc<Shared>) {
     let now = lp.now();
-    let expired: Vec<(ConnRef, conn::Deadline)> = shared
-        .conns
-        .borrow()
-        .values()
-        .filter_map(|c| {
-            let d = c.borrow().deadline;
-            match d {
-                Some((at, kind)) if at <= now => Some((Rc::clone(c), kind)),
-                _ => None,
+    let send_timeout = shared.config.send_timeout_ms;
+    let mut expired: Vec<(ConnRef, conn::Deadline)> = Vec::new();
+    for c in shared.conns.borrow().values() {
+        let mut cm = c.borrow_mut();
+        if cm.write_blocked {
+            if let Some((at, written_then)) = cm.send_deadline {
+                if at <= now {
+                    let written = lp.tcp_bytes(cm.id).map_or(0, |(_, w)| w);
+                    if written > written_then {
+                        cm.send_deadline = Some((now + send_timeout, written));
+                    } else {
+                        expired.push((Rc::clone(c), conn::Deadline::Send));
+                    }
+                }
             }
-        })
-        .collect();
+            continue;
+        }
+        if let Some((at, kind)) = cm.deadline {
+            if at <= now {
+                cm.deadline = None;
+                expired.push((Rc::clone(c), kind));
+            }
+        }
+    }
     for (c, kind) in expired {
-        c.borrow_mut().deadline = None;
         conn::on_deadline(lp, &c, kind);
     }
 }
