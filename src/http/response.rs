@@ -172,25 +172,7 @@ impl Response {
         name: impl Into<Cow<'static, str>>,
         value: impl IntoHeaderValue,
     ) -> Result<(), HeaderError> {
-        let name = name.into();
-        let value = value.into_header_value();
-        if !encode::validate_header_name(&name) {
-            return Err(HeaderError::InvalidName);
-        }
-        if !encode::validate_header_value(&value) {
-            return Err(HeaderError::InvalidValue);
-        }
-        self.with(|ex| {
-            if ex.res.headers_sent {
-                return Err(HeaderError::HeadersSent);
-            }
-            match ex.res.find(&name) {
-                Some(i) => ex.res.headers[i] = (name, value),
-                None => ex.res.headers.push((name, value)),
-            }
-            Ok(())
-        })
-        .unwrap_or(Ok(()))
+        self.store_header(name.into(), value.into_header_value(), true)
     }
 
     /// Appends a header without replacing (for repeated fields such as `Set-Cookie`).
@@ -202,8 +184,17 @@ impl Response {
         name: impl Into<Cow<'static, str>>,
         value: impl IntoHeaderValue,
     ) -> Result<(), HeaderError> {
-        let name = name.into();
-        let value = value.into_header_value();
+        self.store_header(name.into(), value.into_header_value(), false)
+    }
+
+    /// Validates a header (no CR/LF injection) and stores it, replacing same-named ones when
+    /// `replace`.
+    fn store_header(
+        &self,
+        name: Cow<'static, str>,
+        value: HeaderValue,
+        replace: bool,
+    ) -> Result<(), HeaderError> {
         if !encode::validate_header_name(&name) {
             return Err(HeaderError::InvalidName);
         }
@@ -214,7 +205,10 @@ impl Response {
             if ex.res.headers_sent {
                 return Err(HeaderError::HeadersSent);
             }
-            ex.res.headers.push((name, value));
+            match ex.res.find(&name).filter(|_| replace) {
+                Some(i) => ex.res.headers[i] = (name, value),
+                None => ex.res.headers.push((name, value)),
+            }
             Ok(())
         })
         .unwrap_or(Ok(()))
