@@ -85,6 +85,10 @@ pub(crate) struct Exchange {
 
 pub(crate) struct Conn {
     pub(crate) id: TcpId,
+    /// The peer's address, read once at accept (not a syscall per request).
+    remote: Option<std::net::SocketAddr>,
+    /// An empty header Vec kept from the last response, reused by the next one.
+    spare_headers: Vec<(std::borrow::Cow<'static, str>, super::response::HeaderValue)>,
     pub(crate) shared: Rc<Shared>,
     pub(crate) handle: LoopHandle,
     inbuf: BytesMut,
@@ -117,10 +121,18 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) fn new(id: TcpId, shared: Rc<Shared>, handle: LoopHandle, now: u64) -> Conn {
+    pub(crate) fn new(
+        id: TcpId,
+        remote: Option<std::net::SocketAddr>,
+        shared: Rc<Shared>,
+        handle: LoopHandle,
+        now: u64,
+    ) -> Conn {
         let headers_timeout = shared.config.headers_timeout_ms;
         Conn {
             id,
+            remote,
+            spare_headers: Vec::new(),
             shared,
             handle,
             inbuf: BytesMut::new(),
@@ -357,7 +369,7 @@ fn answer_without_handler(res: Response, status: u16) {
 /// Starts an exchange and calls the user's handler.
 fn dispatch(lp: &mut Loop, conn: &ConnRef, head: RequestHead, body_kind: BodyKind) {
     let now = lp.now();
-    let (seq, shared, handle, id) = {
+    let (seq, shared, handle, remote) = {
         let mut c = conn.borrow_mut();
         c.seq += 1;
         c.served += 1;
@@ -384,7 +396,8 @@ fn dispatch(lp: &mut Loop, conn: &ConnRef, head: RequestHead, body_kind: BodyKin
                 done: body_done,
                 received: 0,
             },
-            res: ResponseState::new(),
+            // The previous response's header Vec, cleared: no allocation per request.
+            res: ResponseState::with_headers(std::mem::take(&mut c.spare_headers)),
         });
         c.phase = Phase::InFlight;
         if head.expect_continue()
@@ -394,9 +407,8 @@ fn dispatch(lp: &mut Loop, conn: &ConnRef, head: RequestHead, body_kind: BodyKin
             c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
         c.in_dispatch = true;
-        (seq, Rc::clone(&c.shared), c.handle.clone(), c.id)
+        (seq, Rc::clone(&c.shared), c.handle.clone(), c.remote)
     };
-    let remote = lp.tcp_peer_addr(id).ok();
     let unsupported_expectation = head.has_unsupported_expectation();
     let req = Request::new(head, Rc::clone(conn), seq, remote);
     let res = Response::new(Rc::clone(conn), seq, handle);
@@ -512,9 +524,11 @@ fn with_dispatch(conn: &ConnRef, f: impl FnOnce()) {
 /// Body read and response sent: keep the connection for the next request or close it.
 fn finish_exchange(lp: &mut Loop, conn: &ConnRef) -> bool {
     let mut c = conn.borrow_mut();
-    let Some(ex) = c.ex.take() else {
+    let Some(mut ex) = c.ex.take() else {
         return false;
     };
+    ex.res.headers.clear();
+    c.spare_headers = std::mem::take(&mut ex.res.headers);
     let keep = ex.keep_alive && !ex.res.close_delimited && !c.close_after;
     if keep {
         c.phase = Phase::Idle;
@@ -671,7 +685,7 @@ fn upgrade(lp: &mut Loop, conn: &ConnRef, head: RequestHead) {
         let _ = lp.tcp_destroy(id);
         return;
     }
-    let remote = lp.tcp_peer_addr(id).ok();
+    let remote = conn.borrow().remote;
     let req = Request::new(head, Rc::clone(conn), seq, remote);
     shared.call_upgrade(lp, req, id, rest);
 }

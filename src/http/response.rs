@@ -66,10 +66,14 @@ pub(crate) struct ResponseState {
 }
 
 impl ResponseState {
-    pub(crate) fn new() -> ResponseState {
+    /// A fresh response state reusing `headers` (empty) as its header list.
+    pub(crate) fn with_headers(
+        headers: Vec<(Cow<'static, str>, HeaderValue)>,
+    ) -> ResponseState {
+        debug_assert!(headers.is_empty());
         ResponseState {
             status: 200,
-            headers: Vec::new(),
+            headers,
             headers_sent: false,
             chunked: false,
             close_delimited: false,

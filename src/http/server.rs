@@ -267,6 +267,7 @@ impl Server {
 fn accept(lp: &mut Loop, shared: &Rc<Shared>, id: TcpId) {
     let conn: ConnRef = Rc::new(RefCell::new(Conn::new(
         id,
+        lp.tcp_peer_addr(id).ok(),
         Rc::clone(shared),
         lp.handle(),
         lp.now(),
