@@ -27,6 +27,7 @@ pub mod path;
 mod req;
 mod res;
 pub mod router;
+mod ws;
 
 use std::cell::{Cell, RefCell};
 use std::io;

@@ -1,7 +1,36 @@
-//! WebSocket (RFC 6455): the protocol codec (handshake, frames, UTF-8 validation, message
-//! assembly). Pure code with no I/O; the connection layer on the HTTP upgrade hook builds on it.
+//! WebSocket (RFC 6455), server side: the protocol codec (handshake, frames, UTF-8 validation,
+//! message assembly: pure code, no I/O), the connection on the HTTP upgrade hook
+//! ([`WebSocket`], [`Endpoint`]) and topics ([`Hub`]). `App::ws` mounts an endpoint on a path.
+//! See docs/ws.md.
+//!
+//! ```no_run
+//! use oneloop::app::App;
+//! use oneloop::ws::{SendStatus, WsOptions};
+//! let mut app = App::new();
+//! app.ws("/chat", WsOptions::default(), |_lp, ws| {
+//!     ws.subscribe("room");
+//!     ws.on_message(|lp, ws, msg| {
+//!         ws.publish(lp, "room", msg.clone());
+//!         if ws.send(lp, msg) == SendStatus::Dropped {
+//!             ws.close(lp, 1008, "too slow");
+//!         }
+//!     });
+//! });
+//! app.listen(3000, || println!("ws://127.0.0.1:3000/chat"))?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
+mod endpoint;
 pub mod frame;
 pub mod handshake;
 pub mod message;
+mod pubsub;
+mod socket;
 pub mod utf8;
+
+pub use endpoint::{echo_handler, Endpoint, WsHandler, WsOptions};
+pub use pubsub::Hub;
+pub use socket::{
+    is_sendable_close_code, Message, SendStatus, WebSocket, CLOSE_ABNORMAL, CLOSE_NO_STATUS,
+    CLOSE_TIMEOUT_MS,
+};

@@ -1,0 +1,138 @@
+//! A chat room: `cargo run --example chat`, then open http://127.0.0.1:3000/ in two tabs.
+//!
+//! Listens on `PORT` (default 3000) on `HOST` (default 127.0.0.1); `--port N` and `--host H`
+//! override. Routes:
+//! - `GET /`: the page (HTML + a few lines of JavaScript)
+//! - `/chat`: the WebSocket. Every text message is `{"name": .., "text": ..}` JSON from the page;
+//!   the server stamps it and publishes it to the `room` topic, sender included.
+//! - `/echo`: a WebSocket echo (messages up to 16 MiB; the Autobahn target, see docs/ws.md)
+use std::cell::Cell;
+use std::env;
+use std::rc::Rc;
+
+use oneloop::app::App;
+use oneloop::ws::{echo_handler, Hub, Message, WsOptions};
+use serde_json::{json, Value};
+
+const PAGE: &str = r#"<!doctype html>
+<meta charset="utf-8">
+<title>oneloop chat</title>
+<style>
+  body { font: 15px system-ui, sans-serif; max-width: 40em; margin: 2em auto; }
+  #log { border: 1px solid #ccc; height: 20em; overflow-y: auto; padding: .5em; }
+  #log p { margin: .2em 0; } .sys { color: #888; } b { margin-right: .4em; }
+  form { display: flex; gap: .5em; margin-top: .5em; } #text { flex: 1; }
+</style>
+<h1>oneloop chat</h1>
+<div id="log"></div>
+<form id="form"><input id="name" placeholder="name" size="10"><input id="text"
+  placeholder="message" autocomplete="off"><button>Send</button></form>
+<script>
+const log = document.getElementById("log");
+const line = (html, cls) => {
+  const p = document.createElement("p");
+  if (cls) p.className = cls;
+  p.innerHTML = html;
+  log.appendChild(p);
+  log.scrollTop = log.scrollHeight;
+};
+const esc = s => String(s).replace(/[&<>"]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]));
+const name = document.getElementById("name");
+name.value = "guest" + Math.floor(Math.random() * 1000);
+const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/chat");
+ws.onopen = () => line("connected", "sys");
+ws.onclose = e => line("disconnected (" + e.code + ")", "sys");
+ws.onmessage = e => {
+  const m = JSON.parse(e.data);
+  if (m.system) line(esc(m.system), "sys");
+  else line("<b>" + esc(m.name) + "</b>" + esc(m.text));
+};
+document.getElementById("form").onsubmit = e => {
+  e.preventDefault();
+  const text = document.getElementById("text");
+  if (text.value && ws.readyState === WebSocket.OPEN) {
+    ws.send(JSON.stringify({ name: name.value, text: text.value }));
+    text.value = "";
+  }
+};
+</script>
+"#;
+
+fn main() -> std::io::Result<()> {
+    env_logger::init();
+    let args: Vec<String> = env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1).cloned())
+    };
+    let port: u16 = arg("--port")
+        .or_else(|| env::var("PORT").ok())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+    if let Some(host) = arg("--host") {
+        // `App::listen` binds to `HOST`.
+        env::set_var("HOST", host);
+    }
+    let host = env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
+
+    let mut app = App::new();
+    app.get("/", |_req, res| {
+        res.set("content-type", "text/html; charset=utf-8");
+        res.send(PAGE);
+    });
+
+    let hub = Hub::new();
+    let online = Rc::new(Cell::new(0usize));
+    let options = WsOptions {
+        hub: hub.clone(),
+        ..Default::default()
+    };
+    app.ws("/chat", options, move |lp, ws| {
+        ws.subscribe("room");
+        online.set(online.get() + 1);
+        let joined = json!({ "system": format!("someone joined ({} online)", online.get()) });
+        hub.publish(lp, "room", joined.to_string());
+
+        ws.on_message(|lp, ws, msg| {
+            let Message::Text(text) = msg else { return };
+            let Ok(m) = serde_json::from_str::<Value>(&text) else {
+                ws.close(lp, 1003, "expected JSON");
+                return;
+            };
+            let name: String = m["name"]
+                .as_str()
+                .unwrap_or("anon")
+                .chars()
+                .take(32)
+                .collect();
+            let text: String = m["text"]
+                .as_str()
+                .unwrap_or("")
+                .chars()
+                .take(2000)
+                .collect();
+            let out = json!({ "name": name, "text": text });
+            // To everyone in the room, the sender included.
+            ws.hub().publish(lp, "room", out.to_string());
+        });
+        let hub = hub.clone();
+        let online = Rc::clone(&online);
+        ws.on_close(move |lp, _ws, _code, _reason| {
+            online.set(online.get() - 1);
+            let left = json!({ "system": format!("someone left ({} online)", online.get()) });
+            hub.publish(lp, "room", left.to_string());
+        });
+    });
+
+    let echo_options = WsOptions {
+        max_payload: 16 * 1024 * 1024,
+        max_backpressure: 0,
+        ..Default::default()
+    };
+    app.ws("/echo", echo_options, echo_handler());
+
+    app.listen(port, move || {
+        println!("chat: listening on http://{host}:{port}/ (WebSocket at /chat)");
+    })
+}

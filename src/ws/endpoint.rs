@@ -1,0 +1,180 @@
+//! A WebSocket endpoint: options, the opening handshake on an upgraded HTTP connection, and the
+//! sweep that sends automatic pings and enforces the idle timeout.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use oneloop_runtime::{Loop, TcpId, TimerId};
+
+use super::handshake;
+use super::pubsub::Hub;
+use super::socket::{Message, WebSocket, CLOSE_TIMEOUT_MS};
+use crate::http;
+
+/// Per-endpoint settings. Defaults are uWS's.
+#[derive(Clone)]
+pub struct WsOptions {
+    /// Largest message (after reassembly) accepted; bigger ones fail the connection with 1009.
+    /// Default 16 KiB.
+    pub max_payload: usize,
+    /// Close a connection that has received nothing for this long (`Duration::ZERO`: never).
+    /// Default 120 s. Checked by a sweep every `idle_timeout / 8` (10 ms to 1 s).
+    pub idle_timeout: Duration,
+    /// `send` drops messages while more than this many bytes are queued (0: no limit).
+    /// Default 64 KiB.
+    pub max_backpressure: usize,
+    /// Send a ping once a connection has been silent for half of `idle_timeout`, so a live
+    /// peer's pong keeps it open. Default true.
+    pub send_pings: bool,
+    /// The pub/sub hub the sockets subscribe on. The default is a new hub per endpoint; clone
+    /// one hub into several endpoints' options to share topics between them.
+    pub hub: Hub,
+}
+
+impl Default for WsOptions {
+    fn default() -> Self {
+        WsOptions {
+            max_payload: 16 * 1024,
+            idle_timeout: Duration::from_secs(120),
+            max_backpressure: 64 * 1024,
+            send_pings: true,
+            hub: Hub::new(),
+        }
+    }
+}
+
+/// The connection handler: called once per accepted WebSocket, before any message.
+pub type WsHandler = Rc<dyn Fn(&mut Loop, WebSocket)>;
+
+/// A handler that echoes every message back (the `/ws` route of `examples/hello.rs` and the
+/// Autobahn target).
+pub fn echo_handler() -> impl Fn(&mut Loop, WebSocket) {
+    |_lp, ws| {
+        ws.on_message(|lp, ws, msg: Message| {
+            ws.send(lp, msg);
+        });
+    }
+}
+
+/// One WebSocket route: its options, handler and live connections.
+pub struct Endpoint {
+    options: WsOptions,
+    handler: WsHandler,
+    conns: RefCell<HashMap<TcpId, WebSocket>>,
+    sweep: Cell<Option<TimerId>>,
+}
+
+impl Endpoint {
+    /// An endpoint that hands each accepted socket to `handler`.
+    pub fn new(options: WsOptions, handler: impl Fn(&mut Loop, WebSocket) + 'static) -> Rc<Self> {
+        Rc::new(Endpoint {
+            options,
+            handler: Rc::new(handler),
+            conns: RefCell::new(HashMap::new()),
+            sweep: Cell::new(None),
+        })
+    }
+
+    /// Open connections.
+    pub fn connections(&self) -> usize {
+        self.conns.borrow().len()
+    }
+
+    /// Runs the opening handshake on an upgraded connection (the arguments of
+    /// [`http::Server::on_upgrade`]): answers 400/426 and ends the connection on a bad request,
+    /// else writes `101 Switching Protocols`, calls the handler, then feeds `rest` (frames that
+    /// came in the same read as the request head) to the new socket.
+    pub fn upgrade(self: &Rc<Self>, lp: &mut Loop, req: &http::Request, id: TcpId, rest: Bytes) {
+        let mut out = BytesMut::new();
+        let accept = match handshake::validate_request(req.method(), |n| req.header_bytes(n)) {
+            Ok(accept) => accept,
+            Err(e) => {
+                log::debug!("ws: refusing upgrade of {}: {e}", req.path());
+                handshake::write_error_response(&mut out, e);
+                let _ = lp.tcp_write_bytes(id, out.freeze());
+                let _ = lp.tcp_end(id);
+                // The socket is half-open (as HTTP set it up): make sure it goes away.
+                lp.set_timeout(CLOSE_TIMEOUT_MS, move |lp| {
+                    let _ = lp.tcp_destroy(id);
+                });
+                return;
+            }
+        };
+        handshake::write_accept_response(&mut out, &accept);
+        if lp.tcp_write_bytes(id, out.freeze()).is_err() {
+            return;
+        }
+        // `tcp_write` now reports "something is queued", which is what Backpressured means, and
+        // on_drain runs whenever the queue empties.
+        let _ = lp.tcp_set_high_water_mark(id, 1);
+        let ws = WebSocket::new(
+            lp,
+            id,
+            self.options.max_payload,
+            self.options.max_backpressure,
+            self.options.hub.clone(),
+            lp.tcp_peer_addr(id).ok(),
+        );
+        let w = ws.clone();
+        let _ = lp.tcp_on_data(id, move |lp, _id, data| w.on_data(lp, data));
+        let w = ws.clone();
+        let _ = lp.tcp_on_end(id, move |lp, _id| w.on_end(lp));
+        let w = ws.clone();
+        let _ = lp.tcp_on_drain(id, move |lp, _id| w.on_tcp_drain(lp));
+        let _ = lp.tcp_on_error(id, |_lp, id, e| {
+            log::debug!("ws: connection {} error: {e}", id.index());
+        });
+        let w = ws.clone();
+        let ep = Rc::clone(self);
+        let _ = lp.tcp_on_close(id, move |lp, id, _had_error| {
+            ep.conns.borrow_mut().remove(&id);
+            w.on_tcp_close(lp);
+        });
+        self.conns.borrow_mut().insert(id, ws.clone());
+        self.ensure_sweep(lp);
+        (self.handler)(lp, ws.clone());
+        if !rest.is_empty() {
+            ws.on_data(lp, &rest);
+        }
+    }
+
+    fn ensure_sweep(self: &Rc<Self>, lp: &mut Loop) {
+        let idle = self.options.idle_timeout.as_millis() as u64;
+        if idle == 0 || self.sweep.get().is_some() {
+            return;
+        }
+        let every = (idle / 8).clamp(10, 1_000);
+        let ep = Rc::clone(self);
+        let t = lp.set_interval(every, move |lp| ep.sweep(lp, idle));
+        // The sockets keep the loop alive, not the sweep.
+        let _ = lp.unref(t);
+        self.sweep.set(Some(t));
+    }
+
+    /// Pings connections silent for half the idle timeout, destroys those silent for all of it.
+    fn sweep(&self, lp: &mut Loop, idle_ms: u64) {
+        let now = lp.now();
+        let mut ping = Vec::new();
+        let mut expired = Vec::new();
+        for ws in self.conns.borrow().values() {
+            let c = ws.0.borrow();
+            let silent = now.saturating_sub(c.last_recv);
+            if silent >= idle_ms {
+                expired.push(ws.clone());
+            } else if self.options.send_pings && !c.ping_outstanding && silent >= idle_ms / 2 {
+                ping.push(ws.clone());
+            }
+        }
+        for ws in ping {
+            ws.0.borrow_mut().ping_outstanding = true;
+            ws.ping(lp, b"");
+        }
+        for ws in expired {
+            log::debug!("ws: idle timeout on connection {}", ws.tcp_id().index());
+            ws.destroy(lp, "idle timeout");
+        }
+    }
+}
