@@ -7,6 +7,8 @@
 //! - `POST /echo`: the request body, byte for byte (Content-Length or chunked)
 //! - anything else: 404
 //!
+//! - `GET /ws`: a WebSocket echo (for Autobahn and other conformance tools)
+//!
 //! `--echo-all` makes every method on every path echo its body (for conformance tools).
 //! `--workers N` runs N loops on N threads sharing the port (SO_REUSEPORT; 0 = one per core).
 //! SIGTERM or SIGINT drains gracefully (in-flight requests finish, idle connections close,
@@ -16,6 +18,7 @@ use std::env;
 use oneloop::cluster::{self, ClusterOptions};
 use oneloop::http::{self, Request, Response, ServerConfig};
 use oneloop::shutdown::{graceful_shutdown, ShutdownOptions};
+use oneloop::ws::{echo_handler, Endpoint, WsOptions};
 
 const HELLO: &[u8] = b"Hello, World!";
 const JSON: &[u8] = br#"{"message":"Hello, World!"}"#;
@@ -86,6 +89,14 @@ fn main() -> std::io::Result<()> {
                 echo(req, res)
             } else {
                 route(req, res)
+            }
+        });
+        let ws_echo = Endpoint::new(WsOptions::default(), echo_handler());
+        server.on_upgrade(move |lp, req, id, rest| {
+            if req.path() == "/ws" {
+                ws_echo.upgrade(lp, &req, id, rest);
+            } else {
+                let _ = lp.tcp_destroy(id);
             }
         });
         server.listen(lp, addr.as_str(), move |_lp, addr| {
