@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# oneloop vs Node: one command. See docs/benchmarks.md ("HTTP server").
+#
+#   benches/compare/run.sh            full run  (10 s x 3 runs; 1/64/256/1000/10000 connections) < 45 min
+#   benches/compare/run.sh --quick    quick run (3 s x 3 runs; 64/256 connections)               < 5 min
+#
+# Options: --runs N, --duration S, --servers a,b,c (default all six), --skip-build (use the
+# binaries already in $CARGO_TARGET_DIR), --skip-install (no apt-get / npm ci).
+#
+# It installs wrk (apt-get) if missing and the pinned Node packages (npm ci), builds oneloop's
+# examples in release, starts every server pinned to CPU 0 (taskset -c 0) and runs wrk pinned to
+# CPU 1, interleaved: for each round, for each scenario, every server in turn (the order rotates
+# each round). Raw results: results/<timestamp>.jsonl (one line per run, plus a meta line);
+# rendered: results/latest.md (also printed).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN="$TARGET_DIR/release/examples"
+SERVER_CPU=0
+WRK_CPU=1
+
+MODE=full
+RUNS=3
+DURATION=
+SERVERS="oneloop bare_mio node_http express fastify node_cluster"
+SKIP_BUILD=0
+SKIP_INSTALL=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) MODE=quick ;;
+    --runs) RUNS="$2"; shift ;;
+    --duration) DURATION="$2"; shift ;;
+    --servers) SERVERS="${2//,/ }"; shift ;;
+    --skip-build) SKIP_BUILD=1 ;;
+    --skip-install) SKIP_INSTALL=1 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+# scenario name | path | connections | wrk script | pipeline depth
+if [ "$MODE" = quick ]; then
+  DURATION="${DURATION:-3}"
+  SCENARIOS=(
+    "plaintext-c64|/plaintext|64|report.lua|1"
+    "plaintext-c256|/plaintext|256|report.lua|1"
+    "pipeline16-c256|/plaintext|256|pipeline.lua|16"
+    "json-c256|/json|256|report.lua|1"
+  )
+else
+  DURATION="${DURATION:-10}"
+  SCENARIOS=(
+    "plaintext-c1|/plaintext|1|report.lua|1"
+    "plaintext-c64|/plaintext|64|report.lua|1"
+    "plaintext-c256|/plaintext|256|report.lua|1"
+    "plaintext-c1000|/plaintext|1000|report.lua|1"
+    "plaintext-c10000|/plaintext|10000|report.lua|1"
+    "pipeline16-c256|/plaintext|256|pipeline.lua|16"
+    "json-c256|/json|256|report.lua|1"
+  )
+fi
+
+# 10,000 connections need ~10,000 fds in wrk and in the server. This machine's hard limit is
+# 20,000 per process: raise the soft limit to min(20000, hard), never above the hard limit.
+HARD="$(ulimit -Hn)"
+WANT=20000
+if [ "$HARD" != unlimited ] && [ "$HARD" -lt "$WANT" ]; then WANT="$HARD"; fi
+ulimit -n "$WANT"
+
+log() { printf '[run.sh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+# ---- install -------------------------------------------------------------------------------
+if [ "$SKIP_INSTALL" = 0 ]; then
+  if ! command -v wrk >/dev/null 2>&1; then
+    log "installing wrk"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update && $SUDO apt-get install -y wrk
+  fi
+  log "npm ci (express, fastify: pinned in package-lock.json)"
+  (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+for tool in wrk node taskset python3; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "run.sh: $tool not found" >&2; exit 1; }
+done
+
+# ---- build ---------------------------------------------------------------------------------
+if [ "$SKIP_BUILD" = 0 ]; then
+  log "cargo build --release --examples (target dir $TARGET_DIR)"
+  (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --examples --quiet)
+fi
+for b in hello bare_mio; do
+  [ -x "$BIN/$b" ] || { echo "run.sh: $BIN/$b missing (build failed?)" >&2; exit 1; }
+done
+
+# ---- servers -------------------------------------------------------------------------------
+declare -A PORT CMD PID
+p=3400
+for s in $SERVERS; do
+  PORT[$s]=$p; p=$((p + 1))
+  case "$s" in
+    oneloop) CMD[$s]="$BIN/hello" ;;
+    bare_mio) CMD[$s]="$BIN/bare_mio" ;;
+    node_http|express|fastify|node_cluster) CMD[$s]="node $HERE/$s.js" ;;
+    *) echo "run.sh: unknown server $s" >&2; exit 2 ;;
+  esac
+done
+
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$HERE/results"
+OUT="$HERE/results/$STAMP.jsonl"
+WORK="$(mktemp -d /tmp/oneloop-compare.XXXXXX)"
+
+start_server() {
+  local s="$1"
+  : > "$WORK/$s.log"
+  # exec: the recorded pid is the server itself (taskset's affinity is inherited by children).
+  PORT="${PORT[$s]}" HOST=127.0.0.1 RUST_LOG=error \
+    setsid taskset -c "$SERVER_CPU" ${CMD[$s]} >>"$WORK/$s.log" 2>&1 &
+  PID[$s]=$!
+  local i
+  for i in $(seq 1 100); do
+    if grep -qE 'listening on|ready on' "$WORK/$s.log"; then return 0; fi
+    if ! is_alive "${PID[$s]}"; then break; fi
+    sleep 0.1
+  done
+  echo "run.sh: $s did not start:" >&2; cat "$WORK/$s.log" >&2
+  return 1
+}
+
+stop_servers() {
+  local s
+  for s in "${!PID[@]}"; do
+    # setsid made each server its own process group: this ends the server and its children
+    # (node_cluster's workers) and nothing else.
+    kill -TERM -- "-${PID[$s]}" 2>/dev/null || true
+  done
+  sleep 0.3
+  for s in "${!PID[@]}"; do kill -KILL -- "-${PID[$s]}" 2>/dev/null || true; done
+}
+trap 'stop_servers; rm -rf "$WORK"' EXIT
+trap 'exit 130' INT TERM
+
+# A zombie still answers kill -0: look at /proc instead.
+is_alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"; }
+
+# These helpers run between every two wrk runs on a loaded machine: bash builtins only, no forks.
+
+# A process and its descendants (node_cluster's workers), from /proc/<pid>/task/<pid>/children.
+tree_pids() {
+  local queue=("$1") out=() q kids
+  while [ ${#queue[@]} -gt 0 ]; do
+    q="${queue[0]}"; queue=("${queue[@]:1}")
+    out+=("$q")
+    kids=""
+    [ -r "/proc/$q/task/$q/children" ] && read -r kids <"/proc/$q/task/$q/children" || true
+    # shellcheck disable=SC2206
+    [ -n "$kids" ] && queue+=($kids)
+  done
+  echo "${out[*]}"
+}
+
+# VmRSS and VmHWM (kB) summed over a process tree.
+mem_kb() {
+  local rss=0 hwm=0 q key val _
+  for q in $(tree_pids "$1"); do
+    [ -r "/proc/$q/status" ] || continue
+    while read -r key val _; do
+      case "$key" in
+        VmRSS:) rss=$((rss + val)) ;;
+        VmHWM:) hwm=$((hwm + val)) ;;
+      esac
+    done <"/proc/$q/status" || true
+  done
+  echo "$rss $hwm"
+}
+
+# utime + stime (clock ticks) summed over a process tree. The machine is shared: the server's
+# CPU time during a run says whether it was the bottleneck (close to 1 core) or was starved or
+# waiting on wrk, and requests per server CPU-second is steadier than req/s under noise.
+cpu_ticks() {
+  local t=0 q line f
+  for q in $(tree_pids "$1"); do
+    [ -r "/proc/$q/stat" ] || continue
+    read -r line <"/proc/$q/stat" || continue
+    line="${line##*) }"          # drop "pid (comm) ": comm may contain spaces
+    read -r -a f <<<"$line"      # f[0] is field 3 (state): utime is field 14, stime 15
+    t=$((t + f[11] + f[12]))
+  done
+  echo "$t"
+}
+CLK_TCK="$(getconf CLK_TCK)"
+
+# ---- meta ----------------------------------------------------------------------------------
+CPU_MODEL="$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)"
+MACHINE="nproc $(nproc), ${CPU_MODEL}; node $(node --version), express $(node -p "require('$HERE/node_modules/express/package.json').version" 2>/dev/null || echo '?'), fastify $(node -p "require('$HERE/node_modules/fastify/package.json').version" 2>/dev/null || echo '?'), $(wrk -v 2>&1 | head -1 | awk '{print "wrk", $2}'), $(rustc --version 2>/dev/null | awk '{print "rustc", $2}')"
+GIT="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && [ -n "$(git status --porcelain 2>/dev/null | grep -v '^??')" ] && echo '+dirty' || true)"
+# With --skip-build the binaries may be older than the tree: record when hello was built.
+BUILT="$(date -u -r "$BIN/hello" +%Y-%m-%dT%H:%M:%SZ)"
+python3 - "$MODE" "$DURATION" "$RUNS" "$SERVER_CPU" "$WRK_CPU" "$MACHINE" "$GIT" "$SERVERS" "$STAMP" "$BUILT" "$SKIP_BUILD" >"$OUT" <<'PY'
+import json, sys
+mode, dur, runs, scpu, wcpu, machine, git, servers, stamp, built, skip = sys.argv[1:]
+print(json.dumps({"type": "meta", "mode": mode, "duration_s": int(dur), "runs": int(runs),
+                  "server_cpu": int(scpu), "wrk_cpu": int(wcpu), "machine": machine,
+                  "git": git, "hello_built": built, "skip_build": skip == "1",
+                  "servers": servers.split(), "started": stamp}))
+PY
+log "$MACHINE; git $GIT; hello built $BUILT"
+log "results: $OUT"
+
+for s in $SERVERS; do start_server "$s"; log "started $s on port ${PORT[$s]} (pid ${PID[$s]})"; done
+# Warm-up: 1 s of 64 connections on each server (JIT, allocator, page faults); not recorded.
+for s in $SERVERS; do
+  timeout 20 taskset -c "$WRK_CPU" wrk -t1 -c64 -d1s "http://127.0.0.1:${PORT[$s]}/plaintext" >/dev/null 2>&1 || true
+done
+
+read -r -a ORDER <<<"$SERVERS"
+N=${#ORDER[@]}
+TOTAL=$((RUNS * ${#SCENARIOS[@]} * N)); DONE=0
+for round in $(seq 1 "$RUNS"); do
+  for sc in "${SCENARIOS[@]}"; do
+    IFS='|' read -r name path conns script depth <<<"$sc"
+    for i in $(seq 0 $((N - 1))); do
+      s="${ORDER[$(((i + round - 1) % N))]}"
+      if ! is_alive "${PID[$s]}"; then
+        log "$s was dead before $name round $round: restarting"
+        start_server "$s" || continue
+      fi
+      extra=()
+      [ "$depth" -gt 1 ] && extra=(-- "$depth")
+      read -r load _ </proc/loadavg
+      cpu0="$(cpu_ticks "${PID[$s]}")"; t0="$EPOCHREALTIME"
+      set +e
+      timeout $((DURATION + 30)) taskset -c "$WRK_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" \
+        --timeout 5s --latency -s "$HERE/$script" "http://127.0.0.1:${PORT[$s]}$path" "${extra[@]}" \
+        >"$WORK/wrk.out" 2>&1
+      rc=$?
+      set -e
+      cpu1="$(cpu_ticks "${PID[$s]}")"; t1="$EPOCHREALTIME"
+      alive=true; is_alive "${PID[$s]}" || alive=false
+      read -r rss hwm <<<"$(mem_kb "${PID[$s]}")"
+      DONE=$((DONE + 1))
+      printf '[run.sh %(%H:%M:%S)T] [%d/%d] ' -1 "$DONE" "$TOTAL" >&2
+      python3 "$HERE/wrk2json.py" "$WORK/wrk.out" type=run server="$s" scenario="$name" \
+        path="$path" connections="$conns" depth="$depth" round="$round" duration="$DURATION" \
+        wrk_exit="$rc" server_cpu_ticks="$((cpu1 - cpu0))" clk_tck="$CLK_TCK" t0="$t0" t1="$t1" \
+        rss_kb="$rss" hwm_kb="$hwm" loadavg="$load" alive="$alive" >>"$OUT"
+      if [ "$alive" = false ]; then
+        log "$s DIED during $name; its log:"; tail -20 "$WORK/$s.log" >&2
+        cp "$WORK/$s.log" "$HERE/results/$STAMP.$s.crash.log" || true
+      fi
+    done
+  done
+done
+
+python3 "$HERE/render.py" "$OUT" | tee "$HERE/results/latest.md"
+log "raw: $OUT"
