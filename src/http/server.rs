@@ -34,6 +34,7 @@ pub(crate) struct Shared {
     local: Cell<Option<SocketAddr>>,
     closing: Cell<bool>,
     sweep: Cell<Option<TimerId>>,
+    date_timer: Cell<Option<TimerId>>,
 }
 
 impl Shared {
@@ -42,9 +43,14 @@ impl Shared {
     }
 
     /// The current IMF-fixdate, re-formatted at most once per second.
+    /// The cached IMF-fixdate: no clock read per response. A timer refreshes it at every
+    /// second boundary while the server listens (Node's `utcDate` cache does the same); before
+    /// `listen` (or after `close`) it is refreshed on use.
     pub(crate) fn date(&self) -> [u8; DATE_LEN] {
         let mut cache = self.date.borrow_mut();
-        cache.update(SystemTime::now());
+        if self.date_timer.get().is_none() {
+            cache.update(SystemTime::now());
+        }
         let mut out = [0u8; DATE_LEN];
         out.copy_from_slice(cache.as_bytes());
         out
@@ -152,6 +158,7 @@ pub fn create_server_with(
             local: Cell::new(None),
             closing: Cell::new(false),
             sweep: Cell::new(None),
+            date_timer: Cell::new(None),
         }),
     }
 }
@@ -186,6 +193,7 @@ impl Server {
         });
         let _ = lp.unref(sweep);
         self.shared.sweep.set(Some(sweep));
+        refresh_date(lp, &self.shared);
         lp.next_tick(move |lp| on_listening(lp, local));
         Ok(local)
     }
@@ -220,6 +228,9 @@ impl Server {
         let done = move |lp: &mut Loop| {
             if let Some(t) = shared.sweep.take() {
                 let _ = lp.clear_interval(t);
+            }
+            if let Some(t) = shared.date_timer.take() {
+                let _ = lp.clear_timeout(t);
             }
             callback(lp);
         };
@@ -291,6 +302,21 @@ fn accept(lp: &mut Loop, shared: &Rc<Shared>, id: TcpId) {
         drop(conn);
         s.forget(id);
     });
+}
+
+/// Re-formats the cached Date and re-arms itself for the next second boundary (unref'd: it
+/// never keeps the loop alive).
+fn refresh_date(lp: &mut Loop, shared: &Rc<Shared>) {
+    let now = SystemTime::now();
+    shared.date.borrow_mut().update(now);
+    let into_second = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_millis() as u64)
+        .unwrap_or(0);
+    let s = Rc::clone(shared);
+    let timer = lp.set_timeout(1000 - into_second, move |lp| refresh_date(lp, &s));
+    let _ = lp.unref(timer);
+    shared.date_timer.set(Some(timer));
 }
 
 /// Checks every connection's deadline (headers, request, keep-alive, closing) and its send
