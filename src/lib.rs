@@ -10,5 +10,7 @@ pub use oneloop_runtime as runtime;
 pub mod app;
 pub mod cluster;
 pub mod http;
+pub mod load;
 pub mod shutdown;
+pub mod threaded;
 pub mod ws;
