@@ -67,9 +67,7 @@ pub(crate) struct ResponseState {
 
 impl ResponseState {
     /// A fresh response state reusing `headers` (empty) as its header list.
-    pub(crate) fn with_headers(
-        headers: Vec<(Cow<'static, str>, HeaderValue)>,
-    ) -> ResponseState {
+    pub(crate) fn with_headers(headers: Vec<(Cow<'static, str>, HeaderValue)>) -> ResponseState {
         debug_assert!(headers.is_empty());
         ResponseState {
             status: 200,
