@@ -4,12 +4,18 @@
 //! Routes: `GET/POST /api/products`, `GET/PUT/DELETE /api/products/:id`, and
 //! `GET /api/products/:id/digest?rounds=N`, which hashes the product N times on the thread pool
 //! so the loop keeps answering other requests meanwhile (compare `?inline=1`, which blocks the
-//! loop). Listens on `PORT` (3000) / `HOST` (127.0.0.1), or `--port N`.
+//! loop). Listens on `PORT` (3000) / `HOST` (127.0.0.1), or `--port N`. `--workers N` runs N
+//! loops on N threads sharing the port (0 = one per core); each worker has its own in-memory
+//! store (workers share no mutable state), so run one worker when you want one consistent store.
+//! SIGTERM/SIGINT drain gracefully.
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use oneloop::app::{body, logger, App, AppError, Body, Req, Res};
+use oneloop::cluster::{self, ClusterOptions};
+use oneloop::http::ServerConfig;
+use oneloop::shutdown::{graceful_shutdown, ShutdownOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -182,6 +188,27 @@ fn main() -> std::io::Result<()> {
         .or_else(|| std::env::var("PORT").ok())
         .and_then(|p| p.parse().ok())
         .unwrap_or(3000);
-    let app = build(Rc::new(RefCell::new(Store::default())));
-    app.listen(port, move || println!("rest_api: listening on port {port}"))
+    let workers: usize = args
+        .iter()
+        .position(|a| a == "--workers")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(1);
+    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let many = cluster::worker_count(workers) > 1;
+    let options = ClusterOptions {
+        workers,
+        ..ClusterOptions::default()
+    };
+    cluster::run(options, move |lp, worker| {
+        let app = build(Rc::new(RefCell::new(Store::default())));
+        let mut config = ServerConfig::default();
+        config.listen.reuse_port = many;
+        let server = app.listen_on(lp, (host.as_str(), port), config, move |_lp, addr| {
+            if worker == 0 {
+                println!("rest_api: listening on http://{addr}");
+            }
+        })?;
+        graceful_shutdown(lp, vec![server], ShutdownOptions::default(), |_lp| {})
+    })
 }
