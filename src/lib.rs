@@ -14,3 +14,8 @@ pub mod load;
 pub mod shutdown;
 pub mod threaded;
 pub mod ws;
+
+/// README.md's code blocks, compiled and run as doctests so the README cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -91,7 +91,7 @@ if [ "$SKIP_BUILD" = 0 ]; then
   log "cargo build --release --examples (target dir $TARGET_DIR)"
   (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --examples --quiet)
 fi
-for b in hello bare_mio; do
+for b in hello bare_mio hello_app; do
   [ -x "$BIN/$b" ] || { echo "run.sh: $BIN/$b missing (build failed?)" >&2; exit 1; }
 done
 
@@ -102,8 +102,9 @@ for s in $SERVERS; do
   PORT[$s]=$p; p=$((p + 1))
   case "$s" in
     oneloop) CMD[$s]="$BIN/hello" ;;
+    oneloop_app) CMD[$s]="$BIN/hello_app" ;;
     bare_mio) CMD[$s]="$BIN/bare_mio" ;;
-    node_http|express|fastify|node_cluster) CMD[$s]="node $HERE/$s.js" ;;
+    node_http|express|fastify|node_cluster|express_app|fastify_app) CMD[$s]="node $HERE/$s.js" ;;
     *) echo "run.sh: unknown server $s" >&2; exit 2 ;;
   esac
 done
