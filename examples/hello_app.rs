@@ -16,12 +16,18 @@ fn main() -> std::io::Result<()> {
         next.call();
     });
     for resource in ["users", "products", "orders", "carts", "reviews"] {
-        app.get(&format!("/api/{resource}"), |_req, res| res.json(&json!([])));
-        app.post(&format!("/api/{resource}"), |_req, res| res.status(201).end());
+        app.get(&format!("/api/{resource}"), |_req, res| {
+            res.json(&json!([]))
+        });
+        app.post(&format!("/api/{resource}"), |_req, res| {
+            res.status(201).end()
+        });
         app.get(&format!("/api/{resource}/:id"), |req, res| {
             res.json(&json!({ "id": req.param("id") }))
         });
-        app.delete(&format!("/api/{resource}/:id"), |_req, res| res.status(204).end());
+        app.delete(&format!("/api/{resource}/:id"), |_req, res| {
+            res.status(204).end()
+        });
     }
     app.get("/", |_req, res| {
         res.set_static("content-type", "text/plain");
@@ -31,10 +37,14 @@ fn main() -> std::io::Result<()> {
         res.set_static("content-type", "text/plain");
         res.send_bytes(b"Hello, World!");
     });
-    app.get("/json", |_req, res| res.json(&json!({ "message": "Hello, World!" })));
+    app.get("/json", |_req, res| {
+        res.json(&json!({ "message": "Hello, World!" }))
+    });
     let port = std::env::var("PORT")
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(3000);
-    app.listen(port, move || println!("hello_app: listening on port {port}"))
+    app.listen(port, move || {
+        println!("hello_app: listening on port {port}")
+    })
 }
