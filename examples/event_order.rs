@@ -3,8 +3,11 @@
 //! Each puzzle prints its name and the order its callbacks ran in; the orders match Node 20
 //! (`tests/golden/*.js`, checked by `runtime/tests/golden_order.rs`).
 //!
-//! - `--trace [PUZZLE]` prints the loop's trace (one line per phase and per callback, tokens
-//!   interleaved) for one puzzle, `io-callback` by default.
+//! - `--trace out.json [PUZZLE]` writes a Chrome trace of one puzzle (`io-callback` by default):
+//!   open it in <https://ui.perfetto.dev>, or draw it with
+//!   `cargo run --example trace_render -- out.json out.svg`.
+//! - `--print-trace [PUZZLE]` prints the loop's trace (one line per phase and per callback,
+//!   tokens interleaved) for one puzzle.
 //! - `ONELOOP_TRACE=1` prints the trace of every puzzle to stderr.
 //! - `--list` prints the puzzle names.
 use std::cell::RefCell;
@@ -81,6 +84,16 @@ const PUZZLES: &[(&str, &str, Puzzle)] = &[
         "nested-ticks",
         "ticks queueing microtasks queueing ticks",
         nested_ticks,
+    ),
+    (
+        "blocking-callback",
+        "a 10 ms heartbeat interval and a timer callback that blocks for 60 ms",
+        blocking_callback,
+    ),
+    (
+        "offloaded-work",
+        "the same 60 ms of work moved to queue_work: the heartbeat keeps its beat",
+        offloaded_work,
     ),
 ];
 
@@ -198,19 +211,74 @@ fn nested_ticks(lp: &mut Loop, out: &Out) {
     lp.queue_microtask(out.cb("micro-0"));
 }
 
-fn run_puzzle(puzzle: Puzzle, trace: bool) -> io::Result<Vec<&'static str>> {
+/// A heartbeat every 10 ms for 100 ms, so a stall shows as beats that come late.
+fn heartbeat(lp: &mut Loop, out: &Out) {
+    let o = out.clone();
+    let beat = lp.set_interval(10, move |_| o.say("beat"));
+    lp.set_timeout(100, move |lp| {
+        let _ = lp.clear_interval(beat);
+    });
+}
+
+fn blocking_callback(lp: &mut Loop, out: &Out) {
+    heartbeat(lp, out);
+    let o = out.clone();
+    lp.set_timeout(15, move |_| {
+        o.say("heavy-start");
+        spin(60); // a CPU-heavy callback: nothing else runs meanwhile
+        o.say("heavy-end");
+    });
+}
+
+fn offloaded_work(lp: &mut Loop, out: &Out) {
+    heartbeat(lp, out);
+    let o = out.clone();
+    lp.set_timeout(15, move |lp| {
+        o.say("heavy-start");
+        let o2 = o.clone();
+        // The same 60 ms, on the thread pool: the loop keeps running timers meanwhile.
+        let queued = lp.queue_work(|| spin(60), move |_, _| o2.say("heavy-end"));
+        if let Err(e) = queued {
+            eprintln!("queue_work failed: {e}");
+        }
+    });
+}
+
+/// How a puzzle is watched.
+enum Watch<'a> {
+    Quiet,
+    /// Trace lines on stdout, tokens interleaved.
+    Print,
+    /// A Chrome trace written to this file.
+    ChromeFile(&'a str),
+}
+
+fn run_puzzle(puzzle: Puzzle, watch: Watch) -> io::Result<Vec<&'static str>> {
     let mut lp = Loop::new()?;
     let out = Out {
-        echo: trace,
+        echo: matches!(watch, Watch::Print),
         ..Out::default()
     };
-    if trace {
-        lp.set_trace(Some(Box::new(|ev: &TraceEvent| println!("{ev}"))));
+    match watch {
+        Watch::Quiet => {}
+        Watch::Print => lp.set_trace(Some(Box::new(|ev: &TraceEvent| println!("{ev}")))),
+        Watch::ChromeFile(path) => lp.start_trace_file(path)?,
     }
     puzzle(&mut lp, &out);
     lp.run()?;
+    lp.finish_trace()?;
     let tokens = out.tokens.borrow().clone();
     Ok(tokens)
+}
+
+fn find(name: &str) -> (&'static str, &'static str, Puzzle) {
+    match PUZZLES.iter().find(|(n, _, _)| *n == name) {
+        Some(p) => *p,
+        None => {
+            eprintln!("unknown puzzle {name:?}; try --list");
+            std::process::exit(2);
+        }
+    }
 }
 
 fn main() -> io::Result<()> {
@@ -221,19 +289,25 @@ fn main() -> io::Result<()> {
         }
         return Ok(());
     }
-    if let Some(pos) = args.iter().position(|a| a == "--trace") {
-        let name = args.get(pos + 1).map_or("io-callback", String::as_str);
-        let Some((name, what, puzzle)) = PUZZLES.iter().find(|(n, _, _)| *n == name) else {
-            eprintln!("unknown puzzle {name:?}; try --list");
-            std::process::exit(2);
-        };
+    if let Some(pos) = args.iter().position(|a| a == "--print-trace") {
+        let (name, what, puzzle) = find(args.get(pos + 1).map_or("io-callback", String::as_str));
         println!("{name} ({what}), traced:");
-        let tokens = run_puzzle(*puzzle, true)?;
+        let tokens = run_puzzle(puzzle, Watch::Print)?;
         println!("order: {}", tokens.join(" "));
         return Ok(());
     }
+    if let Some(pos) = args.iter().position(|a| a == "--trace") {
+        let Some(path) = args.get(pos + 1) else {
+            eprintln!("usage: event_order --trace out.json [PUZZLE]");
+            std::process::exit(2);
+        };
+        let (name, what, puzzle) = find(args.get(pos + 2).map_or("io-callback", String::as_str));
+        let tokens = run_puzzle(puzzle, Watch::ChromeFile(path))?;
+        println!("{name} ({what})\n  {}\ntrace: {path}", tokens.join(" "));
+        return Ok(());
+    }
     for (name, what, puzzle) in PUZZLES {
-        let tokens = run_puzzle(*puzzle, false)?;
+        let tokens = run_puzzle(*puzzle, Watch::Quiet)?;
         println!("{name} ({what})\n  {}", tokens.join(" "));
     }
     Ok(())

@@ -4,6 +4,9 @@
 //! the amortised cost of queueing plus running one callback, comparable with
 //! `benches/node/loop_bench.js`. Before the timings, the bench prints how many heap allocations
 //! one timer and one immediate cost in steady state, counted by a global allocator wrapper.
+//!
+//! `ONELOOP_BENCH_OBSERVE=metrics` runs every loop with `enable_metrics(true)`, `=trace` with a
+//! Chrome trace written to /dev/null, `=both` with both: the cost of watching the loop.
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -52,11 +55,20 @@ static GLOBAL: CountingAlloc = CountingAlloc;
 const BATCH: u64 = 10_000;
 
 fn new_loop() -> Loop {
-    Loop::with_options(LoopOptions {
+    let mut lp = Loop::with_options(LoopOptions {
         threadpool_size: 4,
         trace_to_stderr: false,
+        ..LoopOptions::default()
     })
-    .expect("loop")
+    .expect("loop");
+    let observe = std::env::var("ONELOOP_BENCH_OBSERVE").unwrap_or_default();
+    if matches!(observe.as_str(), "metrics" | "both") {
+        lp.enable_metrics(true);
+    }
+    if matches!(observe.as_str(), "trace" | "both") {
+        lp.start_trace_file("/dev/null").expect("trace");
+    }
+    lp
 }
 
 /// A loop kept alive by one ref'd timer that never fires during the bench.

@@ -8,18 +8,21 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
+use std::panic::Location;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use crate::clock::{self, Clock};
 use crate::handle::{GenSlab, Handle, HandleError, ImmediateId, Key, SignalId, TimerId, WorkId};
+use crate::metrics::QueueDepths;
 use crate::signal::Signals;
 use crate::tcp::Net;
 use crate::threadpool::{self, AnyResult, Done, ThreadPool, WorkError};
 use crate::timers::{Timer, TimerCallback, TimerDelay, TimerHeap};
-use crate::trace::{CallbackKind, LoopMetrics, Phase, TraceEvent, TraceSink};
+use crate::trace::{CallbackKind, LoopMetrics, Observer, Phase, TraceEvent, TraceSink};
 
 /// Token of the waker the thread pool (and [`LoopWaker`]) use.
 pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX - 1);
@@ -53,6 +56,8 @@ pub struct LoopOptions {
     pub threadpool_size: usize,
     /// Print a trace line per phase and callback to stderr (default: `ONELOOP_TRACE=1`).
     pub trace_to_stderr: bool,
+    /// Real or virtual time (default real); see [`Clock`].
+    pub clock: Clock,
 }
 
 impl Default for LoopOptions {
@@ -60,23 +65,39 @@ impl Default for LoopOptions {
         LoopOptions {
             threadpool_size: threadpool::size_from_env(),
             trace_to_stderr: std::env::var("ONELOOP_TRACE").is_ok_and(|v| v == "1"),
+            clock: Clock::Real,
         }
     }
 }
 
-struct Immediate {
+pub(crate) struct Immediate {
     callback: Option<Task>,
-    refed: bool,
+    pub(crate) refed: bool,
+    pub(crate) created_at: &'static Location<'static>,
 }
 
-struct WorkRequest {
+pub(crate) struct WorkRequest {
     after: Option<WorkDone>,
+    pub(crate) created_at: &'static Location<'static>,
 }
 
 pub(crate) struct SignalWatcher {
     pub(crate) signum: i32,
     pub(crate) callback: Option<SignalCallback>,
     pub(crate) refed: bool,
+    pub(crate) created_at: &'static Location<'static>,
+}
+
+/// What one [`Loop::step`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepReport {
+    /// The iteration the phase belongs to (0 for the main-module drain before the first).
+    pub iteration: u64,
+    /// The phase that ran: one of [`Phase::ITERATION`], or `Main` (ticks and microtasks queued
+    /// outside the loop) or `BeforeExit`.
+    pub phase: Phase,
+    /// The callbacks it ran, in order, next-tick and microtask drains included.
+    pub callbacks: Vec<CallbackKind>,
 }
 
 /// A handle that keeps the loop alive, as reported by [`Loop::active_handles`].
@@ -104,27 +125,32 @@ impl LoopHandle {
 
     /// Arms a timer from the next tick (see [`Loop::set_timeout`]); for code that holds a
     /// handle but not the loop, such as an app-layer handler.
+    #[track_caller]
     pub fn set_timeout(
         &self,
         delay: impl TimerDelay + 'static,
         callback: impl FnOnce(&mut Loop) + 'static,
     ) {
+        let at = Location::caller();
         self.next_tick(move |lp| {
-            lp.set_timeout(delay, callback);
+            let callback = TimerCallback::Once(Box::new(callback));
+            lp.start_timer(delay.to_delay_ms(), false, callback, at);
         });
     }
 
     /// Queues thread-pool work from the next tick (see [`Loop::queue_work`]). If the pool
     /// cannot start, `after` receives `Err(WorkError::Panicked(..))` with the OS error.
+    #[track_caller]
     pub fn queue_work<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
         after: impl FnOnce(&mut Loop, Result<T, WorkError>) + 'static,
     ) {
+        let at = Location::caller();
         self.next_tick(move |lp| {
             let after = std::rc::Rc::new(std::cell::RefCell::new(Some(after)));
             let on_done = std::rc::Rc::clone(&after);
-            let queued = lp.queue_work(work, move |lp, r| {
+            let queued = lp.queue_work_at(at, work, move |lp, r| {
                 if let Some(after) = on_done.borrow_mut().take() {
                     after(lp, r)
                 }
@@ -172,29 +198,36 @@ pub struct Loop {
     pub(crate) poll: Poll,
     events: Option<Events>,
     waker: Arc<Waker>,
-    started: Instant,
+    pub(crate) started: Instant,
     /// The cached loop time in ms since `started` (libuv's `uv_now`).
     now_ms: u64,
+    /// `Some(ns since start)` on a virtual clock; `None` reads `started.elapsed()`.
+    pub(crate) virtual_ns: Option<u64>,
+    /// Index into [`Phase::ITERATION`] of the next phase to run; 0 between iterations (not 0
+    /// only while [`Loop::step`] has stopped mid-iteration).
+    cursor: usize,
+    /// Whether `step` already ran before-exit callbacks since the loop last had work.
+    step_exit_done: bool,
     stop_flag: bool,
     phase: Phase,
 
-    timers: GenSlab<Timer>,
+    pub(crate) timers: GenSlab<Timer>,
     timer_heap: TimerHeap,
     /// Scratch list of `(key, seq)` due in this timers phase (kept to reuse its allocation).
     ready_timers: Vec<(Key, u64)>,
 
-    immediates: GenSlab<Immediate>,
+    pub(crate) immediates: GenSlab<Immediate>,
     immediate_queue: VecDeque<ImmediateId>,
-    refed_immediates: usize,
+    pub(crate) refed_immediates: usize,
 
     /// Shared with [`LoopHandle`]s so code without `&mut Loop` can queue a tick.
     ticks: Rc<RefCell<VecDeque<Task>>>,
     microtasks: VecDeque<Task>,
     pending: VecDeque<Task>,
-    closing: Vec<Task>,
+    pub(crate) closing: Vec<Task>,
     before_exit: Vec<BeforeExitCallback>,
 
-    work: GenSlab<WorkRequest>,
+    pub(crate) work: GenSlab<WorkRequest>,
     pool: ThreadPool,
     done_buf: Vec<Done>,
 
@@ -206,7 +239,8 @@ pub struct Loop {
     /// Ref'd active handles: timers, immediates, signals, sockets, servers.
     pub(crate) refs: usize,
     metrics: LoopMetrics,
-    trace: Option<TraceSink>,
+    /// Trace sink, Chrome trace, metrics, step log: `None` while nothing watches.
+    pub(crate) observer: Option<Box<Observer>>,
 }
 
 impl Loop {
@@ -235,6 +269,9 @@ impl Loop {
             waker,
             started: Instant::now(),
             now_ms: 0,
+            virtual_ns: (options.clock == Clock::Virtual).then_some(0),
+            cursor: 0,
+            step_exit_done: false,
             stop_flag: false,
             phase: Phase::Main,
             timers: GenSlab::default(),
@@ -256,7 +293,7 @@ impl Loop {
             net: Net::default(),
             refs: 0,
             metrics: LoopMetrics::default(),
-            trace: None,
+            observer: None,
         };
         if options.trace_to_stderr {
             lp.set_trace(Some(Box::new(|ev: &TraceEvent| eprintln!("{ev}"))));
@@ -308,25 +345,136 @@ impl Loop {
         Ok(self.is_alive())
     }
 
-    /// One turn of the loop. The phase order is Node's (libuv's `uv_run`); see
-    /// docs/event-loop.md. libuv >= 1.45 runs timers at the tail of an iteration instead of the
-    /// head; since nothing runs between the tail of one iteration and the head of the next, the
-    /// order callbacks observe is the same.
+    /// One turn of the loop: every phase of [`Phase::ITERATION`] in order (libuv's `uv_run`;
+    /// see docs/event-loop.md and [`Loop::run_phase`] for what each does). libuv >= 1.45 runs
+    /// timers at the tail of an iteration instead of the head; since nothing runs between the
+    /// tail of one iteration and the head of the next, the order callbacks observe is the same.
+    ///
+    /// If [`Loop::step`] stopped in the middle of an iteration, this finishes that iteration.
     pub fn run_iteration(&mut self, mode: RunMode) -> io::Result<()> {
-        self.metrics.iterations += 1;
-        self.update_time();
-        self.run_timers(); // due timers, ordered by (due, seq); ticks and microtasks after each
-        self.run_pending(); // I/O callbacks deferred from the previous iteration
-        self.run_idle();
-        self.run_prepare();
-        let timeout = match mode {
-            RunMode::NoWait => Some(Duration::ZERO),
-            _ => self.poll_timeout(),
-        };
-        self.poll_io(timeout)?; // wait, then I/O callbacks and thread-pool completions
-        self.run_check(); // immediates queued before this phase began
-        self.run_closing(); // close callbacks
+        if self.cursor == 0 {
+            self.begin_iteration(); // count it, refresh the cached time
+        }
+        // A fixed trip count over a constant list: the compiler unrolls it into the straight
+        // sequence of phase calls `uv_run` has (measured: a `while cursor < 7` loop cost ~5%
+        // of an empty iteration).
+        for (i, phase) in Phase::ITERATION.into_iter().enumerate() {
+            if i < self.cursor {
+                continue; // already run by `step`
+            }
+            self.cursor = i + 1;
+            self.run_phase(phase, mode)?;
+        }
+        self.end_iteration();
         Ok(())
+    }
+
+    /// Runs one phase: the single place that says what each phase does, shared by
+    /// [`Loop::run_iteration`] and [`Loop::step`].
+    #[inline(always)]
+    fn run_phase(&mut self, phase: Phase, mode: RunMode) -> io::Result<()> {
+        match phase {
+            Phase::Timers => self.run_timers(), // due timers, in (due, seq) order
+            Phase::Pending => self.run_pending(), // I/O callbacks deferred by the last iteration
+            Phase::Idle => self.run_idle(),
+            Phase::Prepare => self.run_prepare(),
+            Phase::Poll => {
+                let timeout = match mode {
+                    RunMode::NoWait => Some(Duration::ZERO),
+                    _ => self.poll_timeout(),
+                };
+                self.poll_io(timeout)?; // wait, then I/O callbacks and thread-pool completions
+            }
+            Phase::Check => self.run_check(), // immediates queued before this phase began
+            Phase::Close => self.run_closing(), // close callbacks
+            Phase::Main => {
+                self.phase = Phase::Main;
+                self.drain_ticks_and_microtasks(); // ticks and microtasks queued outside the loop
+            }
+            Phase::BeforeExit => {
+                self.run_before_exit();
+            }
+        }
+        Ok(())
+    }
+
+    fn begin_iteration(&mut self) {
+        self.metrics.iterations += 1;
+        self.step_exit_done = false;
+        self.update_time();
+        if self.observer.is_some() {
+            let depths = self.queue_depths_if_timed();
+            if let Some(obs) = self.observer.as_deref_mut() {
+                obs.iteration_begin(self.metrics.iterations, depths);
+            }
+        }
+    }
+
+    fn end_iteration(&mut self) {
+        self.cursor = 0;
+        if let Some(obs) = self.observer.as_deref_mut() {
+            obs.iteration_end();
+        }
+    }
+
+    /// Runs the next phase and reports what ran, for teaching and for tests. Between
+    /// iterations it first runs a `Main` step if ticks or microtasks were queued outside the
+    /// loop, then starts an iteration (`Timers`) if the loop is alive, or else runs the
+    /// before-exit callbacks once (`BeforeExit`). Returns `None` once the loop is done. Poll
+    /// blocks as in [`Loop::run_once`] (not at all on a virtual clock with only timers left).
+    ///
+    /// `step` and `run*` can be mixed: `run_once` after a few steps finishes the iteration the
+    /// steps began.
+    ///
+    /// ```
+    /// use oneloop_runtime::{CallbackKind, Loop, Phase};
+    /// let mut lp = Loop::with_virtual_clock()?;
+    /// lp.set_immediate(|lp| lp.next_tick(|_| {}));
+    /// let mut check = None;
+    /// while let Some(step) = lp.step()? {
+    ///     if step.phase == Phase::Check {
+    ///         check = Some(step.callbacks);
+    ///     }
+    /// }
+    /// assert_eq!(check, Some(vec![CallbackKind::Immediate, CallbackKind::NextTick]));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn step(&mut self) -> io::Result<Option<StepReport>> {
+        let phase = if self.cursor > 0 {
+            Phase::ITERATION[self.cursor]
+        } else if !self.ticks.borrow().is_empty() || !self.microtasks.is_empty() {
+            Phase::Main
+        } else if self.is_alive() && !self.stop_flag {
+            self.begin_iteration();
+            Phase::Timers
+        } else if !self.step_exit_done && !self.before_exit.is_empty() {
+            self.step_exit_done = true;
+            Phase::BeforeExit
+        } else {
+            self.stop_flag = false;
+            return Ok(None);
+        };
+        let iteration = self.metrics.iterations;
+        self.observer_mut().step_log = Some(Vec::new());
+        if Phase::ITERATION.contains(&phase) {
+            self.cursor += 1;
+        }
+        let ran = self.run_phase(phase, RunMode::Once);
+        let callbacks = self
+            .observer
+            .as_deref_mut()
+            .and_then(|o| o.step_log.take())
+            .unwrap_or_default();
+        self.drop_observer_if_idle();
+        if self.cursor == Phase::ITERATION.len() {
+            self.end_iteration();
+        }
+        ran?;
+        Ok(Some(StepReport {
+            iteration,
+            phase,
+            callbacks,
+        }))
     }
 
     /// Asks the loop to return from `run` after the current iteration. The next `run` starts
@@ -375,12 +523,59 @@ impl Loop {
 
     /// Refreshes the cached loop time (libuv's `uv_update_time`).
     pub fn update_time(&mut self) {
-        self.now_ms = self.started.elapsed().as_millis() as u64;
+        self.now_ms = match self.virtual_ns {
+            None => self.started.elapsed().as_millis() as u64,
+            Some(ns) => ns / 1_000_000,
+        };
     }
 
-    /// A monotonic clock in nanoseconds (libuv's `uv_hrtime`), never cached.
+    /// A monotonic clock in nanoseconds (libuv's `uv_hrtime`), never cached. On a virtual
+    /// clock, the virtual time.
     pub fn hrtime(&self) -> u64 {
-        self.started.elapsed().as_nanos() as u64
+        match self.virtual_ns {
+            None => self.started.elapsed().as_nanos() as u64,
+            Some(ns) => ns,
+        }
+    }
+
+    /// A loop on a virtual clock (see [`Clock::Virtual`]): timers fire in the same order as on
+    /// a real clock, but waiting for them takes no real time.
+    ///
+    /// ```
+    /// use oneloop_runtime::Loop;
+    /// let mut lp = Loop::with_virtual_clock()?;
+    /// lp.set_timeout(3_600_000, |lp| assert_eq!(lp.now(), 3_600_000));
+    /// lp.run()?; // returns at once
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn with_virtual_clock() -> io::Result<Loop> {
+        Loop::with_options(LoopOptions {
+            clock: Clock::Virtual,
+            ..LoopOptions::default()
+        })
+    }
+
+    /// Which clock this loop reads.
+    pub fn clock(&self) -> Clock {
+        match self.virtual_ns {
+            None => Clock::Real,
+            Some(_) => Clock::Virtual,
+        }
+    }
+
+    /// Moves a virtual clock forward by `d`, as if a callback had been busy that long (call it
+    /// from a callback) or time had passed between runs (call it between `run_once`s; the next
+    /// iteration runs what became due). The cached [`Loop::now`] catches up at the next
+    /// iteration or timer arm, as after real time passes. Returns `false`, and does nothing, on
+    /// a real clock.
+    pub fn advance(&mut self, d: Duration) -> bool {
+        match self.virtual_ns.as_mut() {
+            Some(ns) => {
+                *ns = ns.saturating_add(d.as_nanos() as u64);
+                true
+            }
+            None => false,
+        }
     }
 
     // ---------------------------------------------------------------------------------------
@@ -403,6 +598,7 @@ impl Loop {
             delay.to_delay_ms(),
             false,
             TimerCallback::Once(Box::new(callback)),
+            Location::caller(),
         )
     }
 
@@ -422,11 +618,17 @@ impl Loop {
             delay.to_delay_ms(),
             true,
             TimerCallback::Repeat(Box::new(callback)),
+            Location::caller(),
         )
     }
 
-    #[track_caller]
-    fn start_timer(&mut self, delay: u64, repeat: bool, callback: TimerCallback) -> TimerId {
+    fn start_timer(
+        &mut self,
+        delay: u64,
+        repeat: bool,
+        callback: TimerCallback,
+        created_at: &'static Location<'static>,
+    ) -> TimerId {
         let key = self.timers.insert(Timer {
             callback: Some(callback),
             due: 0,
@@ -434,7 +636,7 @@ impl Loop {
             delay,
             repeat,
             refed: true,
-            created_at: std::panic::Location::caller(),
+            created_at,
         });
         self.refs += 1;
         self.update_time();
@@ -526,6 +728,7 @@ impl Loop {
                 continue;
             };
             let repeat = timer.repeat;
+            let due = timer.due;
             if !repeat {
                 let timer = self.timers.remove(key).expect("checked above");
                 if timer.refed {
@@ -538,7 +741,7 @@ impl Loop {
             } else {
                 0
             };
-            self.trace_callback(CallbackKind::Timer);
+            self.trace_timer_callback(due);
             match callback {
                 TimerCallback::Once(callback) => callback(self),
                 TimerCallback::Repeat(mut callback) => {
@@ -600,6 +803,17 @@ impl Loop {
             .events
             .take()
             .unwrap_or_else(|| Events::with_capacity(1));
+        // A virtual clock never waits for time to pass (see `clock::virtual_wait`).
+        let mut jump = None;
+        let timeout = match self.virtual_ns {
+            None => timeout,
+            Some(_) => {
+                let has_io = self.net.entries.len() > 0 || self.signal_watchers.len() > 0;
+                let w = clock::virtual_wait(timeout, has_io, self.work.len() > 0);
+                jump = Some((w, timeout));
+                w.real_timeout
+            }
+        };
         let wait_started = Instant::now();
         let result = loop {
             let remaining = timeout.map(|t| t.saturating_sub(wait_started.elapsed()));
@@ -608,7 +822,21 @@ impl Loop {
                 other => break other,
             }
         };
-        self.metrics.idle_ns += wait_started.elapsed().as_nanos() as u64;
+        let wait_ended = Instant::now();
+        let mut waited = wait_ended.saturating_duration_since(wait_started);
+        if let Some((w, timeout)) = jump {
+            let real = if w.follow_real {
+                waited.min(timeout.unwrap_or(Duration::MAX))
+            } else {
+                Duration::ZERO
+            };
+            waited = w.jump + real;
+            self.advance(waited);
+        }
+        self.metrics.idle_ns += waited.as_nanos() as u64;
+        if let Some(obs) = self.observer.as_deref_mut() {
+            obs.poll_wait(self.metrics.iterations, wait_started, wait_ended);
+        }
         self.update_time();
         if let Err(e) = result {
             self.events = Some(events);
@@ -658,10 +886,12 @@ impl Loop {
 
     /// Calls `callback` in the check phase of this iteration, or the next one if called from the
     /// check phase itself (Node's `setImmediate`).
+    #[track_caller]
     pub fn set_immediate(&mut self, callback: impl FnOnce(&mut Loop) + 'static) -> ImmediateId {
         let key = self.immediates.insert(Immediate {
             callback: Some(Box::new(callback)),
             refed: true,
+            created_at: Location::caller(),
         });
         self.refs += 1;
         self.refed_immediates += 1;
@@ -785,12 +1015,23 @@ impl Loop {
     ///
     /// # Errors
     /// Only when the pool's threads could not be spawned on first use.
+    #[track_caller]
     pub fn queue_work<T: Send + 'static>(
         &mut self,
         work: impl FnOnce() -> T + Send + 'static,
         after: impl FnOnce(&mut Loop, Result<T, WorkError>) + 'static,
     ) -> io::Result<WorkId> {
+        self.queue_work_at(Location::caller(), work, after)
+    }
+
+    fn queue_work_at<T: Send + 'static>(
+        &mut self,
+        created_at: &'static Location<'static>,
+        work: impl FnOnce() -> T + Send + 'static,
+        after: impl FnOnce(&mut Loop, Result<T, WorkError>) + 'static,
+    ) -> io::Result<WorkId> {
         let key = self.work.insert(WorkRequest {
+            created_at,
             after: Some(Box::new(move |lp, result: AnyResult| {
                 let typed = result.and_then(|boxed| {
                     boxed
@@ -963,6 +1204,7 @@ impl Loop {
             signum,
             callback: Some(Box::new(callback)),
             refed: false,
+            created_at: Location::caller(),
         });
         Ok(SignalId(key))
     }
@@ -999,67 +1241,73 @@ impl Loop {
         self.phase
     }
 
-    /// The handles and requests that keep the loop alive, with where they were created when
-    /// known (for "why is my loop still running?").
-    pub fn active_handles(&self) -> Vec<ActiveHandle> {
-        let mut out = Vec::new();
-        for key in self.timers.keys() {
-            let t = self.timers.get(key).expect("live key");
-            if t.refed {
-                out.push(ActiveHandle {
-                    kind: if t.repeat { "interval" } else { "timer" },
-                    created_at: Some(format!("{}:{}", t.created_at.file(), t.created_at.line())),
-                });
-            }
-        }
-        for _ in 0..self.refed_immediates {
-            out.push(ActiveHandle {
-                kind: "immediate",
-                created_at: None,
-            });
-        }
-        for _ in 0..self.work.len() {
-            out.push(ActiveHandle {
-                kind: "work",
-                created_at: None,
-            });
-        }
-        for key in self.signal_watchers.keys() {
-            if self.signal_watchers.get(key).is_some_and(|s| s.refed) {
-                out.push(ActiveHandle {
-                    kind: "signal",
-                    created_at: None,
-                });
-            }
-        }
-        self.net.active_handles(&mut out);
-        out
-    }
-
     /// Installs (or removes, with `None`) a sink that receives one [`TraceEvent`] per phase entry
     /// and per callback.
     pub fn set_trace(&mut self, sink: Option<TraceSink>) {
-        self.trace = sink;
+        let none = sink.is_none();
+        self.observer_mut().sink = sink;
+        if none {
+            self.drop_observer_if_idle();
+        }
+    }
+
+    /// The observer, created if nothing watched the loop yet.
+    pub(crate) fn observer_mut(&mut self) -> &mut Observer {
+        let started = self.started;
+        self.observer
+            .get_or_insert_with(|| Box::new(Observer::new(started)))
+    }
+
+    /// Drops the observer once nothing uses it, so the hot path's branch falls through again.
+    pub(crate) fn drop_observer_if_idle(&mut self) {
+        if self.observer.as_deref().is_some_and(Observer::is_empty) {
+            self.observer = None;
+        }
+    }
+
+    /// Queue depths, when an observer wants them (they cost a pool lock).
+    fn queue_depths_if_timed(&self) -> QueueDepths {
+        match self.observer.as_deref() {
+            Some(obs) if obs.timed() => QueueDepths {
+                next_tick: self.ticks.borrow().len(),
+                microtasks: self.microtasks.len(),
+                immediates: self.immediate_queue.len(),
+                timers: self.timers.len(),
+                pool_queued: self.pool.queued(),
+            },
+            _ => QueueDepths::default(),
+        }
     }
 
     fn enter_phase(&mut self, phase: Phase) {
         self.phase = phase;
-        if let Some(sink) = self.trace.as_mut() {
-            sink(&TraceEvent::Phase {
-                iteration: self.metrics.iterations,
-                phase,
-            });
+        if let Some(obs) = self.observer.as_deref_mut() {
+            obs.phase(self.metrics.iterations, phase);
         }
     }
 
     pub(crate) fn trace_callback(&mut self, kind: CallbackKind) {
         self.metrics.callbacks += 1;
-        if let Some(sink) = self.trace.as_mut() {
-            sink(&TraceEvent::Callback {
-                iteration: self.metrics.iterations,
-                phase: self.phase,
-                kind,
-            });
+        if let Some(obs) = self.observer.as_deref_mut() {
+            obs.callback(self.metrics.iterations, self.phase, kind, None);
+        }
+    }
+
+    /// [`Loop::trace_callback`] for a timer, which also reports how late it fired.
+    fn trace_timer_callback(&mut self, due_ms: u64) {
+        self.metrics.callbacks += 1;
+        if self.observer.is_some() {
+            let late = self
+                .hrtime()
+                .saturating_sub(due_ms.saturating_mul(1_000_000));
+            if let Some(obs) = self.observer.as_deref_mut() {
+                obs.callback(
+                    self.metrics.iterations,
+                    self.phase,
+                    CallbackKind::Timer,
+                    Some(late),
+                );
+            }
         }
     }
 }

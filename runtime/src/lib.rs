@@ -19,16 +19,26 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod chrome_trace;
+mod clock;
 mod event_loop;
 mod handle;
+mod introspect;
+pub mod metrics;
 mod signal;
 pub mod tcp;
 mod threadpool;
 mod timers;
 pub mod trace;
 
-pub use event_loop::{ActiveHandle, Loop, LoopHandle, LoopOptions, LoopWaker, RunMode, Task};
+pub use chrome_trace::ChromeTrace;
+pub use clock::Clock;
+pub use event_loop::{
+    ActiveHandle, Loop, LoopHandle, LoopOptions, LoopWaker, RunMode, StepReport, Task,
+};
 pub use handle::{Handle, HandleError, ImmediateId, ServerId, SignalId, TcpId, TimerId, WorkId};
+pub use hdrhistogram::Histogram;
+pub use metrics::{LoopStats, PhaseStats, QueueDepths};
 pub use tcp::{DropInfo, ListenOptions, SocketOptions, TcpError};
 pub use threadpool::{WorkError, DEFAULT_POOL_SIZE, MAX_POOL_SIZE};
 pub use timers::{TimerDelay, TIMEOUT_MAX_MS};

@@ -4,8 +4,16 @@
 //! `ONELOOP_TRACE=1` for a sink that prints to stderr) the loop reports one [`TraceEvent`] per
 //! phase entry and one per callback it runs. Without a sink the cost is one predictable branch
 //! per phase and per callback.
+//!
+//! Every way of watching the loop (a [`TraceSink`], a [`ChromeTrace`], metrics, a
+//! [`Loop::step`](crate::Loop::step) in progress) lives in one boxed `Observer`, absent when
+//! nothing watches: the hot path pays the same single branch however many are installed.
 
 use std::fmt;
+use std::time::Instant;
+
+use crate::chrome_trace::ChromeTrace;
+use crate::metrics::{LoopStats, QueueDepths};
 
 /// The phases of one loop iteration, in the order they run (libuv's `uv_run`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
@@ -31,6 +39,37 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// The phases of one iteration, in the order
+    /// [`Loop::run_iteration`](crate::Loop::run_iteration) runs them.
+    pub const ITERATION: [Phase; 7] = [
+        Phase::Timers,
+        Phase::Pending,
+        Phase::Idle,
+        Phase::Prepare,
+        Phase::Poll,
+        Phase::Check,
+        Phase::Close,
+    ];
+
+    /// Every phase, `Main` and `BeforeExit` included.
+    pub const ALL: [Phase; 9] = [
+        Phase::Main,
+        Phase::Timers,
+        Phase::Pending,
+        Phase::Idle,
+        Phase::Prepare,
+        Phase::Poll,
+        Phase::Check,
+        Phase::Close,
+        Phase::BeforeExit,
+    ];
+
+    pub(crate) const COUNT: usize = 9;
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
     /// A short lowercase name, as used in traces and docs.
     pub fn name(self) -> &'static str {
         match self {
@@ -70,6 +109,30 @@ pub enum CallbackKind {
     Close,
     /// An `on_before_exit` callback.
     BeforeExit,
+}
+
+impl CallbackKind {
+    pub(crate) const COUNT: usize = 10;
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    /// A short lowercase name, as used in Chrome traces.
+    pub fn name(self) -> &'static str {
+        match self {
+            CallbackKind::Timer => "timer",
+            CallbackKind::Immediate => "immediate",
+            CallbackKind::NextTick => "next-tick",
+            CallbackKind::Microtask => "microtask",
+            CallbackKind::Work => "work",
+            CallbackKind::Signal => "signal",
+            CallbackKind::Io => "io",
+            CallbackKind::Pending => "pending",
+            CallbackKind::Close => "close",
+            CallbackKind::BeforeExit => "before-exit",
+        }
+    }
 }
 
 /// Where [`Loop::set_trace`](crate::Loop::set_trace) sends [`TraceEvent`]s.
@@ -149,5 +212,133 @@ impl LoopMetrics {
             return 0.0;
         }
         (1.0 - idle as f64 / elapsed as f64).clamp(0.0, 1.0)
+    }
+}
+
+/// Everything watching one loop. The loop holds it as `Option<Box<Observer>>` and drops it when
+/// every part is off, so an unobserved loop pays one branch per phase and per callback.
+pub(crate) struct Observer {
+    /// Time zero for timestamps: the loop's creation.
+    base: Instant,
+    pub(crate) sink: Option<TraceSink>,
+    pub(crate) chrome: Option<ChromeTrace>,
+    pub(crate) stats: Option<Box<LoopStats>>,
+    /// Callbacks run during the current [`Loop::step`](crate::Loop::step).
+    pub(crate) step_log: Option<Vec<CallbackKind>>,
+}
+
+impl Observer {
+    pub(crate) fn new(base: Instant) -> Observer {
+        Observer {
+            base,
+            sink: None,
+            chrome: None,
+            stats: None,
+            step_log: None,
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.sink.is_none()
+            && self.chrome.is_none()
+            && self.stats.is_none()
+            && self.step_log.is_none()
+    }
+
+    /// Whether any part needs timestamps or queue depths.
+    pub(crate) fn timed(&self) -> bool {
+        self.chrome.is_some() || self.stats.is_some()
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64
+    }
+
+    pub(crate) fn ns_of(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.base).as_nanos() as u64
+    }
+
+    pub(crate) fn iteration_begin(&mut self, iteration: u64, depths: QueueDepths) {
+        let now = self.now();
+        if let Some(c) = self.chrome.as_mut() {
+            c.iteration_begin(now, iteration);
+            if self.stats.is_some() {
+                c.queues(now, depths);
+            }
+        }
+        if let Some(s) = self.stats.as_mut() {
+            s.iteration_begin(now, depths);
+        }
+    }
+
+    pub(crate) fn iteration_end(&mut self) {
+        if self.timed() {
+            let now = self.now();
+            if let Some(c) = self.chrome.as_mut() {
+                c.iteration_end(now);
+            }
+            if let Some(s) = self.stats.as_mut() {
+                s.close(now);
+            }
+        }
+    }
+
+    pub(crate) fn phase(&mut self, iteration: u64, phase: Phase) {
+        if let Some(sink) = self.sink.as_mut() {
+            sink(&TraceEvent::Phase { iteration, phase });
+        }
+        if self.timed() {
+            let now = self.now();
+            if let Some(c) = self.chrome.as_mut() {
+                c.phase(now, iteration, phase);
+            }
+            if let Some(s) = self.stats.as_mut() {
+                s.enter(now, phase);
+            }
+        }
+    }
+
+    /// A callback of `kind` starts; `late_ns` is a timer's lateness.
+    pub(crate) fn callback(
+        &mut self,
+        iteration: u64,
+        phase: Phase,
+        kind: CallbackKind,
+        late_ns: Option<u64>,
+    ) {
+        if let Some(sink) = self.sink.as_mut() {
+            sink(&TraceEvent::Callback {
+                iteration,
+                phase,
+                kind,
+            });
+        }
+        if let Some(log) = self.step_log.as_mut() {
+            log.push(kind);
+        }
+        if self.timed() {
+            let now = self.now();
+            if let Some(c) = self.chrome.as_mut() {
+                c.callback(now, iteration, phase, kind);
+            }
+            if let Some(s) = self.stats.as_mut() {
+                s.callback(now, phase, kind);
+                if let Some(late) = late_ns {
+                    s.timer_late(late);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn poll_wait(&mut self, iteration: u64, start: Instant, end: Instant) {
+        if self.timed() {
+            let (start, end) = (self.ns_of(start), self.ns_of(end));
+            if let Some(c) = self.chrome.as_mut() {
+                c.wait(start, end, iteration);
+            }
+            if let Some(s) = self.stats.as_mut() {
+                s.poll_wait(start, end);
+            }
+        }
     }
 }

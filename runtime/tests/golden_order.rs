@@ -6,6 +6,10 @@
 //! `fs.readFile`'s callback = `queue_work`'s `after` (both run in the poll phase); a
 //! synchronous spin = `std::thread::sleep`; `process.on('exit')` = code after `run` returns.
 //!
+//! Every scenario also runs on a virtual-clock loop (`Clock::Virtual`), where waiting for a
+//! timer takes no real time and a spin advances the virtual clock instead of sleeping: the order
+//! must be the same as node's there too.
+//!
 //! These tests need Node 20 on `PATH`; without it they fail (they never skip silently).
 
 use std::cell::RefCell;
@@ -14,7 +18,7 @@ use std::process::Command;
 use std::rc::Rc;
 use std::time::Duration;
 
-use oneloop_runtime::{Loop, LoopOptions, TimerId};
+use oneloop_runtime::{Clock, Loop, LoopOptions, TimerId};
 
 type Log = Rc<RefCell<Vec<String>>>;
 
@@ -49,10 +53,11 @@ fn node_output(name: &str) -> Vec<String> {
         .collect()
 }
 
-fn new_loop() -> Loop {
+fn new_loop(clock: Clock) -> Loop {
     Loop::with_options(LoopOptions {
         threadpool_size: 2,
         trace_to_stderr: false,
+        clock,
     })
     .expect("loop")
 }
@@ -67,18 +72,21 @@ fn say(log: &Log, token: &'static str) -> impl FnOnce(&mut Loop) + 'static {
     move |_| push(&log, token)
 }
 
-/// Runs `scenario` on a fresh loop, runs the loop, and compares with node's output.
-fn assert_same_as_node(name: &str, scenario: impl FnOnce(&mut Loop, &Log)) {
+/// Runs `scenario` on a fresh real-clock loop and on a fresh virtual-clock loop, runs each
+/// loop, and compares both with node's output.
+fn assert_same_as_node(name: &str, scenario: impl Fn(&mut Loop, &Log)) {
     let expected = node_output(name);
-    let log = Log::default();
-    let mut lp = new_loop();
-    scenario(&mut lp, &log);
-    lp.run().expect("run");
-    assert_eq!(
-        *log.borrow(),
-        expected,
-        "{name}: oneloop (left) vs node (right)"
-    );
+    for clock in [Clock::Real, Clock::Virtual] {
+        let log = Log::default();
+        let mut lp = new_loop(clock);
+        scenario(&mut lp, &log);
+        lp.run().expect("run");
+        assert_eq!(
+            *log.borrow(),
+            expected,
+            "{name} on a {clock:?} clock: oneloop (left) vs node (right)"
+        );
+    }
 }
 
 /// Node's `fs.readFile(__filename, cb)`: thread-pool work whose completion runs in poll.
@@ -90,8 +98,11 @@ fn read_file(lp: &mut Loop, after: impl FnOnce(&mut Loop) + 'static) {
     .expect("queue_work");
 }
 
-fn spin(ms: u64) {
-    std::thread::sleep(Duration::from_millis(ms));
+/// A synchronous spin: real time passes (a sleep), or on a virtual clock, virtual time.
+fn spin(lp: &mut Loop, ms: u64) {
+    if !lp.advance(Duration::from_millis(ms)) {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
 }
 
 #[test]
@@ -114,7 +125,7 @@ fn t1_sync_ticks_promises_microtasks_then_timeout_and_immediate() {
         });
         lp.queue_microtask(say(log, "micro2"));
         lp.queue_microtask(say(log, "promise3"));
-        spin(5);
+        spin(lp, 5);
     });
 }
 
@@ -139,7 +150,7 @@ fn t2_timers_and_immediates_drain_their_ticks_and_promises_in_between() {
             lp.set_immediate(say(&l, "i3-nested"));
         });
         lp.set_immediate(say(log, "i2"));
-        spin(5);
+        spin(lp, 5);
     });
 }
 
@@ -166,15 +177,21 @@ fn t4_timeout_armed_in_a_timer_callback_waits_for_the_next_iteration() {
             lp.set_immediate(say(&l, "imm-from-A"));
         });
         lp.set_timeout(0, say(log, "B"));
-        spin(5);
+        spin(lp, 5);
     });
 }
 
 #[test]
 fn t5_before_exit_restarts_the_loop_and_unrefd_timers_never_run() {
     let expected = node_output("t5_before_exit_restart");
+    for clock in [Clock::Real, Clock::Virtual] {
+        t5_on(clock, &expected);
+    }
+}
+
+fn t5_on(clock: Clock, expected: &[String]) {
     let log = Log::default();
-    let mut lp = new_loop();
+    let mut lp = new_loop(clock);
     let t = lp.set_timeout(1000, say(&log, "unref-timer"));
     lp.unref(t).unwrap();
     let l = log.clone();
@@ -191,7 +208,7 @@ fn t5_before_exit_restarts_the_loop_and_unrefd_timers_never_run() {
     });
     lp.run().unwrap();
     push(&log, "exit");
-    assert_eq!(*log.borrow(), expected);
+    assert_eq!(*log.borrow(), expected, "{clock:?} clock");
 }
 
 #[test]
@@ -252,7 +269,7 @@ fn a_timer_cleared_by_an_earlier_timer_in_the_same_batch_never_runs() {
         });
         *b.borrow_mut() = Some(lp.set_timeout(1, say(log, "b")));
         lp.set_timeout(1, say(log, "c"));
-        spin(5);
+        spin(lp, 5);
     });
 }
 
@@ -270,7 +287,7 @@ fn immediates_queued_in_the_check_phase_run_after_the_next_timers_phase() {
                     lp.set_immediate(say(&l3, "i1-grandchild"));
                 });
                 lp.set_timeout(0, say(&l2, "timeout"));
-                spin(5);
+                spin(lp, 5);
             });
             lp.set_immediate(say(&l, "i2"));
         });
@@ -305,7 +322,7 @@ fn a_timer_armed_after_a_blocking_callback_counts_its_delay_from_real_time() {
         let l = log.clone();
         lp.set_immediate(move |lp| {
             lp.set_timeout(10, say(&l, "armed-first-10ms"));
-            spin(30);
+            spin(lp, 30);
             lp.set_timeout(1, say(&l, "armed-after-spin-1ms"));
         });
     });

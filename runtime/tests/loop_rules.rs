@@ -20,6 +20,7 @@ fn with_pool(threadpool_size: usize) -> Loop {
     Loop::with_options(LoopOptions {
         threadpool_size,
         trace_to_stderr: false,
+        ..LoopOptions::default()
     })
     .expect("loop")
 }
