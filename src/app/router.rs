@@ -714,6 +714,9 @@ struct MixedChild {
 struct Node {
     /// Sorted with [`cmp_key`].
     statics: Vec<(Box<str>, Node)>,
+    /// `static_head` of each key in `statics`, same order: lookups scan these
+    /// words instead of comparing strings (see [`Node::lookup_static`]).
+    static_heads: Vec<u64>,
     /// Sorted by most literal text first, then shape.
     mixed: Vec<MixedChild>,
     param: Option<Box<ParamChild>>,
@@ -772,9 +775,41 @@ fn check_names<'a>(
     Ok(())
 }
 
+/// A segment's length (capped at 255) and first 7 bytes (case-folded when
+/// `ci`) packed in one word. Equal segments have equal heads; a segment of at
+/// most 7 bytes equals a key exactly when their heads are equal.
+fn static_head(seg: &str, ci: bool) -> u64 {
+    let bytes = seg.as_bytes();
+    let mut head = (bytes.len().min(255) as u64) << 56;
+    for (i, &b) in bytes.iter().take(7).enumerate() {
+        let b = if ci { b.to_ascii_lowercase() } else { b };
+        head |= u64::from(b) << (8 * i);
+    }
+    head
+}
+
+/// Above this many static children a lookup binary-searches the keys instead
+/// of scanning their heads.
+const LINEAR_STATICS: usize = 32;
+
 impl Node {
     fn find_static(&self, seg: &str, ci: bool) -> Result<usize, usize> {
         self.statics.binary_search_by(|(k, _)| cmp_key(k, seg, ci))
+    }
+
+    /// The static child equal to `seg`: the hot path of [`walk`]. Scans the
+    /// packed heads (no string comparison for segments of up to 7 bytes).
+    fn lookup_static(&self, seg: &str, ci: bool) -> Option<&Node> {
+        if self.statics.len() > LINEAR_STATICS {
+            return self.find_static(seg, ci).ok().map(|i| &self.statics[i].1);
+        }
+        let head = static_head(seg, ci);
+        let i = self.static_heads.iter().enumerate().find_map(|(i, &h)| {
+            let hit = h == head
+                && (seg.len() <= 7 || cmp_key(&self.statics[i].0, seg, ci) == Ordering::Equal);
+            hit.then_some(i)
+        })?;
+        Some(&self.statics[i].1)
     }
 
     fn find_mixed(&self, parts: &[Part], ci: bool) -> Result<Option<&MixedChild>, RouteError> {
@@ -836,6 +871,7 @@ impl Node {
                     Err(i) => {
                         self.statics
                             .insert(i, (s.clone().into_boxed_str(), Node::default()));
+                        self.static_heads.insert(i, static_head(s, ci));
                         i
                     }
                 };
@@ -982,8 +1018,8 @@ where
         Some(i) => (&tail[..i], Some(s + i + 1)),
         None => (tail, None),
     };
-    if let Ok(i) = node.find_static(seg, ctx.ci) {
-        if walk(&node.statics[i].1, rest, next, ctx, params, visit) {
+    if let Some(child) = node.lookup_static(seg, ctx.ci) {
+        if walk(child, rest, next, ctx, params, visit) {
             return true;
         }
     }
@@ -1769,5 +1805,47 @@ mod tests {
         let r = get(&[("GET", "/m/:a-:b-:c-:d.x")]);
         let path = format!("/m/{}", "-".repeat(99));
         assert!(hit(&r, "GET", &path).is_none());
+    }
+    #[test]
+    fn static_children_match_exactly_in_both_scan_and_search_modes() {
+        // Keys sharing their first 7 bytes and length differ only after the
+        // packed head; 40 siblings exceed LINEAR_STATICS (binary search).
+        let names: Vec<String> = (0..40).map(|i| format!("segment{i:02}")).collect();
+        for (count, ci) in [(5, false), (5, true), (40, false), (40, true)] {
+            let mut r: Router<usize> = Router::with_options(RouterOptions {
+                case_sensitive: !ci,
+                ..RouterOptions::default()
+            });
+            for (i, name) in names.iter().take(count).enumerate() {
+                r.insert("GET", &format!("/x/{name}"), i).unwrap();
+            }
+            r.insert("GET", "/x/short", 100).unwrap();
+            for (i, name) in names.iter().take(count).enumerate() {
+                let path = if ci {
+                    format!("/X/{}", name.to_uppercase())
+                } else {
+                    format!("/x/{name}")
+                };
+                let got = match r.lookup("GET", &path) {
+                    Match::Found { value, .. } => Some(*value),
+                    _ => None,
+                };
+                let expect = if ci { None } else { Some(i) };
+                // Case-insensitive: only the static "x" is case-folded too.
+                assert_eq!(got, if ci { Some(i) } else { expect }, "{path} ci={ci}");
+            }
+            let short = if ci { "/x/SHORT" } else { "/x/short" };
+            assert!(matches!(
+                r.lookup("GET", short),
+                Match::Found { value: 100, .. }
+            ));
+            assert!(matches!(r.lookup("GET", "/x/segment9"), Match::NotFound));
+            assert!(matches!(r.lookup("GET", "/x/segment000"), Match::NotFound));
+            assert!(matches!(r.lookup("GET", "/x/shor"), Match::NotFound));
+            if !ci {
+                assert!(matches!(r.lookup("GET", "/x/SHORT"), Match::NotFound));
+                assert!(matches!(r.lookup("GET", "/x/Segment01"), Match::NotFound));
+            }
+        }
     }
 }
