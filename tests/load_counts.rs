@@ -270,6 +270,36 @@ fn load_holds_idle_connections_after_one_request_each() {
 }
 
 #[test]
+fn load_idle_every_keeps_idle_connections_through_the_keep_alive_timeout() {
+    // A server that closes keep-alive connections idle for 150 ms.
+    let listening = threaded::create_server(
+        ThreadedConfig {
+            keep_alive_timeout: Duration::from_millis(150),
+            ..ThreadedConfig::default()
+        },
+        |_req, res| res.end("ok"),
+    )
+    .listen("127.0.0.1:0")
+    .unwrap();
+    let idle_run = |every: Option<Duration>| {
+        let mut c = LoadConfig::new(&format!("http://{}/", listening.local_addr())).unwrap();
+        c.connections = 0;
+        c.idle = 3;
+        c.idle_every = every;
+        c.duration = Duration::from_millis(700);
+        run(c).idle.expect("idle report")
+    };
+    // Silent: the server closes all three after its timeout.
+    let silent = idle_run(None);
+    assert_eq!((silent.answered, silent.repeats), (3, 0));
+    assert_eq!(silent.closed_by_server, 3);
+    // Repeating every 50 ms: all three stay open, and repeat many times.
+    let kept = idle_run(Some(Duration::from_millis(50)));
+    assert_eq!((kept.answered, kept.closed_by_server), (3, 0));
+    assert!(kept.repeats >= 3 * 5, "{} repeats", kept.repeats);
+}
+
+#[test]
 fn load_slowloris_connections_are_closed_by_the_headers_timeout() {
     let listening = threaded::create_server(
         ThreadedConfig {

@@ -2,10 +2,27 @@
 # oneloop vs Node: one command. See docs/benchmarks.md ("HTTP server").
 #
 #   benches/compare/run.sh            full run  (10 s x 3 runs; 1/64/256/1000/10000 connections) < 45 min
+#   benches/compare/run.sh --lite     full-lite (5 s x 3 runs; plaintext and JSON at 1/64/256/1000/
+#                                     10000, pipelining 16; 8 servers; + idle, slowloris, CPU rows) < 40 min
 #   benches/compare/run.sh --quick    quick run (3 s x 3 runs; 64/256 connections)               < 5 min
 #
-# Options: --runs N, --duration S, --servers a,b,c (default all six), --skip-build (use the
-# binaries already in $CARGO_TARGET_DIR), --skip-install (no apt-get / npm ci).
+# Options: --runs N, --duration S, --servers a,b,c (default: oneloop bare_mio node_http express
+# fastify node_cluster; --lite: oneloop oneloop_2w oneloop_app threaded node_http express fastify
+# node_cluster),
+# --rows main,idle,slowloris,heavy (default: main; --lite: all four), --skip-build (use the
+# binaries already in $CARGO_TARGET_DIR), --skip-install (no apt-get / npm ci), --extra-runs N
+# (rounds of the extra rows; default --runs).
+# Servers: oneloop (examples/hello), oneloop_2w (hello --workers 2), oneloop_app (hello_app),
+# bare_mio, threaded (threaded_hello: thread per connection), hyper (benches/compare/hyper_hello:
+# hyper 1 on a current_thread tokio runtime), node_http, express, fastify, node_cluster (2
+# workers), express_app, fastify_app.
+# Extra rows (docs/benchmarks.md): idle (10,000 idle keep-alive connections held by oneloop-load
+# --idle: server RSS per connection, latency of a fresh request meanwhile), slowloris (200
+# slowloris connections next to 64 normal ones: req/s kept, RSS), heavy (~5 ms of hashing per
+# request on the loop, on the thread pool, thread per connection, Node sync/async; latency of a
+# cheap request sent meanwhile). They use oneloop-load as the client. The environment may
+# override IDLE_N, IDLE_SERVERS, SLOW_N, SLOW_SERVERS and HEAVY_VARIANTS (see below).
+# Charts: render.py --img-dir docs/img writes docs/img/bench-*.svg.
 #
 # It installs wrk (apt-get) if missing and the pinned Node packages (npm ci), builds oneloop's
 # examples in release, starts every server pinned to CPU 0 (taskset -c 0) and runs wrk pinned to
@@ -21,27 +38,49 @@ BIN="$TARGET_DIR/release/examples"
 SERVER_CPU=0
 WRK_CPU=1
 
+ARGS="$*"
 MODE=full
 RUNS=3
 DURATION=
-SERVERS="oneloop bare_mio node_http express fastify node_cluster"
+SERVERS=
+ROWS=
+EXTRA_RUNS=
 SKIP_BUILD=0
 SKIP_INSTALL=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) MODE=quick ;;
+    --lite) MODE=lite ;;
+    --rows) ROWS="${2//,/ }"; shift ;;
+    --extra-runs) EXTRA_RUNS="$2"; shift ;;
     --runs) RUNS="$2"; shift ;;
     --duration) DURATION="$2"; shift ;;
     --servers) SERVERS="${2//,/ }"; shift ;;
     --skip-build) SKIP_BUILD=1 ;;
     --skip-install) SKIP_INSTALL=1 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
 done
 
 # scenario name | path | connections | wrk script | pipeline depth
+if [ "$MODE" = lite ]; then
+  SERVERS="${SERVERS:-oneloop oneloop_2w oneloop_app threaded node_http express fastify node_cluster}"
+  ROWS="${ROWS:-main idle slowloris heavy}"
+else
+  SERVERS="${SERVERS:-oneloop bare_mio node_http express fastify node_cluster}"
+  ROWS="${ROWS:-main}"
+fi
+EXTRA_RUNS="${EXTRA_RUNS:-$RUNS}"
+has_row() { case " $ROWS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+# Extra rows: which servers, how many connections (the environment may override these).
+IDLE_N="${IDLE_N:-10000}"
+IDLE_SERVERS="${IDLE_SERVERS:-oneloop threaded node_http hyper}"
+SLOW_N="${SLOW_N:-200}"
+SLOW_SERVERS="${SLOW_SERVERS:-oneloop node_http threaded}"
+HEAVY_VARIANTS="${HEAVY_VARIANTS:-oneloop:/heavy-blocking oneloop:/heavy-pool threaded:/heavy-blocking node:/heavy-blocking node:/heavy-pool}"
+
 if [ "$MODE" = quick ]; then
   DURATION="${DURATION:-3}"
   SCENARIOS=(
@@ -50,6 +89,12 @@ if [ "$MODE" = quick ]; then
     "pipeline16-c256|/plaintext|256|pipeline.lua|16"
     "json-c256|/json|256|report.lua|1"
   )
+elif [ "$MODE" = lite ]; then
+  DURATION="${DURATION:-5}"
+  SCENARIOS=()
+  for c in 1 64 256 1000 10000; do SCENARIOS+=("plaintext-c$c|/plaintext|$c|report.lua|1"); done
+  SCENARIOS+=("pipeline16-c256|/plaintext|256|pipeline.lua|16")
+  for c in 1 64 256 1000 10000; do SCENARIOS+=("json-c$c|/json|$c|report.lua|1"); done
 else
   DURATION="${DURATION:-10}"
   SCENARIOS=(
@@ -87,29 +132,49 @@ for tool in wrk node taskset python3; do
 done
 
 # ---- build ---------------------------------------------------------------------------------
+NEED_HYPER=0
+case " $SERVERS " in *" hyper "*) NEED_HYPER=1 ;; esac
+has_row idle && case " $IDLE_SERVERS " in *" hyper "*) NEED_HYPER=1 ;; esac
+LOADGEN="$TARGET_DIR/release/oneloop-load"
+HYPER_BIN="$TARGET_DIR/release/hyper_hello"
 if [ "$SKIP_BUILD" = 0 ]; then
-  log "cargo build --release --examples (target dir $TARGET_DIR)"
-  (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --examples --quiet)
+  log "cargo build --release --examples --bin oneloop-load (target dir $TARGET_DIR)"
+  (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --examples --bin oneloop-load --quiet)
+  if [ "$NEED_HYPER" = 1 ]; then
+    log "cargo build --release (benches/compare/hyper_hello: hyper 1 + tokio, own Cargo.lock)"
+    (cd "$HERE/hyper_hello" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --locked --quiet)
+  fi
 fi
-for b in hello bare_mio hello_app; do
+for b in hello bare_mio hello_app threaded_hello heavy; do
   [ -x "$BIN/$b" ] || { echo "run.sh: $BIN/$b missing (build failed?)" >&2; exit 1; }
 done
+if [ "$ROWS" != main ] && [ ! -x "$LOADGEN" ]; then echo "run.sh: $LOADGEN missing" >&2; exit 1; fi
+if [ "$NEED_HYPER" = 1 ] && [ ! -x "$HYPER_BIN" ]; then echo "run.sh: $HYPER_BIN missing" >&2; exit 1; fi
 
 # ---- servers -------------------------------------------------------------------------------
 declare -A PORT CMD PID
 p=3400
-for s in $SERVERS; do
-  PORT[$s]=$p; p=$((p + 1))
+# The command of server $2, registered under the name $1 (extra rows run fresh instances).
+add_server() {
+  local name="$1" s="$2"
+  PORT[$name]=$p; p=$((p + 1))
   case "$s" in
-    oneloop) CMD[$s]="$BIN/hello" ;;
-    oneloop_app) CMD[$s]="$BIN/hello_app" ;;
-    bare_mio) CMD[$s]="$BIN/bare_mio" ;;
-    node_http|express|fastify|node_cluster|express_app|fastify_app) CMD[$s]="node $HERE/$s.js" ;;
+    oneloop) CMD[$name]="$BIN/hello" ;;
+    oneloop_2w) CMD[$name]="$BIN/hello --workers 2" ;;
+    oneloop_app) CMD[$name]="$BIN/hello_app" ;;
+    bare_mio) CMD[$name]="$BIN/bare_mio" ;;
+    threaded) CMD[$name]="$BIN/threaded_hello" ;;
+    hyper) CMD[$name]="$HYPER_BIN" ;;
+    heavy) CMD[$name]="$BIN/heavy" ;;
+    heavy_threaded) CMD[$name]="$BIN/heavy --threaded" ;;
+    node_http|express|fastify|node_cluster|express_app|fastify_app|node_heavy) CMD[$name]="node $HERE/$s.js" ;;
     *) echo "run.sh: unknown server $s" >&2; exit 2 ;;
   esac
-done
+}
+for s in $SERVERS; do add_server "$s" "$s"; done
 
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+START_S="$(date +%s)"
 mkdir -p "$HERE/results"
 OUT="$HERE/results/$STAMP.jsonl"
 WORK="$(mktemp -d /tmp/oneloop-compare.XXXXXX)"
@@ -131,6 +196,17 @@ start_server() {
   return 1
 }
 
+# Stops one server (and its process group) started by start_server.
+stop_server() {
+  local s="$1" i
+  [ -n "${PID[$s]:-}" ] || return 0
+  kill -TERM -- "-${PID[$s]}" 2>/dev/null || true
+  for i in $(seq 1 50); do is_alive "${PID[$s]}" || break; sleep 0.1; done
+  kill -KILL -- "-${PID[$s]}" 2>/dev/null || true
+  wait "${PID[$s]}" 2>/dev/null || true
+  unset "PID[$s]"
+}
+
 stop_servers() {
   local s
   for s in "${!PID[@]}"; do
@@ -145,7 +221,7 @@ trap 'stop_servers; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 
 # A zombie still answers kill -0: look at /proc instead.
-is_alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"; }
+is_alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
 
 # These helpers run between every two wrk runs on a loaded machine: bash builtins only, no forks.
 
@@ -200,17 +276,19 @@ MACHINE="nproc $(nproc), ${CPU_MODEL}; node $(node --version), express $(node -p
 GIT="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && [ -n "$(git status --porcelain 2>/dev/null | grep -v '^??')" ] && echo '+dirty' || true)"
 # With --skip-build the binaries may be older than the tree: record when hello was built.
 BUILT="$(date -u -r "$BIN/hello" +%Y-%m-%dT%H:%M:%SZ)"
-python3 - "$MODE" "$DURATION" "$RUNS" "$SERVER_CPU" "$WRK_CPU" "$MACHINE" "$GIT" "$SERVERS" "$STAMP" "$BUILT" "$SKIP_BUILD" >"$OUT" <<'PY'
+python3 - "$MODE" "$DURATION" "$RUNS" "$SERVER_CPU" "$WRK_CPU" "$MACHINE" "$GIT" "$SERVERS" "$STAMP" "$BUILT" "$SKIP_BUILD" "$ROWS" "$ARGS" >"$OUT" <<'PY'
 import json, sys
-mode, dur, runs, scpu, wcpu, machine, git, servers, stamp, built, skip = sys.argv[1:]
+mode, dur, runs, scpu, wcpu, machine, git, servers, stamp, built, skip, rows, args = sys.argv[1:]
 print(json.dumps({"type": "meta", "mode": mode, "duration_s": int(dur), "runs": int(runs),
                   "server_cpu": int(scpu), "wrk_cpu": int(wcpu), "machine": machine,
                   "git": git, "hello_built": built, "skip_build": skip == "1",
-                  "servers": servers.split(), "started": stamp}))
+                  "servers": servers.split(), "rows": rows.split(), "args": args,
+                  "started": stamp}))
 PY
 log "$MACHINE; git $GIT; hello built $BUILT"
 log "results: $OUT"
 
+if has_row main; then
 for s in $SERVERS; do start_server "$s"; log "started $s on port ${PORT[$s]} (pid ${PID[$s]})"; done
 # Warm-up: 1 s of 64 connections on each server (JIT, allocator, page faults); not recorded.
 for s in $SERVERS; do
@@ -256,5 +334,15 @@ for round in $(seq 1 "$RUNS"); do
   done
 done
 
-python3 "$HERE/render.py" "$OUT" | tee "$HERE/results/latest.md"
+for s in $SERVERS; do stop_server "$s"; done
+fi
+
+# shellcheck source=rows.sh
+has_row idle || has_row slowloris || has_row heavy && . "$HERE/rows.sh"
+has_row idle && idle_row
+has_row slowloris && slowloris_row
+has_row heavy && heavy_row
+
+python3 "$HERE/render.py" "$OUT" --img-dir "$ROOT/docs/img" | tee "$HERE/results/latest.md"
 log "raw: $OUT"
+log "wall time $(( $(date +%s) - START_S )) s"

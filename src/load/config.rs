@@ -40,6 +40,9 @@ pub struct LoadConfig {
     pub timeout: Duration,
     /// Extra connections that send one request each, then stay open and silent.
     pub idle: usize,
+    /// Idle connections send their request again this long after each answer (`None`: never).
+    /// Keeps them open through a server's keep-alive timeout (Node's and oneloop's: 5 s).
+    pub idle_every: Option<Duration>,
     /// Extra connections that send a request head one byte per `slowloris_interval`.
     pub slowloris: usize,
     /// The slowloris drip interval (1 s).
@@ -89,6 +92,7 @@ impl LoadConfig {
             requests: None,
             timeout: Duration::from_secs(2),
             idle: 0,
+            idle_every: None,
             slowloris: 0,
             slowloris_interval: Duration::from_secs(1),
         })
@@ -174,6 +178,7 @@ usage: oneloop-load URL [options]
   -H, --header 'K: V'     extra request header (repeatable)
       --body S            request body (sent with Content-Length)
       --idle N            N extra connections: one request each, then held open
+      --idle-every T      idle connections repeat their request T after each answer
       --slowloris N       N extra connections dripping a request head
       --drip T            slowloris byte interval (1s)
       --json              print the report as JSON
@@ -241,6 +246,13 @@ where
             }
             "--body" => c.body = v.into_bytes(),
             "--idle" => c.idle = number(&k, &v)?,
+            "--idle-every" => {
+                let every = parse_duration(&v)?;
+                if every.is_zero() {
+                    return Err(invalid(format!("{k} must be above 0")));
+                }
+                c.idle_every = Some(every);
+            }
             "--slowloris" => c.slowloris = number(&k, &v)?,
             "--drip" => c.slowloris_interval = parse_duration(&v)?,
             _ => return Err(invalid(format!("unknown option {k}\n{USAGE}"))),

@@ -81,8 +81,11 @@ struct Conn {
     closing: bool,
     /// The error this socket was already charged with; nothing more is counted at close.
     fault: Option<Fault>,
-    /// Open loop: the intended send time of this connection's next request (ns).
+    /// Open loop: the intended send time of this connection's next request (ns). Idle
+    /// connections with `--idle-every`: when to repeat the request (`u64::MAX`: not yet).
     next_due: u64,
+    /// Idle: the first request was answered.
+    answered: bool,
     /// Slowloris: bytes of `DRIP` sent so far.
     dripped: usize,
 }
@@ -189,6 +192,7 @@ impl Engine {
             closing: false,
             fault: None,
             next_due: 0,
+            answered: false,
             dripped: 0,
         };
         let mut conns = Vec::with_capacity(cfg.connections + cfg.idle + cfg.slowloris);
@@ -318,6 +322,7 @@ impl Engine {
             }
             Kind::Idle => {
                 self.idle.connected += 1;
+                c.next_due = u64::MAX;
                 c.inflight.push_back((now, now));
                 let _ = lp.tcp_write(id, &self.batch[..self.request_len]);
             }
@@ -412,14 +417,25 @@ impl Engine {
     }
 
     fn on_idle_data(&mut self, lp: &mut Loop, slot: usize, data: &[u8]) {
+        let now = lp.hrtime();
+        let every = self.cfg.idle_every;
         let c = &mut self.conns[slot];
         let mut pending = std::mem::take(&mut c.pending);
         pending.extend_from_slice(data);
         match c.parser.parse(&pending) {
-            Ok((n, Some(_))) => {
+            Ok((n, Some(done))) => {
                 pending.drain(..n);
                 if c.inflight.pop_front().is_some() {
-                    self.idle.answered += 1;
+                    if c.answered {
+                        self.idle.repeats += 1;
+                    } else {
+                        c.answered = true;
+                        self.idle.answered += 1;
+                    }
+                }
+                c.closing |= done.close;
+                if let Some(every) = every {
+                    c.next_due = now + every.as_nanos() as u64;
                 }
             }
             Ok((n, None)) => {
@@ -632,6 +648,21 @@ impl Engine {
         }
     }
 
+    /// `--idle-every`: idle connections whose repeat is due send their request again.
+    fn repeat_idle(&mut self, lp: &mut Loop) {
+        let now = lp.hrtime();
+        let len = self.request_len;
+        for c in self.conns.iter_mut().filter(|c| c.kind == Kind::Idle) {
+            if let (Some(id), true) = (c.id, c.connected) {
+                if c.inflight.is_empty() && !c.closing && c.next_due <= now {
+                    c.next_due = u64::MAX;
+                    c.inflight.push_back((now, now));
+                    let _ = lp.tcp_write(id, &self.batch[..len]);
+                }
+            }
+        }
+    }
+
     /// Slowloris: one more byte of the endless head on every dripping connection.
     fn drip(&mut self, lp: &mut Loop) {
         for c in self.conns.iter_mut().filter(|c| c.kind == Kind::Slow) {
@@ -761,7 +792,7 @@ fn connect(engine: &Shared, lp: &mut Loop, slot: usize) {
 
 /// Opens every connection and arms the timers.
 fn start(engine: &Shared, lp: &mut Loop) {
-    let (n, warmup, duration, check_ms, rate, slow, drip_ms, progress) = {
+    let (n, warmup, duration, check_ms, rate, slow, drip_ms, progress, repeat_ms) = {
         let mut e = engine.borrow_mut();
         let now = lp.hrtime();
         e.started = now;
@@ -784,6 +815,11 @@ fn start(engine: &Shared, lp: &mut Loop) {
             e.cfg.slowloris > 0,
             e.cfg.slowloris_interval.as_millis().max(1) as u64,
             e.progress.is_some(),
+            // Repeats are checked 10 times per interval (at most every 250 ms).
+            (e.cfg.idle > 0)
+                .then_some(e.cfg.idle_every)
+                .flatten()
+                .map(|d| (d.as_millis() as u64 / 10).clamp(1, 250)),
         )
     };
     for slot in 0..n {
@@ -808,6 +844,10 @@ fn start(engine: &Shared, lp: &mut Loop) {
     if slow {
         let e = Rc::clone(engine);
         timers.push(lp.set_interval(drip_ms, move |lp| e.borrow_mut().drip(lp)));
+    }
+    if let Some(ms) = repeat_ms {
+        let e = Rc::clone(engine);
+        timers.push(lp.set_interval(ms, move |lp| e.borrow_mut().repeat_idle(lp)));
     }
     if progress {
         let e = Rc::clone(engine);

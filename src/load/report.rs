@@ -39,8 +39,10 @@ pub struct IdleReport {
     pub connections: usize,
     /// Connections established.
     pub connected: u64,
-    /// Connections whose one request was answered.
+    /// Connections whose first request was answered.
     pub answered: u64,
+    /// Repeated requests answered (`--idle-every`).
+    pub repeats: u64,
     /// Connections the server closed before the run ended.
     pub closed_by_server: u64,
     /// Connects that failed.
@@ -162,7 +164,8 @@ impl Report {
             "connects": self.connects,
             "idle": self.idle.map(|i| json!({
                 "connections": i.connections, "connected": i.connected,
-                "answered": i.answered, "closed_by_server": i.closed_by_server,
+                "answered": i.answered, "repeats": i.repeats,
+                "closed_by_server": i.closed_by_server,
                 "connect_errors": i.connect_errors,
             })),
             "slowloris": self.slowloris.as_ref().map(|s| json!({
@@ -240,8 +243,8 @@ impl Report {
         if let Some(i) = &self.idle {
             let _ = writeln!(
                 s,
-                "  Idle: {} asked, {} connected, {} answered, {} closed by server, {} connect errors",
-                i.connections, i.connected, i.answered, i.closed_by_server, i.connect_errors
+                "  Idle: {} asked, {} connected, {} answered ({} repeats), {} closed by server, {} connect errors",
+                i.connections, i.connected, i.answered, i.repeats, i.closed_by_server, i.connect_errors
             );
         }
         if let Some(sl) = &self.slowloris {
