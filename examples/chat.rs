@@ -6,6 +6,8 @@
 //! - `/chat`: the WebSocket. Every text message is `{"name": .., "text": ..}` JSON from the page;
 //!   the server stamps it and publishes it to the `room` topic, sender included.
 //! - `/echo`: a WebSocket echo (messages up to 16 MiB; the Autobahn target, see docs/ws.md)
+//! - `/bench`: publish fan-out for benches/ws: every client is subscribed to `bench`, and each
+//!   message received is published to all of them, the sender included (no backpressure limit)
 use std::cell::Cell;
 use std::env;
 use std::rc::Rc;
@@ -131,6 +133,17 @@ fn main() -> std::io::Result<()> {
         ..Default::default()
     };
     app.ws("/echo", echo_options, echo_handler());
+
+    let bench_options = WsOptions {
+        max_backpressure: 0,
+        ..Default::default()
+    };
+    app.ws("/bench", bench_options, |_lp, ws| {
+        ws.subscribe("bench");
+        ws.on_message(|lp, ws, msg| {
+            ws.hub().publish(lp, "bench", msg);
+        });
+    });
 
     app.listen(port, move || {
         println!("chat: listening on http://{host}:{port}/ (WebSocket at /chat)");

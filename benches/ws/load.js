@@ -1,4 +1,5 @@
-// Echo load client: C connections, each keeping P messages of S bytes in flight, for D seconds.
+// Echo load client (Node `ws`), superseded by oneloop-ws-load (src/load/ws.rs), which run.sh uses:
+// this one saturates its core before either server does. C connections, each keeping P messages of S bytes in flight, for D seconds.
 // node load.js url connections pipeline size seconds  -> one JSON line {msgs_per_s, ...}
 "use strict";
 const WebSocket = require("ws");

@@ -36,6 +36,7 @@ mod config;
 mod engine;
 mod report;
 pub mod response;
+pub mod ws;
 
 pub use config::{parse_args, parse_duration, Command, LoadConfig, USAGE};
 pub use engine::{run, Progress, ProgressFn};
