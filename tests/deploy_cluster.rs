@@ -148,8 +148,13 @@ fn sigterm_drains_in_flight_requests_and_exits_0() {
             reader.read_line(&mut line).unwrap() > 0,
             "child exited early"
         );
-        if let Some(p) = line.trim().strip_prefix("PORT=") {
-            break p.parse().unwrap();
+        // libtest may have printed `test <name> ... ` without a newline just before ours.
+        if let Some(at) = line.find("PORT=") {
+            let digits: String = line[at + 5..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            break digits.parse().unwrap();
         }
     };
     // Keep draining the child's stdout so it never blocks on a full pipe.
