@@ -13,7 +13,15 @@
 //! `--workers N` runs N loops on N threads sharing the port (SO_REUSEPORT; 0 = one per core).
 //! SIGTERM or SIGINT drains gracefully (in-flight requests finish, idle connections close,
 //! 10 s deadline; a second signal forces), then the process exits 0.
+//! `--trace out.json` records the loop as a Chrome trace (iterations, phases, poll waits, every
+//! callback: `io` for socket events; open it in <https://ui.perfetto.dev> or draw it with
+//! `examples/trace_render.rs`). The file is finished when the drain completes (and, failing
+//! that, when the loop is dropped), so it is complete JSON after SIGTERM/SIGINT. With
+//! `--workers N` (N > 1) each worker writes its own file: `out.json` becomes `out.w0.json`,
+//! `out.w1.json`, ... (a worker restarted after a panic starts its file afresh). A busy server
+//! writes ~100 bytes per callback: trace short runs.
 use std::env;
+use std::path::{Path, PathBuf};
 
 use oneloop::cluster::{self, ClusterOptions};
 use oneloop::http::{self, Request, Response, ServerConfig};
@@ -58,6 +66,19 @@ fn route(req: Request, res: Response) {
     }
 }
 
+/// The trace file of `worker`: `path` itself with one worker, else `stem.wN.ext`.
+fn trace_path(path: &Path, worker: usize, many: bool) -> PathBuf {
+    if !many {
+        return path.to_path_buf();
+    }
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}.w{worker}.{}", ext.to_string_lossy()),
+        None => format!("{stem}.w{worker}"),
+    };
+    path.with_file_name(name)
+}
+
 fn main() -> std::io::Result<()> {
     env_logger::init();
     let args: Vec<String> = env::args().collect();
@@ -76,12 +97,32 @@ fn main() -> std::io::Result<()> {
     let workers: usize = arg("--workers").and_then(|w| w.parse().ok()).unwrap_or(1);
     let many = cluster::worker_count(workers) > 1;
     let addr = format!("{host}:{port}");
+    let trace = match args.iter().position(|a| a == "--trace") {
+        Some(i) => match args.get(i + 1) {
+            Some(path) if !path.starts_with("--") => Some(PathBuf::from(path)),
+            _ => {
+                eprintln!("usage: hello --trace out.json");
+                std::process::exit(2);
+            }
+        },
+        None => None,
+    };
 
     let options = ClusterOptions {
         workers,
         ..ClusterOptions::default()
     };
     cluster::run(options, move |lp, worker| {
+        if let Some(path) = &trace {
+            let path = trace_path(path, worker, many);
+            lp.start_trace_file(&path).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("--trace {}: {e}", path.display()))
+            })?;
+            eprintln!(
+                "hello: worker {worker} tracing the loop to {}",
+                path.display()
+            );
+        }
         let mut config = ServerConfig::default();
         config.listen.reuse_port = many;
         let server = http::create_server_with(lp, config, move |_lp, req, res| {
@@ -104,6 +145,14 @@ fn main() -> std::io::Result<()> {
                 println!("hello: listening on http://{addr}");
             }
         })?;
-        graceful_shutdown(lp, vec![server], ShutdownOptions::default(), |_lp| {})
+        let traced = trace.is_some();
+        graceful_shutdown(lp, vec![server], ShutdownOptions::default(), move |lp| {
+            // Drained: end the trace's JSON and flush it now rather than waiting for the drop.
+            if traced {
+                if let Err(e) = lp.finish_trace() {
+                    eprintln!("hello: worker {worker}: trace incomplete: {e}");
+                }
+            }
+        })
     })
 }

@@ -77,11 +77,20 @@ pub(crate) struct Timer {
     pub(crate) callback: Option<TimerCallback>,
     pub(crate) due: u64,
     pub(crate) seq: u64,
-    pub(crate) delay: u64,
+    /// Milliseconds, already coerced into `1..=TIMEOUT_MAX_MS` (so it fits 31 bits). A `u32`
+    /// keeps `Timer` at 56 bytes with `created_at`, so a slab slot stays one 64-byte line.
+    pub(crate) delay: u32,
     pub(crate) repeat: bool,
     pub(crate) refed: bool,
     /// Where the timer was created, for "why is the loop alive" reports.
     pub(crate) created_at: &'static std::panic::Location<'static>,
+}
+
+impl Timer {
+    /// Coerced delays fit a `u32`; anything larger is clamped (it cannot happen).
+    pub(crate) fn delay_from(ms: u64) -> u32 {
+        u32::try_from(ms.min(TIMEOUT_MAX_MS)).unwrap_or(u32::MAX)
+    }
 }
 
 /// One FIFO list per distinct delay, as Node's `TimersList`: timers armed with the same delay
@@ -120,11 +129,11 @@ impl TimerHeap {
     /// Arms `timer` (stored under `key`) to fire at `now + timer.delay`; bumps the timer's `seq`,
     /// so any older entry for it is now stale.
     pub(crate) fn arm(&mut self, key: Key, timer: &mut Timer, now: u64) {
-        timer.due = now.saturating_add(timer.delay);
+        timer.due = now.saturating_add(u64::from(timer.delay));
         timer.seq = self.next_seq;
         self.next_seq += 1;
         let entry = (timer.due, timer.seq, key);
-        let index = self.list_for(timer.delay);
+        let index = self.list_for(u64::from(timer.delay));
         let list = &mut self.lists[index];
         if list.entries.is_empty() {
             self.heads.push(Reverse((entry.0, entry.1, index)));
