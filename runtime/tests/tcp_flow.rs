@@ -577,3 +577,62 @@ fn connection_over_max_connections_is_closed_and_reported_to_on_drop() {
     assert_eq!(drops[0].remote, c_addr);
     assert_eq!(drops[0].local, addr);
 }
+
+/// `tcp_cork` holds writes back (nothing reaches the peer before the outermost `tcp_uncork`),
+/// corked bytes do not count toward the high-water mark, and the uncork sends everything in
+/// order followed by the FIN a corked `tcp_end` asked for.
+#[test]
+fn corked_writes_reach_the_peer_only_at_the_outermost_uncork_in_order_then_the_fin() {
+    let mut lp = Loop::new().unwrap();
+    watchdog(&mut lp, 10);
+    let uncorked_at = Rc::new(Cell::new(None::<Instant>));
+    let all_true = Rc::new(Cell::new(true));
+    let (u, t) = (uncorked_at.clone(), all_true.clone());
+    let server = lp
+        .tcp_listen(localhost(), ListenOptions::default(), move |lp, conn| {
+            lp.tcp_set_high_water_mark(conn, 1).unwrap();
+            lp.tcp_cork(conn).unwrap();
+            lp.tcp_cork(conn).unwrap();
+            assert!(lp.tcp_is_corked(conn));
+            for i in 0..200 {
+                let ok = lp.tcp_write(conn, format!("{i},").as_bytes()).unwrap();
+                t.set(t.get() && ok);
+            }
+            lp.tcp_end(conn).unwrap();
+            lp.set_timeout(100, move |lp| {
+                lp.tcp_uncork(conn).unwrap();
+                assert!(lp.tcp_is_corked(conn), "still corked once");
+            });
+            let u = u.clone();
+            lp.set_timeout(300, move |lp| {
+                u.set(Some(Instant::now()));
+                lp.tcp_uncork(conn).unwrap();
+                assert!(!lp.tcp_is_corked(conn));
+            });
+        })
+        .unwrap();
+    let addr = lp.tcp_server_addr(server).unwrap();
+    let client = thread::spawn(move || {
+        let mut s = connect(addr);
+        let mut first = [0u8; 1];
+        s.read_exact(&mut first).unwrap();
+        let arrived = Instant::now();
+        let mut rest = read_to_end(&mut s);
+        rest.insert(0, first[0]);
+        (arrived, rest)
+    });
+    let t = lp.set_timeout(400, move |lp| lp.tcp_server_close(server, |_| {}).unwrap());
+    let _ = t;
+    lp.run().unwrap();
+    let (arrived, bytes) = client.join().unwrap();
+    let expected: String = (0..200).map(|i| format!("{i},")).collect();
+    assert_eq!(String::from_utf8(bytes).unwrap(), expected);
+    assert!(
+        arrived >= uncorked_at.get().expect("uncorked"),
+        "data before uncork"
+    );
+    assert!(
+        all_true.get(),
+        "corked writes counted toward the high-water mark"
+    );
+}

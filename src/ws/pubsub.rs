@@ -16,6 +16,11 @@ use super::socket::{over_limit, status_of, Message, SendStatus, State, WebSocket
 #[derive(Default)]
 struct HubInner {
     topics: HashMap<Rc<str>, HashMap<TcpId, WebSocket>>,
+    /// Nesting depth of [`Hub::begin_batch`]: while above 0, publishing corks each target
+    /// socket (once) instead of writing to it.
+    batch_depth: usize,
+    /// Sockets corked by publishes of the current batch, uncorked by its end.
+    batch: Vec<WebSocket>,
 }
 
 /// A pub/sub registry shared by WebSockets (uWS's per-app topic tree, flat). Cheap to clone;
@@ -28,6 +33,38 @@ impl Hub {
     /// An empty hub.
     pub fn new() -> Hub {
         Hub::default()
+    }
+
+    /// Starts a batch: until the matching [`Hub::end_batch`], every subscriber a publish
+    /// writes to is corked, so all the messages one read publishes leave in one write per
+    /// subscriber (a socket's `on_data` wraps its message callbacks in a batch).
+    pub(crate) fn begin_batch(&self) {
+        self.0.borrow_mut().batch_depth += 1;
+    }
+
+    /// Ends a batch; the outermost end uncorks (flushes) every socket the batch corked.
+    pub(crate) fn end_batch(&self, lp: &mut Loop) {
+        let mut batch = {
+            let mut h = self.0.borrow_mut();
+            h.batch_depth -= 1;
+            if h.batch_depth > 0 || h.batch.is_empty() {
+                return;
+            }
+            std::mem::take(&mut h.batch)
+        };
+        for ws in batch.drain(..) {
+            let id = {
+                let mut c = ws.0.borrow_mut();
+                c.hub_corked = false;
+                c.id
+            };
+            // A socket closed meanwhile is stale: nothing to flush.
+            let _ = lp.tcp_uncork(id);
+        }
+        let mut h = self.0.borrow_mut();
+        if h.batch.is_empty() {
+            h.batch = batch; // keep the capacity
+        }
     }
 
     pub(crate) fn subscribe(&self, ws: &WebSocket, topic: &str) -> bool {
@@ -108,7 +145,8 @@ impl Hub {
         msg: &Message,
         except: Option<TcpId>,
     ) -> usize {
-        let targets: Vec<(TcpId, usize)> = {
+        let batching = self.0.borrow().batch_depth > 0;
+        let targets: Vec<(TcpId, usize, Option<WebSocket>)> = {
             let inner = self.0.borrow();
             let Some(subs) = inner.topics.get(topic) else {
                 return 0;
@@ -117,7 +155,8 @@ impl Hub {
                 .filter(|(id, _)| Some(**id) != except)
                 .filter_map(|(id, ws)| {
                     let c = ws.0.borrow();
-                    (c.state == State::Open).then_some((*id, c.max_backpressure))
+                    let to_cork = (batching && !c.hub_corked).then(|| ws.clone());
+                    (c.state == State::Open).then_some((*id, c.max_backpressure, to_cork))
                 })
                 .collect()
         };
@@ -126,9 +165,15 @@ impl Hub {
         }
         let frame = msg.to_frame();
         let mut sent = 0;
-        for (id, max_bp) in targets {
+        for (id, max_bp, to_cork) in targets {
             if over_limit(lp, id, max_bp) {
                 continue;
+            }
+            if let Some(ws) = to_cork {
+                if lp.tcp_cork(id).is_ok() {
+                    ws.0.borrow_mut().hub_corked = true;
+                    self.0.borrow_mut().batch.push(ws);
+                }
             }
             if status_of(lp.tcp_write_bytes(id, frame.clone())) != SendStatus::Dropped {
                 sent += 1;

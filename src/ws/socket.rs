@@ -165,6 +165,8 @@ pub(crate) struct Conn {
     pub(crate) hub: Hub,
     pub(crate) max_backpressure: usize,
     pub(crate) topics: Vec<Rc<str>>,
+    /// Corked by the current publish batch of its hub (see [`Hub::begin_batch`]).
+    pub(crate) hub_corked: bool,
     /// Loop time of the last bytes received (idle timeout and automatic pings).
     pub(crate) last_recv: u64,
     pub(crate) ping_outstanding: bool,
@@ -229,6 +231,7 @@ impl WebSocket {
             hub,
             max_backpressure,
             topics: Vec::new(),
+            hub_corked: false,
             last_recv: lp.now(),
             ping_outstanding: false,
             close_info: None,
@@ -416,9 +419,11 @@ impl WebSocket {
         self.0.borrow_mut().close_timer = Some(t);
     }
 
-    /// Bytes arrived from the peer.
+    /// Bytes arrived from the peer. Everything the message callbacks send in reply, here and
+    /// through the hub, is corked until they have all run: one read that brings many messages
+    /// costs one write per socket, not one per message.
     pub(crate) fn on_data(&self, lp: &mut Loop, data: &[u8]) {
-        {
+        let (id, hub) = {
             let mut c = self.0.borrow_mut();
             if !matches!(c.state, State::Open | State::CloseSent) {
                 return;
@@ -426,8 +431,14 @@ impl WebSocket {
             c.last_recv = lp.now();
             c.ping_outstanding = false;
             c.inbuf.extend_from_slice(data);
-        }
+            (c.id, c.hub.clone())
+        };
+        hub.begin_batch();
+        let _ = lp.tcp_cork(id);
         self.process(lp);
+        // Stale when a callback destroyed the connection: nothing left to send.
+        let _ = lp.tcp_uncork(id);
+        hub.end_batch(lp);
     }
 
     /// Decodes and dispatches every complete event in the input buffer.

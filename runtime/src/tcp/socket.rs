@@ -22,6 +22,9 @@ const MAX_READS_PER_EVENT: usize = 16;
 /// Buffers handed to one `writev`.
 const MAX_IOVECS: usize = 64;
 
+/// A corked socket writes through once this many bytes are held back (see [`Loop::tcp_cork`]).
+pub const CORK_WRITE_THROUGH: usize = 16 * 1024;
+
 /// Per-socket options (Node's `net.Socket` constructor options and setters).
 #[derive(Clone, Debug)]
 pub struct SocketOptions {
@@ -97,6 +100,11 @@ pub(crate) struct Socket {
     queue: VecDeque<Bytes>,
     queued: usize,
     need_drain: bool,
+    /// `tcp_cork` nesting depth; while above 0, writes are queued without a syscall.
+    corked: u32,
+    /// Bytes queued while corked: not yet offered to the kernel, so they do not count toward
+    /// the high-water mark (see [`Loop::tcp_cork`]).
+    corked_bytes: usize,
     options: SocketOptions,
     timeout: Option<IdleTimeout>,
     callbacks: Callbacks,
@@ -171,6 +179,8 @@ impl Loop {
             queue: VecDeque::new(),
             queued: 0,
             need_drain: false,
+            corked: 0,
+            corked_bytes: 0,
             options,
             timeout: None,
             callbacks: Callbacks::default(),
@@ -355,6 +365,28 @@ impl Loop {
             return Ok(s.queued < s.options.high_water_mark);
         }
         s.touch(now);
+        if s.corked > 0 {
+            s.corked_bytes += data.len();
+            s.queued += data.len();
+            s.queue.push_back(match chunk {
+                Chunk::Owned(b) => b,
+                Chunk::Borrowed(d) => Bytes::copy_from_slice(d),
+            });
+            if s.corked_bytes < CORK_WRITE_THROUGH {
+                return Ok(s.queued - s.corked_bytes < s.options.high_water_mark);
+            }
+            // Enough held back: write it now (still corked), so a large burst streams and the
+            // return value reports what the kernel refused.
+            self.socket_flush_corked(id);
+            let Some(s) = self.net.socket_mut(id) else {
+                return Ok(false);
+            };
+            let below = s.queued < s.options.high_water_mark;
+            if !below {
+                s.need_drain = true;
+            }
+            return Ok(below);
+        }
         let mut written = 0;
         if s.queue.is_empty() && !s.connecting {
             loop {
@@ -392,6 +424,78 @@ impl Loop {
         Ok(below)
     }
 
+    /// Holds back writes until the matching [`Loop::tcp_uncork`] (Node's `socket.cork()`):
+    /// they are queued without a syscall, and the uncork sends them together (one `writev` of
+    /// up to 64 buffers per syscall). Calls nest; the outermost uncork flushes. Use it around a
+    /// burst of small writes made in one callback, e.g. every reply to one read.
+    ///
+    /// Two differences from Node: corked bytes do not count toward the high-water mark until
+    /// they have been offered to the kernel (`tcp_write` returns `false` while corked only for
+    /// bytes the kernel refused), and a corked socket writes through once
+    /// [`CORK_WRITE_THROUGH`] (16 KiB) are held back, so a large burst streams instead of
+    /// piling up. What the kernel refuses stays queued; `on_drain` follows when it empties if
+    /// the queue reached the high-water mark.
+    ///
+    /// # Errors
+    /// [`TcpError::Stale`] if the socket is gone.
+    pub fn tcp_cork(&mut self, id: TcpId) -> Result<(), TcpError> {
+        let s = self.net.socket_mut(id).ok_or(TcpError::Stale)?;
+        s.corked += 1;
+        Ok(())
+    }
+
+    /// Ends one [`Loop::tcp_cork`]; the outermost one writes what was held back. Uncorking a
+    /// socket that is not corked does nothing.
+    ///
+    /// # Errors
+    /// [`TcpError::Stale`] if the socket is gone.
+    pub fn tcp_uncork(&mut self, id: TcpId) -> Result<(), TcpError> {
+        let s = self.net.socket_mut(id).ok_or(TcpError::Stale)?;
+        if s.corked == 0 {
+            return Ok(());
+        }
+        s.corked -= 1;
+        if s.corked > 0 {
+            return Ok(());
+        }
+        self.socket_flush_corked(id);
+        if let Some(s) = self.net.socket_mut(id) {
+            if s.queued >= s.options.high_water_mark {
+                s.need_drain = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what a corked socket holds back (and a FIN `tcp_end` held back once the queue
+    /// empties), without running `on_drain`: the caller is mid-callback, so a drain that falls
+    /// due runs from the pending phase instead. The socket's cork depth is unchanged.
+    fn socket_flush_corked(&mut self, id: TcpId) {
+        let Some(s) = self.net.socket_mut(id) else {
+            return;
+        };
+        let corked = std::mem::replace(&mut s.corked, 0);
+        s.corked_bytes = 0;
+        let drain_due = std::mem::replace(&mut s.need_drain, false);
+        self.socket_flush(id);
+        let Some(s) = self.net.socket_mut(id) else {
+            return;
+        };
+        s.corked = corked;
+        if !s.queue.is_empty() {
+            s.need_drain = drain_due;
+        } else if drain_due {
+            self.defer(move |lp| {
+                emit!(lp, id, on_drain, |cb| cb(lp, id));
+            });
+        }
+    }
+
+    /// Whether writes are being held back by [`Loop::tcp_cork`].
+    pub fn tcp_is_corked(&self, id: TcpId) -> bool {
+        self.net.socket(id).is_some_and(|s| s.corked > 0)
+    }
+
     /// Bytes queued and not yet accepted by the kernel (Node's `writableLength`).
     ///
     /// # Errors
@@ -424,7 +528,7 @@ impl Loop {
             return Ok(());
         }
         s.write_side = WriteSide::Ending;
-        if s.queue.is_empty() && !s.connecting {
+        if s.queue.is_empty() && !s.connecting && s.corked == 0 {
             self.socket_shutdown_write(id);
         }
         Ok(())
@@ -447,7 +551,7 @@ impl Loop {
         let Some(s) = self.net.socket_mut(id) else {
             return;
         };
-        if s.connecting {
+        if s.connecting || s.corked > 0 {
             return;
         }
         while !s.queue.is_empty() {
