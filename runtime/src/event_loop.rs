@@ -1315,28 +1315,46 @@ impl Loop {
         }
     }
 
+    #[inline(always)]
     pub(crate) fn trace_callback(&mut self, kind: CallbackKind) {
         self.metrics.callbacks += 1;
+        if self.observer.is_some() {
+            self.observe_callback(kind);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn observe_callback(&mut self, kind: CallbackKind) {
         if let Some(obs) = self.observer.as_deref_mut() {
             obs.callback(self.metrics.iterations, self.phase, kind, None);
         }
     }
 
     /// [`Loop::trace_callback`] for a timer, which also reports how late it fired.
+    #[inline(always)]
     fn trace_timer_callback(&mut self, due_ms: u64) {
         self.metrics.callbacks += 1;
         if self.observer.is_some() {
-            let late = self
-                .hrtime()
-                .saturating_sub(due_ms.saturating_mul(1_000_000));
-            if let Some(obs) = self.observer.as_deref_mut() {
-                obs.callback(
-                    self.metrics.iterations,
-                    self.phase,
-                    CallbackKind::Timer,
-                    Some(late),
-                );
-            }
+            self.observe_timer_callback(due_ms);
+        }
+    }
+
+    /// The watched half of [`Loop::trace_timer_callback`], kept out of line so the timer
+    /// phase's loop stays small when nothing watches.
+    #[cold]
+    #[inline(never)]
+    fn observe_timer_callback(&mut self, due_ms: u64) {
+        let late = self
+            .hrtime()
+            .saturating_sub(due_ms.saturating_mul(1_000_000));
+        if let Some(obs) = self.observer.as_deref_mut() {
+            obs.callback(
+                self.metrics.iterations,
+                self.phase,
+                CallbackKind::Timer,
+                Some(late),
+            );
         }
     }
 }
