@@ -9,8 +9,9 @@
 //!
 //! Listens on `PORT` (default 3001) on `HOST` (default 127.0.0.1); `--port N` and `--host H`
 //! override.
+mod common;
+
 use std::collections::HashMap;
-use std::env;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 
@@ -99,18 +100,9 @@ impl Conn {
 }
 
 fn main() -> io::Result<()> {
-    let args: Vec<String> = env::args().collect();
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1).cloned())
-    };
-    let port = arg("--port")
-        .or_else(|| env::var("PORT").ok())
-        .unwrap_or_else(|| "3001".into());
-    let host = arg("--host")
-        .or_else(|| env::var("HOST").ok())
-        .unwrap_or_else(|| "127.0.0.1".into());
+    let args = common::Args::from_env();
+    let port = args.port(3001);
+    let host = args.host();
     let addr: SocketAddr = format!("{host}:{port}")
         .parse()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;

@@ -8,6 +8,8 @@
 //! - `/echo`: a WebSocket echo (messages up to 16 MiB; the Autobahn target, see docs/ws.md)
 //! - `/bench`: publish fan-out for benches/ws: every client is subscribed to `bench`, and each
 //!   message received is published to all of them, the sender included (no backpressure limit)
+mod common;
+
 use std::cell::Cell;
 use std::env;
 use std::rc::Rc;
@@ -62,14 +64,10 @@ document.getElementById("form").onsubmit = e => {
 
 fn main() -> std::io::Result<()> {
     env_logger::init();
-    let args: Vec<String> = env::args().collect();
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1).cloned())
-    };
-    let port: u16 = arg("--port")
-        .or_else(|| env::var("PORT").ok())
+    let args = common::Args::from_env();
+    let arg = |name: &str| args.value(name);
+    let port: u16 = args
+        .value_or_env("--port", "PORT")
         .and_then(|p| p.parse().ok())
         .unwrap_or(3000);
     if let Some(host) = arg("--host") {

@@ -20,7 +20,8 @@
 //! `--workers N` (N > 1) each worker writes its own file: `out.json` becomes `out.w0.json`,
 //! `out.w1.json`, ... (a worker restarted after a panic starts its file afresh). A busy server
 //! writes ~100 bytes per callback: trace short runs.
-use std::env;
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use oneloop::cluster::{self, ClusterOptions};
@@ -81,31 +82,21 @@ fn trace_path(path: &Path, worker: usize, many: bool) -> PathBuf {
 
 fn main() -> std::io::Result<()> {
     env_logger::init();
-    let args: Vec<String> = env::args().collect();
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1).cloned())
-    };
-    let port = arg("--port")
-        .or_else(|| env::var("PORT").ok())
-        .unwrap_or_else(|| "3000".into());
-    let host = arg("--host")
-        .or_else(|| env::var("HOST").ok())
-        .unwrap_or_else(|| "127.0.0.1".into());
-    let echo_all = args.iter().any(|a| a == "--echo-all");
+    let args = common::Args::from_env();
+    let arg = |name: &str| args.value(name);
+    let port = args.port(3000);
+    let host = args.host();
+    let echo_all = args.flag("--echo-all");
     let workers: usize = arg("--workers").and_then(|w| w.parse().ok()).unwrap_or(1);
     let many = cluster::worker_count(workers) > 1;
     let addr = format!("{host}:{port}");
-    let trace = match args.iter().position(|a| a == "--trace") {
-        Some(i) => match args.get(i + 1) {
-            Some(path) if !path.starts_with("--") => Some(PathBuf::from(path)),
-            _ => {
-                eprintln!("usage: hello --trace out.json");
-                std::process::exit(2);
-            }
-        },
-        None => None,
+    let trace = match (args.flag("--trace"), arg("--trace")) {
+        (false, _) => None,
+        (true, Some(path)) if !path.starts_with("--") => Some(PathBuf::from(path)),
+        (true, _) => {
+            eprintln!("usage: hello --trace out.json");
+            std::process::exit(2);
+        }
     };
 
     let options = ClusterOptions {

@@ -9,7 +9,7 @@
 //! - `GET /json`: `{"message":"Hello, World!"}`
 //! - `POST /echo`: the request body, byte for byte (Content-Length or chunked; 413 above 16 MiB)
 //! - anything else: 404
-use std::env;
+mod common;
 
 use oneloop::threaded::{self, ThreadedConfig, ThreadedRequest, ThreadedResponse};
 
@@ -43,18 +43,10 @@ fn route(req: &ThreadedRequest, res: &mut ThreadedResponse) {
 
 fn main() -> std::io::Result<()> {
     env_logger::init();
-    let args: Vec<String> = env::args().collect();
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1).cloned())
-    };
-    let port = arg("--port")
-        .or_else(|| env::var("PORT").ok())
-        .unwrap_or_else(|| "3000".into());
-    let host = arg("--host")
-        .or_else(|| env::var("HOST").ok())
-        .unwrap_or_else(|| "127.0.0.1".into());
+    let args = common::Args::from_env();
+    let arg = |name: &str| args.value(name);
+    let port = args.port(3000);
+    let host = args.host();
     let config = ThreadedConfig {
         max_body_size: ECHO_LIMIT,
         max_connections: arg("--max-connections").and_then(|n| n.parse().ok()),
