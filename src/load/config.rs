@@ -55,27 +55,7 @@ impl LoadConfig {
     /// # Errors
     /// A URL that is not `http://` or whose host does not resolve.
     pub fn new(url: &str) -> io::Result<LoadConfig> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| invalid(format!("only http:// URLs are supported: {url}")))?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.is_empty() {
-            return Err(invalid(format!("no host in {url}")));
-        }
-        let with_port = if authority.rsplit_once(':').is_some_and(|(h, p)| {
-            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':')
-        }) {
-            authority.to_owned()
-        } else {
-            format!("{authority}:80")
-        };
-        let addr = with_port
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| invalid(format!("{authority} did not resolve")))?;
+        let (addr, authority, path) = parse_url(url, "http://")?;
         Ok(LoadConfig {
             url: url.to_owned(),
             addr,
@@ -144,6 +124,36 @@ impl LoadConfig {
         }
         Ok(())
     }
+}
+
+/// Splits `scheme://host[:port][/path]` into the resolved address (port 80 by default), the
+/// authority as written and the path (`/` if none).
+pub(crate) fn parse_url<'u>(
+    url: &'u str,
+    scheme: &str,
+) -> io::Result<(SocketAddr, &'u str, &'u str)> {
+    let rest = url
+        .strip_prefix(scheme)
+        .ok_or_else(|| invalid(format!("only {scheme} URLs are supported: {url}")))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() {
+        return Err(invalid(format!("no host in {url}")));
+    }
+    let with_port = if authority.rsplit_once(':').is_some_and(|(h, p)| {
+        !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':')
+    }) {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    let addr = with_port
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| invalid(format!("{authority} did not resolve")))?;
+    Ok((addr, authority, path))
 }
 
 fn invalid(msg: String) -> io::Error {

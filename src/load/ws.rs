@@ -43,7 +43,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -52,7 +52,7 @@ use hdrhistogram::Histogram;
 use oneloop_runtime::{Loop, SocketOptions, TcpId, TimerId};
 use serde_json::{json, Value};
 
-use super::config::parse_duration;
+use super::config::{parse_duration, parse_url};
 use crate::ws::frame::{encode_masked_frame, OpCode};
 use crate::ws::handshake::accept_key;
 
@@ -130,27 +130,7 @@ impl WsLoadConfig {
     /// # Errors
     /// A URL that is not `ws://` or whose host does not resolve.
     pub fn new(url: &str, mode: WsMode) -> io::Result<WsLoadConfig> {
-        let rest = url
-            .strip_prefix("ws://")
-            .ok_or_else(|| invalid(format!("only ws:// URLs are supported: {url}")))?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.is_empty() {
-            return Err(invalid(format!("no host in {url}")));
-        }
-        let with_port = if authority.rsplit_once(':').is_some_and(|(h, p)| {
-            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':')
-        }) {
-            authority.to_owned()
-        } else {
-            format!("{authority}:80")
-        };
-        let addr = with_port
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| invalid(format!("{authority} did not resolve")))?;
+        let (addr, authority, path) = parse_url(url, "ws://")?;
         let connections = match mode {
             WsMode::Echo => 64,
             WsMode::Fanout => 1000,
