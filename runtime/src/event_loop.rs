@@ -1002,7 +1002,17 @@ impl Loop {
 
     /// Drains `next_tick` fully, then microtasks fully, until both are empty (Node's
     /// `processTicksAndRejections`). Called after every callback.
+    #[inline(always)]
     fn drain_ticks_and_microtasks(&mut self) {
+        // The common case after a callback: nothing queued, nothing to call.
+        if self.microtasks.is_empty() && self.ticks.borrow().is_empty() {
+            return;
+        }
+        self.run_ticks_and_microtasks();
+    }
+
+    #[inline(never)]
+    fn run_ticks_and_microtasks(&mut self) {
         loop {
             loop {
                 // The borrow ends before the tick runs: a tick may queue more ticks.
