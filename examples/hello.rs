@@ -24,48 +24,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::hello_routes::{echo, route};
 use oneloop::cluster::{self, ClusterOptions};
-use oneloop::http::{self, Request, Response, ServerConfig};
+use oneloop::http::{self, ServerConfig};
 use oneloop::shutdown::{graceful_shutdown, ShutdownOptions};
 use oneloop::ws::{echo_handler, Endpoint, WsOptions};
-
-const HELLO: &[u8] = b"Hello, World!";
-const JSON: &[u8] = br#"{"message":"Hello, World!"}"#;
-/// Largest body `/echo` accepts (413 above).
-const ECHO_LIMIT: usize = 16 * 1024 * 1024;
-
-fn echo(req: Request, res: Response) {
-    let content_type = req.header("content-type").map(str::to_owned);
-    req.collect(ECHO_LIMIT, move |_lp, body| match body {
-        Ok(body) => {
-            if let Some(ct) = content_type {
-                res.set_header("content-type", ct.into_bytes());
-            }
-            res.end(&body);
-        }
-        Err(e) => {
-            res.status(413).end(e.to_string());
-        }
-    });
-}
-
-fn route(req: Request, res: Response) {
-    match (req.method(), req.path()) {
-        ("GET" | "HEAD", "/" | "/plaintext") => {
-            res.set_header("content-type", "text/plain");
-            res.end(HELLO);
-        }
-        ("GET" | "HEAD", "/json") => {
-            res.set_header("content-type", "application/json");
-            res.end(JSON);
-        }
-        ("POST", "/echo") => echo(req, res),
-        _ => {
-            res.status(404).set_header("content-type", "text/plain");
-            res.end("Not Found");
-        }
-    }
-}
 
 /// The trace file of `worker`: `path` itself with one worker, else `stem.wN.ext`.
 fn trace_path(path: &Path, worker: usize, many: bool) -> PathBuf {

@@ -8,12 +8,15 @@
 //! target in docs/benchmarks.md is <= 2 allocations per keep-alive request.
 //!
 //! Listens on `PORT` (default 3002) on `HOST` (default 127.0.0.1).
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::env;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use oneloop::http::{self, Request, Response};
+use common::hello_routes::route;
+use oneloop::http;
 use oneloop::runtime::Loop;
 
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
@@ -59,44 +62,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-const HELLO: &[u8] = b"Hello, World!";
-const JSON: &[u8] = br#"{"message":"Hello, World!"}"#;
-const ECHO_LIMIT: usize = 16 * 1024 * 1024;
-
-fn echo(req: Request, res: Response) {
-    let content_type = req.header("content-type").map(str::to_owned);
-    req.collect(ECHO_LIMIT, move |_lp, body| match body {
-        Ok(body) => {
-            if let Some(ct) = content_type {
-                res.set_header("content-type", ct.into_bytes());
-            }
-            res.end(&body);
-        }
-        Err(e) => {
-            res.status(413).end(e.to_string());
-        }
-    });
-}
-
-fn route(req: Request, res: Response) {
-    match (req.method(), req.path()) {
-        ("GET" | "HEAD", "/" | "/plaintext") => {
-            res.set_header("content-type", &b"text/plain"[..]);
-            res.end(HELLO);
-        }
-        ("GET" | "HEAD", "/json") => {
-            res.set_header("content-type", &b"application/json"[..]);
-            res.end(JSON);
-        }
-        ("POST", "/echo") => echo(req, res),
-        _ => {
-            res.status(404)
-                .set_header("content-type", &b"text/plain"[..]);
-            res.end("Not Found");
-        }
-    }
-}
 
 /// Requests seen, and the counters at the last report.
 struct Meter {

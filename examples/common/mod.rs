@@ -47,3 +47,5 @@ impl Args {
         format!("{}:{}", self.host(), self.port(default_port))
     }
 }
+
+pub mod hello_routes;
