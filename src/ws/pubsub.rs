@@ -155,8 +155,11 @@ impl Hub {
                 .filter(|(id, _)| Some(**id) != except)
                 .filter_map(|(id, ws)| {
                     let c = ws.0.borrow();
+                    if c.state != State::Open {
+                        return None;
+                    }
                     let to_cork = (batching && !c.hub_corked).then(|| ws.clone());
-                    (c.state == State::Open).then_some((*id, c.max_backpressure, to_cork))
+                    Some((*id, c.max_backpressure, to_cork))
                 })
                 .collect()
         };

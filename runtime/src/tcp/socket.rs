@@ -378,14 +378,10 @@ impl Loop {
             // Enough held back: write it now (still corked), so a large burst streams and the
             // return value reports what the kernel refused.
             self.socket_flush_corked(id);
-            let Some(s) = self.net.socket_mut(id) else {
-                return Ok(false);
-            };
-            let below = s.queued < s.options.high_water_mark;
-            if !below {
-                s.need_drain = true;
-            }
-            return Ok(below);
+            return Ok(self
+                .net
+                .socket(id)
+                .is_some_and(|s| s.queued < s.options.high_water_mark));
         }
         let mut written = 0;
         if s.queue.is_empty() && !s.connecting {
@@ -459,17 +455,14 @@ impl Loop {
             return Ok(());
         }
         self.socket_flush_corked(id);
-        if let Some(s) = self.net.socket_mut(id) {
-            if s.queued >= s.options.high_water_mark {
-                s.need_drain = true;
-            }
-        }
         Ok(())
     }
 
     /// Writes what a corked socket holds back (and a FIN `tcp_end` held back once the queue
     /// empties), without running `on_drain`: the caller is mid-callback, so a drain that falls
-    /// due runs from the pending phase instead. The socket's cork depth is unchanged.
+    /// due runs from the pending phase instead. What the kernel refuses stays queued, and
+    /// counts toward the high-water mark from now on (`on_drain` follows if it reaches it).
+    /// The socket's cork depth is unchanged.
     fn socket_flush_corked(&mut self, id: TcpId) {
         let Some(s) = self.net.socket_mut(id) else {
             return;
@@ -483,7 +476,7 @@ impl Loop {
         };
         s.corked = corked;
         if !s.queue.is_empty() {
-            s.need_drain = drain_due;
+            s.need_drain = drain_due || s.queued >= s.options.high_water_mark;
         } else if drain_due {
             self.defer(move |lp| {
                 emit!(lp, id, on_drain, |cb| cb(lp, id));
