@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, criterion_group, Criterion};
-use oneloop_runtime::{Loop, LoopOptions};
+use oneloop_runtime::{ListenOptions, Loop, LoopOptions};
 
 /// Counts allocations (including reallocations) on every thread, then forwards to `System`.
 struct CountingAlloc;
@@ -152,6 +152,53 @@ fn bench_loop(c: &mut Criterion) {
         let mut lp = alive_loop();
         b.iter(|| lp.run_nowait().expect("run"));
     });
+    c.bench_function("empty iteration, one listener (epoll_wait)", |b| {
+        // With a descriptor registered, poll makes its zero-timeout `epoll_wait` every time.
+        let mut lp = alive_loop();
+        let any_port = "127.0.0.1:0".parse().expect("addr");
+        lp.tcp_listen(any_port, ListenOptions::default(), |_, _| {})
+            .expect("listen");
+        b.iter(|| lp.run_nowait().expect("run"));
+    });
+    // Floors, not loop operations: what the machine charges for the pieces the loop is made of.
+    c.bench_function("floor: clock read (Instant::now)", |b| {
+        b.iter(|| black_box(Instant::now()))
+    });
+    c.bench_function("floor: thread wake round trip (park/unpark)", |b| {
+        b.iter_custom(thread_wake_round_trips)
+    });
+}
+
+/// `n` round trips between this thread and a fresh one, each side parking until the other
+/// unparks it: two futex wake-ups and two context switches, the least any thread-pool round
+/// trip can cost (the pool adds a queue, a condition variable and the loop's eventfd + poll).
+fn thread_wake_round_trips(n: u64) -> Duration {
+    use std::sync::Arc;
+    let ping = Arc::new(AtomicU64::new(0));
+    let pong = Arc::new(AtomicU64::new(0));
+    let me = std::thread::current();
+    let (worker_ping, worker_pong) = (Arc::clone(&ping), Arc::clone(&pong));
+    let worker = std::thread::spawn(move || {
+        for i in 1..=n {
+            while worker_ping.load(Ordering::Acquire) < i {
+                std::thread::park();
+            }
+            worker_pong.store(i, Ordering::Release);
+            me.unpark();
+        }
+    });
+    let worker_thread = worker.thread().clone();
+    let start = Instant::now();
+    for i in 1..=n {
+        ping.store(i, Ordering::Release);
+        worker_thread.unpark();
+        while pong.load(Ordering::Acquire) < i {
+            std::thread::park();
+        }
+    }
+    let elapsed = start.elapsed();
+    worker.join().expect("worker");
+    elapsed
 }
 
 /// Allocations per operation once the loop's slabs, heap and queues have grown to size.

@@ -820,6 +820,17 @@ impl Loop {
     #[inline(always)] // one copy in `run_iteration`, one in the cold `run_phase`
     fn poll_io(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         self.enter_phase(Phase::Poll);
+        if timeout == Some(Duration::ZERO) && self.nothing_to_poll() {
+            // libuv's `uv__io_poll` returns at once when no descriptor is watched (`nfds == 0`).
+            // Here: no socket, server or signal is registered and no pool job is in flight, so a
+            // zero-timeout `epoll_wait` could only report a `LoopWaker` wake, which means nothing
+            // but "poll again" and stays pending for the next real poll. Skip the syscall.
+            if let Some(obs) = self.observer.as_deref_mut() {
+                let now = Instant::now();
+                obs.poll_wait(self.metrics.iterations, now, now);
+            }
+            return Ok(());
+        }
         let mut events = self
             .events
             .take()
@@ -879,6 +890,13 @@ impl Loop {
         }
         self.events = Some(events);
         Ok(())
+    }
+
+    /// Whether poll has nothing it could report: no I/O source registered (sockets, servers,
+    /// signals) and no thread-pool job whose completion could wake it.
+    #[inline(always)]
+    fn nothing_to_poll(&self) -> bool {
+        self.net.entries.len() == 0 && self.signals.is_none() && self.work.len() == 0
     }
 
     /// The registry, for I/O sources owned by this loop.

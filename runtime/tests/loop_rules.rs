@@ -522,6 +522,54 @@ fn pending_work_keeps_the_loop_alive_until_after_runs() {
     assert!(done.get(), "run waited for the completion");
 }
 
+/// The poll phase skips a zero-timeout `epoll_wait` only when nothing registered could report
+/// anything; a job in flight still gets polled for, so `run_nowait` in a loop sees it finish.
+#[test]
+fn run_nowait_still_polls_for_a_pool_completion_when_nothing_else_is_registered() {
+    let mut lp = new_loop();
+    lp.set_timeout(60_000, |_| {}); // keeps the loop alive; not due during the test
+    let done = Rc::new(Cell::new(false));
+    let d = done.clone();
+    lp.queue_work(|| 7u32, move |_, r| d.set(matches!(r, Ok(7))))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done.get() && Instant::now() < deadline {
+        lp.run_nowait().unwrap();
+    }
+    assert!(
+        done.get(),
+        "the completion reached `after` through run_nowait"
+    );
+}
+
+/// Same for an I/O source: with a listener registered, a zero-timeout poll still runs and
+/// delivers a connection that arrives while the loop spins with `run_nowait`.
+#[test]
+fn run_nowait_still_polls_a_registered_listener() {
+    let mut lp = new_loop();
+    let accepted = Rc::new(Cell::new(0));
+    let a = accepted.clone();
+    let server = lp
+        .tcp_listen(
+            "127.0.0.1:0".parse().unwrap(),
+            ListenOptions::default(),
+            move |_, _| a.set(a.get() + 1),
+        )
+        .unwrap();
+    let addr = lp.tcp_server_addr(server).unwrap();
+    lp.run_nowait().unwrap(); // the listener's deferred first accept
+    let _client = std::net::TcpStream::connect(addr).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while accepted.get() == 0 && Instant::now() < deadline {
+        lp.run_nowait().unwrap();
+    }
+    assert_eq!(
+        accepted.get(),
+        1,
+        "the connection was accepted through run_nowait"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Signals
 // ---------------------------------------------------------------------------------------------
