@@ -13,17 +13,23 @@ use super::parse::{is_tchar, Version};
 /// Appends `n` in decimal.
 fn put_decimal(out: &mut BytesMut, n: u64) {
     let mut digits = [0u8; 20];
-    let mut i = digits.len();
+    let start = decimal_before(&mut digits, 20, n);
+    out.put_slice(&digits[start..]);
+}
+
+/// Writes `n` in decimal into `buf`, ending just before `end`; returns where the digits
+/// start. The caller leaves 20 bytes before `end` (the length of `u64::MAX`).
+fn decimal_before(buf: &mut [u8], end: usize, n: u64) -> usize {
+    let mut i = end;
     let mut n = n;
     loop {
         i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
+        buf[i] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return i;
         }
     }
-    out.put_slice(&digits[i..]);
 }
 
 /// Appends `n` in lower-case hexadecimal without leading zeros.
@@ -48,12 +54,24 @@ fn put_hex(out: &mut BytesMut, n: u64) {
 /// 100..=999 (Node throws `ERR_HTTP_INVALID_STATUS_CODE` otherwise).
 /// `reason` must pass [`validate_header_value`].
 pub fn write_status_line(out: &mut BytesMut, version: Version, status: u16, reason: &str) {
-    out.put_slice(match version {
+    let version: &[u8; 9] = match version {
         Version::Http10 => b"HTTP/1.0 ",
         Version::Http11 => b"HTTP/1.1 ",
-    });
-    put_decimal(out, u64::from(status));
-    out.put_u8(b' ');
+    };
+    out.reserve(13 + reason.len() + 2);
+    if (100..=999).contains(&status) {
+        // The usual three-digit code: one fixed-size copy instead of three small ones.
+        let mut start = [b' '; 13];
+        start[..9].copy_from_slice(version);
+        start[9] = b'0' + (status / 100) as u8;
+        start[10] = b'0' + (status / 10 % 10) as u8;
+        start[11] = b'0' + (status % 10) as u8;
+        out.put_slice(&start);
+    } else {
+        out.put_slice(version);
+        put_decimal(out, u64::from(status));
+        out.put_u8(b' ');
+    }
     out.put_slice(reason.as_bytes());
     out.put_slice(b"\r\n");
 }
@@ -70,9 +88,14 @@ pub fn write_header(out: &mut BytesMut, name: &str, value: &[u8]) {
 
 /// Appends `Content-Length: n CRLF`.
 pub fn write_content_length(out: &mut BytesMut, n: u64) {
-    out.put_slice(b"Content-Length: ");
-    put_decimal(out, n);
-    out.put_slice(b"\r\n");
+    // Built right to left in one buffer: one copy into `out` (this runs on every response).
+    const PREFIX: &[u8] = b"Content-Length: ";
+    let mut line = [0u8; 16 + 20 + 2];
+    let crlf = line.len() - 2;
+    line[crlf..].copy_from_slice(b"\r\n");
+    let start = decimal_before(&mut line, crlf, n) - PREFIX.len();
+    line[start..start + PREFIX.len()].copy_from_slice(PREFIX);
+    out.put_slice(&line[start..]);
 }
 
 /// Appends the CRLF that ends a head.
@@ -145,6 +168,8 @@ mod tests {
                 b"HTTP/1.1 100 Continue\r\n",
             ),
             (Version::Http11, 599, "", b"HTTP/1.1 599 \r\n"),
+            (Version::Http11, 99, "X", b"HTTP/1.1 99 X\r\n"), // outside the 3-digit path
+            (Version::Http10, 1000, "Y", b"HTTP/1.0 1000 Y\r\n"),
         ];
         for &(version, status, reason, expected) in table {
             assert_eq!(

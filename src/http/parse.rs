@@ -150,11 +150,26 @@ pub enum BodyKind {
 /// `tchar` from RFC 9110 §5.6.2:
 /// `"!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" /
 /// "`" / "|" / "~" / DIGIT / ALPHA`.
+#[inline]
 pub fn is_tchar(b: u8) -> bool {
-    matches!(b,
-        b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' |
-        b'^' | b'_' | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
+    TCHAR[usize::from(b)]
 }
+
+/// [`is_tchar`] for every byte, so the check is one load (it runs on every
+/// method, field name and response header name).
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        #[rustfmt::skip]
+        let tchar = matches!(i as u8,
+            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' |
+            b'^' | b'_' | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z');
+        table[i] = tchar;
+        i += 1;
+    }
+    table
+};
 
 /// A byte range into the head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -311,8 +326,9 @@ impl RequestHead {
 pub struct HeadParser {
     /// Bytes of the buffer already scanned without finding the head's end.
     scanned: usize,
-    /// Offset of the CR ending the request line, once seen and valid.
-    line_end: Option<usize>,
+    /// Offset of the CR ending the request line, and the line parsed, once seen and valid
+    /// (parsed once: the complete head reuses it).
+    line: Option<(usize, RequestLine)>,
 }
 
 /// Outcome of one scan over the buffer.
@@ -355,7 +371,7 @@ impl HeadParser {
         buf: &mut BytesMut,
         limits: &Limits,
     ) -> Result<Option<RequestHead>, ParseError> {
-        if self.scanned > buf.len() || self.line_end.is_some_and(|e| e + 2 > buf.len()) {
+        if self.scanned > buf.len() || self.line.is_some_and(|(e, _)| e + 2 > buf.len()) {
             self.reset();
         }
         if self.scanned == 0 {
@@ -365,7 +381,7 @@ impl HeadParser {
         }
         match self.scan(buf, limits)? {
             Scan::Partial { pending_cr } => {
-                if self.line_end.is_none() {
+                if self.line.is_none() {
                     check_method_prefix(buf.get(..self.scanned).unwrap_or(&[]))?;
                     if !pending_cr && buf.len() > limits.max_request_line {
                         return Err(ParseError::UriTooLong);
@@ -380,8 +396,9 @@ impl HeadParser {
                 if end > limits.max_head_size {
                     return Err(ParseError::HeadTooLarge);
                 }
-                let line_end = self.line_end.unwrap_or(0);
-                let head = build_head(buf.get(..end).unwrap_or(&[]), line_end, limits)?;
+                // `scan` completes a head only after it parsed the request line.
+                let (line_end, line) = self.line.ok_or(ParseError::BadRequestLine)?;
+                let head = build_head(buf.get(..end).unwrap_or(&[]), line_end, line, limits)?;
                 self.reset();
                 let bytes = buf.split_to(end).freeze();
                 Ok(Some(head.into_head(bytes)))
@@ -389,16 +406,16 @@ impl HeadParser {
         }
     }
 
-    /// Scans new bytes for CR and LF. Updates `scanned`/`line_end` only
+    /// Scans new bytes for CR and LF. Updates `scanned`/`line` only
     /// when it returns `Ok`, so an error repeats on the next call.
     fn scan(&mut self, buf: &[u8], limits: &Limits) -> Result<Scan, ParseError> {
         let mut scanned = self.scanned;
-        let mut line_end = self.line_end;
+        let mut line = self.line;
         let result = loop {
             // While the request line is open only `max_request_line + 1`
             // bytes are searched, so an over-long line is reported the same
             // however the bytes arrive.
-            let limit = match line_end {
+            let limit = match line {
                 None => limits.max_request_line.saturating_add(1),
                 Some(_) => usize::MAX,
             };
@@ -418,20 +435,19 @@ impl HeadParser {
                 (_, Some(b'\n')) => None,
                 (_, Some(_)) => Some(ParseError::BareCr),
             };
-            if line_end.is_none() {
+            if line.is_none() {
                 // A bad method byte comes before the line ending.
                 check_method_prefix(buf.get(..p).unwrap_or(&[]))?;
             }
             if let Some(err) = bad_ending {
                 return Err(err);
             }
-            match line_end {
+            match line {
                 None => {
                     if p > limits.max_request_line {
                         return Err(ParseError::UriTooLong);
                     }
-                    parse_request_line(buf.get(..p).unwrap_or(&[]))?;
-                    line_end = Some(p);
+                    line = Some((p, parse_request_line(buf.get(..p).unwrap_or(&[]))?));
                 }
                 Some(_) if buf.get(p.wrapping_sub(2)..p) == Some(b"\r\n") => {
                     break Scan::Complete(p + 2);
@@ -441,7 +457,7 @@ impl HeadParser {
             scanned = p + 2;
         };
         self.scanned = scanned;
-        self.line_end = line_end;
+        self.line = line;
         Ok(result)
     }
 }
@@ -472,6 +488,7 @@ fn check_method_prefix(prefix: &[u8]) -> Result<(), ParseError> {
 }
 
 /// The request line, parsed: ranges are relative to the line start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct RequestLine {
     method: Method,
     version: Version,
@@ -723,10 +740,15 @@ fn for_each_element(
     Ok(())
 }
 
-/// Parses a complete head (`line_end` is the offset of the request line's
-/// CR) and applies the framing rules.
-fn build_head(head: &[u8], line_end: usize, limits: &Limits) -> Result<HeadParts, ParseError> {
-    let line = parse_request_line(head.get(..line_end).unwrap_or(&[]))?;
+/// Parses the fields of a complete head whose request line (ending with the
+/// CR at `line_end`) `scan` already parsed into `line`, and applies the
+/// framing rules.
+fn build_head(
+    head: &[u8],
+    line_end: usize,
+    line: RequestLine,
+    limits: &Limits,
+) -> Result<HeadParts, ParseError> {
     let fields_start = line_end + 2;
     let fields = head.get(fields_start..).unwrap_or(&[]);
 
