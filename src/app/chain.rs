@@ -1,19 +1,20 @@
 //! Running one request through the middleware chain.
 //!
 //! The chain is a small state machine driven by [`drive`]. User code gets `&mut Req`/`&mut Res`
-//! taken out of the chain for the duration of the call, plus a [`Next`]. Calling `next.call()`
+//! borrowed from the chain for the duration of the call, plus a [`Next`]. Calling `next.call()`
 //! *during* that call only records the signal (a trampoline: no recursion, no double borrow);
 //! the driver acts on it when the call returns. Calling it *later* (from a timer, a
 //! thread-pool completion, a body callback) drives the chain from there.
 
-use std::cell::RefCell;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
 use oneloop_runtime::Loop;
 
 use super::error::AppError;
-use super::req::{InjectRequest, Req, Source};
+use super::req::{InjectRequest, ParamValue, Req, Source};
 use super::res::{InjectResponse, Res, Target};
 use super::router::Match;
 use super::{under_prefix, AppInner, ErrorMiddleware, Handler, Middleware};
@@ -21,7 +22,8 @@ use crate::http;
 
 enum Outcome {
     Found(usize),
-    MethodNotAllowed(Vec<String>),
+    /// The `Allow` value: the allowed methods, joined with `, `.
+    MethodNotAllowed(String),
     BadParam,
     NotFound,
 }
@@ -40,23 +42,31 @@ enum Signal {
     Error(AppError),
 }
 
+/// The request and response while no user code holds them.
+struct Parts {
+    req: Req,
+    res: Res,
+}
+
+/// One request's way through the chain. The request and response sit in their own `RefCell`
+/// (borrowed by the driver for the duration of a user call, so they are never moved in and
+/// out), and the driver's state is in `Cell`s, so a `Next` signalled during that call only
+/// touches the state.
 pub(crate) struct Chain {
     app: Rc<RefCell<AppInner>>,
-    req: Option<Req>,
-    res: Option<Res>,
-    path: String,
+    parts: RefCell<Parts>,
     outcome: Outcome,
-    step: Step,
-    error: Option<AppError>,
-    running: bool,
-    signal: Option<Signal>,
+    step: Cell<Step>,
+    error: RefCell<Option<AppError>>,
+    running: Cell<bool>,
+    signal: Cell<Option<Signal>>,
 }
 
 /// Moves a request on to the next middleware or handler (Express's `next`).
 ///
 /// Consumed by use, so it cannot be called twice.
 pub struct Next {
-    chain: Rc<RefCell<Chain>>,
+    chain: Rc<Chain>,
 }
 
 impl Next {
@@ -72,17 +82,10 @@ impl Next {
     }
 
     fn signal(self, s: Signal) {
-        let running = {
-            let mut c = self.chain.borrow_mut();
-            if c.running {
-                c.signal = Some(s);
-                true
-            } else {
-                apply_signal(&mut c, s);
-                false
-            }
-        };
-        if !running {
+        if self.chain.running.get() {
+            self.chain.signal.set(Some(s));
+        } else {
+            apply_signal(&self.chain, s);
             drive(&self.chain);
         }
     }
@@ -90,20 +93,21 @@ impl Next {
     /// Runs `f` on the request while no user code holds it (for body parsers finishing
     /// asynchronously).
     pub(crate) fn with_req<R>(&self, f: impl FnOnce(&mut Req) -> R) -> Option<R> {
-        self.chain.borrow_mut().req.as_mut().map(f)
+        let mut parts = self.chain.parts.try_borrow_mut().ok()?;
+        Some(f(&mut parts.req))
     }
 }
 
-fn apply_signal(c: &mut Chain, s: Signal) {
+fn apply_signal(c: &Chain, s: Signal) {
     match s {
         Signal::Next => {}
         Signal::Error(e) => {
-            let from = match c.step {
+            let from = match c.step.get() {
                 Step::ErrLayer(i) => i,
                 _ => 0,
             };
-            c.error = Some(e);
-            c.step = Step::ErrLayer(from);
+            *c.error.borrow_mut() = Some(e);
+            c.step.set(Step::ErrLayer(from));
         }
     }
 }
@@ -116,9 +120,19 @@ pub(crate) fn start_http(
 ) {
     let is_head = req.method() == "HEAD";
     let inm = req.header("if-none-match").map(str::to_owned);
-    let etag = app.borrow().etag;
+    let (etag, scratch) = {
+        let inner = app.borrow();
+        (inner.etag, Rc::clone(&inner.json_scratch))
+    };
     let handle = lp.handle();
-    let res = Res::new(Target::Http(res), is_head, inm, etag, handle.clone());
+    let res = Res::new(
+        Target::Http(res),
+        is_head,
+        inm,
+        etag,
+        scratch,
+        handle.clone(),
+    );
     let id = next_id(app);
     let req = Req::new(Source::Http(req), id, handle);
     start(app, req, res);
@@ -139,13 +153,17 @@ pub(crate) fn start_inject(
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("if-none-match"))
         .map(|(_, v)| v.clone());
-    let etag = app.borrow().etag;
+    let (etag, scratch) = {
+        let inner = app.borrow();
+        (inner.etag, Rc::clone(&inner.json_scratch))
+    };
     let handle = lp.handle();
     let res = Res::new(
         Target::Inject(Rc::clone(&out)),
         is_head,
         inm,
         etag,
+        scratch,
         handle.clone(),
     );
     let id = next_id(app);
@@ -161,36 +179,51 @@ fn next_id(app: &Rc<RefCell<AppInner>>) -> u64 {
     id
 }
 
+/// The byte range of `sub` within `path`, if `sub` is a slice of it.
+fn span_in(path: &str, sub: &str) -> Option<(usize, usize)> {
+    let start = (sub.as_ptr() as usize).checked_sub(path.as_ptr() as usize)?;
+    let end = start.checked_add(sub.len())?;
+    let within = path.get(start..end)?;
+    (within.as_ptr() == sub.as_ptr()).then_some((start, end))
+}
+
 fn start(app: &Rc<RefCell<AppInner>>, mut req: Req, res: Res) {
-    let path = req.path().to_string();
+    let mut params = Vec::new();
     let outcome = {
         let inner = app.borrow();
-        match inner.trie.lookup(req.method(), &path) {
-            Match::Found { value, params } => {
-                req.params = params
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.into_owned()))
-                    .collect();
+        let path = req.path();
+        match inner.trie.lookup(req.method(), path) {
+            Match::Found { value, params: p } => {
+                if !p.is_empty() {
+                    params.reserve_exact(p.len());
+                    for (name, v) in p.iter() {
+                        let value = match v {
+                            Cow::Borrowed(raw) => match span_in(path, raw) {
+                                Some((start, end)) => ParamValue::Path(start, end),
+                                None => ParamValue::Owned(raw.to_string()),
+                            },
+                            Cow::Owned(decoded) => ParamValue::Owned(decoded),
+                        };
+                        params.push((inner.param_name(name), value));
+                    }
+                }
                 Outcome::Found(*value)
             }
-            Match::MethodNotAllowed { allowed } => {
-                Outcome::MethodNotAllowed(allowed.iter().map(|m| m.to_string()).collect())
-            }
+            Match::MethodNotAllowed { allowed } => Outcome::MethodNotAllowed(allowed.join(", ")),
             Match::BadParam { .. } => Outcome::BadParam,
             Match::NotFound => Outcome::NotFound,
         }
     };
-    let chain = Rc::new(RefCell::new(Chain {
+    req.params = params;
+    let chain = Rc::new(Chain {
         app: Rc::clone(app),
-        req: Some(req),
-        res: Some(res),
-        path,
+        parts: RefCell::new(Parts { req, res }),
         outcome,
-        step: Step::Layer(0),
-        error: None,
-        running: false,
-        signal: None,
-    }));
+        step: Cell::new(Step::Layer(0)),
+        error: RefCell::new(None),
+        running: Cell::new(false),
+        signal: Cell::new(None),
+    });
     drive(&chain);
 }
 
@@ -202,36 +235,37 @@ enum Action {
     FinalError(AppError),
 }
 
-/// Picks the next thing to run and advances `step` past it.
-fn next_action(c: &mut Chain) -> Option<Action> {
-    let app = Rc::clone(&c.app);
-    let inner = app.borrow();
+/// Picks the next thing to run for `req` and advances `step` past it.
+fn next_action(c: &Chain, req: &Req) -> Option<Action> {
+    // The path is only needed (and only read) for layers mounted under a prefix.
+    let covers = |prefix: &str| prefix.is_empty() || under_prefix(req.path(), prefix);
+    let inner = c.app.borrow();
     loop {
-        match c.step {
+        match c.step.get() {
             Step::Layer(i) => {
                 let found = inner.layers[i.min(inner.layers.len())..]
                     .iter()
-                    .position(|l| under_prefix(&c.path, &l.prefix));
+                    .position(|l| covers(&l.prefix));
                 match found {
                     Some(off) => {
-                        c.step = Step::Layer(i + off + 1);
+                        c.step.set(Step::Layer(i + off + 1));
                         return Some(Action::Mw(Rc::clone(&inner.layers[i + off].mw)));
                     }
-                    None => c.step = Step::RouteMw(0),
+                    None => c.step.set(Step::RouteMw(0)),
                 }
             }
             Step::RouteMw(i) => match c.outcome {
                 Outcome::Found(r) => match inner.routes[r].middleware.get(i) {
                     Some(mw) => {
-                        c.step = Step::RouteMw(i + 1);
+                        c.step.set(Step::RouteMw(i + 1));
                         return Some(Action::Mw(Rc::clone(mw)));
                     }
-                    None => c.step = Step::Handler,
+                    None => c.step.set(Step::Handler),
                 },
-                _ => c.step = Step::Handler,
+                _ => c.step.set(Step::Handler),
             },
             Step::Handler => {
-                c.step = Step::Done;
+                c.step.set(Step::Done);
                 return Some(match c.outcome {
                     Outcome::Found(r) => Action::Handler(Rc::clone(&inner.routes[r].handler)),
                     Outcome::BadParam => Action::FinalError(AppError::new(400, "bad parameter")),
@@ -241,18 +275,19 @@ fn next_action(c: &mut Chain) -> Option<Action> {
             Step::ErrLayer(i) => {
                 let err = c
                     .error
+                    .borrow()
                     .clone()
                     .unwrap_or_else(|| AppError::internal("unknown"));
                 let found = inner.err_layers[i.min(inner.err_layers.len())..]
                     .iter()
-                    .position(|l| under_prefix(&c.path, &l.prefix));
+                    .position(|l| covers(&l.prefix));
                 match found {
                     Some(off) => {
-                        c.step = Step::ErrLayer(i + off + 1);
+                        c.step.set(Step::ErrLayer(i + off + 1));
                         return Some(Action::ErrMw(Rc::clone(&inner.err_layers[i + off].mw), err));
                     }
                     None => {
-                        c.step = Step::Done;
+                        c.step.set(Step::Done);
                         return Some(Action::FinalError(err));
                     }
                 }
@@ -263,39 +298,32 @@ fn next_action(c: &mut Chain) -> Option<Action> {
 }
 
 /// Runs the chain until it finishes or user code returns without calling `next`.
-fn drive(chain: &Rc<RefCell<Chain>>) {
+fn drive(chain: &Rc<Chain>) {
     loop {
-        let (action, mut req, mut res) = {
-            let mut c = chain.borrow_mut();
-            let Some(action) = next_action(&mut c) else {
-                return;
-            };
-            let (Some(req), Some(res)) = (c.req.take(), c.res.take()) else {
-                return; // user code holds them: a `next` called twice
-            };
-            c.running = true;
-            c.signal = None;
-            (action, req, res)
+        // Held by user code: a `next` called twice.
+        let Ok(mut parts) = chain.parts.try_borrow_mut() else {
+            return;
         };
+        let Parts { req, res } = &mut *parts;
+        let Some(action) = next_action(chain, req) else {
+            return;
+        };
+        chain.running.set(true);
+        chain.signal.set(None);
         let next = || Next {
             chain: Rc::clone(chain),
         };
         let result = catch_unwind(AssertUnwindSafe(|| match &action {
-            Action::Mw(mw) => mw(&mut req, &mut res, next()),
-            Action::Handler(h) => h(&mut req, &mut res),
-            Action::ErrMw(mw, err) => mw(err, &mut req, &mut res, next()),
-            Action::Default => {
-                let c = chain.borrow();
-                answer_default(&c.outcome, &req, &res);
-            }
-            Action::FinalError(err) => final_error(err, &req, &res),
+            Action::Mw(mw) => mw(req, res, next()),
+            Action::Handler(h) => h(req, res),
+            Action::ErrMw(mw, err) => mw(err, req, res, next()),
+            Action::Default => answer_default(&chain.outcome, req, res),
+            Action::FinalError(err) => final_error(err, req, res),
         }));
-        let mut c = chain.borrow_mut();
-        c.req = Some(req);
-        c.res = Some(res);
-        c.running = false;
+        drop(parts);
+        chain.running.set(false);
         let signal = match result {
-            Ok(()) => c.signal.take(),
+            Ok(()) => chain.signal.take(),
             Err(panic) => {
                 let msg = panic
                     .downcast_ref::<&str>()
@@ -307,7 +335,7 @@ fn drive(chain: &Rc<RefCell<Chain>>) {
             }
         };
         match signal {
-            Some(s) => apply_signal(&mut c, s),
+            Some(s) => apply_signal(chain, s),
             None => return,
         }
     }
@@ -348,13 +376,12 @@ fn answer_default(outcome: &Outcome, req: &Req, res: &Res) {
         return;
     }
     match outcome {
-        Outcome::MethodNotAllowed(allowed) => {
-            let allow = allowed.join(", ");
+        Outcome::MethodNotAllowed(allow) => {
             if req.method() == "OPTIONS" {
-                res.status(200).set("allow", &allow);
-                res.send_text(&allow);
+                res.status(200).set("allow", allow);
+                res.send_text(allow);
             } else {
-                res.status(405).set("allow", &allow);
+                res.status(405).set("allow", allow);
                 send_error_body(req, res, 405, "Method Not Allowed");
             }
         }
@@ -413,4 +440,66 @@ fn final_error(err: &AppError, req: &Req, res: &Res) {
     };
     res.status(err.status);
     send_error_body(req, res, err.status, &message);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use oneloop_runtime::Loop;
+
+    use crate::app::{App, InjectRequest};
+
+    /// `param` and `params` see the decoded values, in pattern order, whether they were
+    /// borrowed from the path or decoded.
+    #[test]
+    fn params_borrowed_and_decoded() {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let mut app = App::new();
+        for pattern in ["/u/:id/f/*rest", "/r/:from-:to", "/p{/:page}"] {
+            let seen = Rc::clone(&seen);
+            app.get(pattern, move |req, res| {
+                let names: Vec<&str> = req.params().iter().map(|(n, _)| n.as_str()).collect();
+                let singles: Vec<Option<&str>> = names.iter().map(|n| req.param(n)).collect();
+                let pairs = req.params().to_vec();
+                assert_eq!(
+                    singles,
+                    pairs
+                        .iter()
+                        .map(|(_, v)| Some(v.as_str()))
+                        .collect::<Vec<_>>()
+                );
+                assert_eq!(req.param("nope"), None);
+                seen.borrow_mut().push(pairs);
+                res.end();
+            });
+        }
+        let mut lp = Loop::new().unwrap();
+        for url in [
+            "/u/a%20b/f/x/y%2Fz.txt?q=1",
+            "/u/42/f/plain",
+            "/r/ab-c%41",
+            "/p",
+            "/p/7/",
+        ] {
+            let r = app.inject(&mut lp, InjectRequest::new("GET", url)).unwrap();
+            assert_eq!(r.status, 200, "{url}");
+        }
+        let owned = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            *seen.borrow(),
+            vec![
+                owned(&[("id", "a b"), ("rest", "x/y/z.txt")]),
+                owned(&[("id", "42"), ("rest", "plain")]),
+                owned(&[("from", "ab"), ("to", "cA")]),
+                owned(&[]),
+                owned(&[("page", "7")]),
+            ]
+        );
+    }
 }

@@ -82,6 +82,24 @@ pub(crate) struct AppInner {
     err_layers: Vec<ErrLayer>,
     etag: bool,
     next_id: Cell<u64>,
+    /// Route parameter names seen so far, shared by every request's params.
+    param_names: RefCell<Vec<Rc<str>>>,
+    /// The scratch buffer `Res::json` serializes into, shared by this app's responses (taken
+    /// out while in use), so a JSON response allocates no buffer of its own.
+    pub(crate) json_scratch: Rc<Cell<Vec<u8>>>,
+}
+
+impl AppInner {
+    /// The shared copy of parameter name `name`.
+    fn param_name(&self, name: &str) -> Rc<str> {
+        let mut names = self.param_names.borrow_mut();
+        if let Some(n) = names.iter().find(|n| ***n == *name) {
+            return Rc::clone(n);
+        }
+        let n: Rc<str> = Rc::from(name);
+        names.push(Rc::clone(&n));
+        n
+    }
 }
 
 fn normalize_prefix(prefix: &str) -> String {
@@ -175,6 +193,8 @@ impl App {
                 err_layers: Vec::new(),
                 etag: true,
                 next_id: Cell::new(0),
+                param_names: RefCell::new(Vec::new()),
+                json_scratch: Rc::default(),
             })),
             errors: Vec::new(),
             upgrades: Rc::new(RefCell::new(Vec::new())),

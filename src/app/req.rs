@@ -1,5 +1,8 @@
 //! The app-layer request: the HTTP request plus route params, parsed query and parsed body.
 
+use std::cell::OnceCell;
+use std::rc::Rc;
+
 use bytes::Bytes;
 use oneloop_runtime::LoopHandle;
 
@@ -63,6 +66,14 @@ impl InjectRequest {
     }
 }
 
+/// A route parameter's percent-decoded value.
+pub(crate) enum ParamValue {
+    /// Needed no decoding: this byte range of the request path.
+    Path(usize, usize),
+    /// Decoded.
+    Owned(String),
+}
+
 pub(crate) enum Source {
     Http(http::Request),
     Inject(InjectRequest),
@@ -71,7 +82,11 @@ pub(crate) enum Source {
 /// The request a handler or middleware sees (Express's `req`).
 pub struct Req {
     pub(crate) source: Source,
-    pub(crate) params: Vec<(String, String)>,
+    /// Route parameters: names shared with the app, values borrowed from the path where
+    /// they need no decoding (set by the chain when the route matched).
+    pub(crate) params: Vec<(Rc<str>, ParamValue)>,
+    /// `params` as owned pairs, built on the first [`Req::params`] call.
+    params_owned: OnceCell<Vec<(String, String)>>,
     query: Option<Vec<(String, String)>>,
     /// The parsed body (see the body parsers in [`body`](super::body)).
     pub body: Body,
@@ -86,6 +101,7 @@ impl Req {
         Req {
             source,
             params: Vec::new(),
+            params_owned: OnceCell::new(),
             query: None,
             body: Body::None,
             id,
@@ -122,13 +138,25 @@ impl Req {
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .find(|(n, _)| **n == *name)
+            .map(|(_, v)| self.param_value(v))
     }
 
     /// All route parameters in pattern order.
     pub fn params(&self) -> &[(String, String)] {
-        &self.params
+        self.params_owned.get_or_init(|| {
+            self.params
+                .iter()
+                .map(|(n, v)| (n.to_string(), self.param_value(v).to_string()))
+                .collect()
+        })
+    }
+
+    fn param_value<'a>(&'a self, v: &'a ParamValue) -> &'a str {
+        match v {
+            ParamValue::Path(start, end) => self.path().get(*start..*end).unwrap_or(""),
+            ParamValue::Owned(s) => s,
+        }
     }
 
     /// The first query value for `key` (percent-decoded, `+` as space).

@@ -2,7 +2,7 @@
 //! cookies, weak ETags with 304, `send_file`.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use oneloop_runtime::LoopHandle;
@@ -59,6 +59,8 @@ struct Core {
     if_none_match: Option<String>,
     etag: bool,
     finish_hooks: RefCell<Vec<FinishHook>>,
+    /// The app's JSON scratch buffer (see `AppInner::json_scratch`).
+    json_scratch: Rc<Cell<Vec<u8>>>,
     handle: LoopHandle,
 }
 
@@ -69,6 +71,9 @@ struct Core {
 pub struct Res {
     core: Rc<Core>,
 }
+
+/// Largest scratch buffer [`Res::json`] keeps for the next response.
+const JSON_BUF_KEEP: usize = 64 * 1024;
 
 fn no_body_status(status: u16) -> bool {
     (100..200).contains(&status) || status == 204 || status == 304
@@ -82,12 +87,32 @@ pub(crate) fn weak_etag(body: &[u8]) -> String {
         h ^= b as u64;
         h = h.wrapping_mul(0x100000001b3);
     }
-    format!("W/\"{:x}-{:016x}\"", body.len(), h)
+    // `W/"{len:x}-{h:016x}"`, written by hand: `format!` costs a reallocation and the
+    // formatting machinery on every response.
+    let len = body.len() as u64;
+    let len_digits = (64 - len.leading_zeros()).div_ceil(4).max(1);
+    let mut tag = String::with_capacity(3 + len_digits as usize + 1 + 16 + 1);
+    tag.push_str("W/\"");
+    push_hex(&mut tag, len, len_digits);
+    tag.push('-');
+    push_hex(&mut tag, h, 16);
+    tag.push('"');
+    tag
+}
+
+/// Appends the low `digits` hex digits of `v` (lowercase, zero-padded).
+fn push_hex(out: &mut String, v: u64, digits: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..digits).rev() {
+        out.push(HEX[((v >> (i * 4)) & 0xf) as usize] as char);
+    }
 }
 
 /// Whether an `If-None-Match` value matches `etag` (weak comparison, `*` matches all).
 pub(crate) fn etag_matches(if_none_match: &str, etag: &str) -> bool {
-    let strip = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    fn strip(t: &str) -> &str {
+        t.trim().trim_start_matches("W/")
+    }
     let want = strip(etag);
     if_none_match
         .split(',')
@@ -124,6 +149,7 @@ impl Res {
         is_head: bool,
         if_none_match: Option<String>,
         etag: bool,
+        json_scratch: Rc<Cell<Vec<u8>>>,
         handle: LoopHandle,
     ) -> Res {
         Res {
@@ -133,6 +159,7 @@ impl Res {
                 if_none_match,
                 etag,
                 finish_hooks: RefCell::new(Vec::new()),
+                json_scratch,
                 handle,
             }),
         }
@@ -229,6 +256,18 @@ impl Res {
         }
     }
 
+    /// Whether a header named `name` is set (without copying its value, unlike [`Res::get`]).
+    fn has(&self, name: &str) -> bool {
+        match &self.core.target {
+            Target::Http(r) => r.has_header(name),
+            Target::Inject(r) => r
+                .borrow()
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name)),
+        }
+    }
+
     /// Sets Content-Type from a short name or extension (`json`, `html`, `.png`) or a full
     /// type (`text/csv`); chainable.
     pub fn type_(&self, t: &str) -> &Self {
@@ -241,24 +280,32 @@ impl Res {
 
     /// Sends `value` as JSON (`application/json; charset=utf-8`).
     pub fn json<T: Serialize + ?Sized>(&self, value: &T) {
-        match serde_json::to_vec(value) {
-            Ok(body) => {
-                if self.get("content-type").is_none() {
+        // Serialize into the app's scratch buffer (taken out while in use, so a nested `json`
+        // from a finish hook simply gets a fresh one): no allocation per response.
+        let mut buf = self.core.json_scratch.take();
+        buf.clear();
+        match serde_json::to_writer(&mut buf, value) {
+            Ok(()) => {
+                if !self.has("content-type") {
                     self.set_static("content-type", "application/json; charset=utf-8");
                 }
-                self.send_bytes(&body);
+                self.send_bytes(&buf);
             }
             Err(e) => {
                 log::error!("res.json: serialization failed: {e}");
                 self.status(500).send_text("Internal Server Error");
             }
         }
+        if buf.capacity() <= JSON_BUF_KEEP {
+            buf.clear();
+            self.core.json_scratch.set(buf);
+        }
     }
 
     /// Sends a body (Express's `res.send`): a `&str` defaults to `text/html; charset=utf-8`
     /// as in Express; use [`Res::send_text`] for text/plain.
     pub fn send(&self, body: impl AsRef<str>) {
-        if self.get("content-type").is_none() {
+        if !self.has("content-type") {
             self.set_static("content-type", "text/html; charset=utf-8");
         }
         self.send_bytes(body.as_ref().as_bytes());
@@ -266,7 +313,7 @@ impl Res {
 
     /// Sends text/plain.
     pub fn send_text(&self, body: impl AsRef<str>) {
-        if self.get("content-type").is_none() {
+        if !self.has("content-type") {
             self.set_static("content-type", "text/plain; charset=utf-8");
         }
         self.send_bytes(body.as_ref().as_bytes());
@@ -275,18 +322,18 @@ impl Res {
     /// Sends bytes (`application/octet-stream` unless a type is set), with a weak ETag and a
     /// 304 when the request's `If-None-Match` matches (GET/HEAD, 2xx).
     pub fn send_bytes(&self, body: &[u8]) {
-        if self.get("content-type").is_none() {
+        if !self.has("content-type") {
             self.set_static("content-type", "application/octet-stream");
         }
         let status = self.status_code();
-        if self.core.etag && (200..300).contains(&status) && self.get("etag").is_none() {
+        if self.core.etag && (200..300).contains(&status) && !self.has("etag") {
             let tag = weak_etag(body);
             let fresh = self
                 .core
                 .if_none_match
                 .as_deref()
                 .is_some_and(|inm| etag_matches(inm, &tag));
-            self.set("etag", &tag);
+            self.set_etag(tag);
             if fresh {
                 self.status(304);
                 self.finish(&[]);
@@ -294,6 +341,19 @@ impl Res {
             }
         }
         self.finish(body);
+    }
+
+    /// Sets the ETag computed by [`Res::send_bytes`] (valid by construction), handing the
+    /// string over instead of copying name and value as [`Res::set`] does.
+    fn set_etag(&self, tag: String) {
+        match &self.core.target {
+            Target::Http(r) => {
+                r.set_header("etag", tag);
+            }
+            Target::Inject(_) => {
+                self.set("etag", &tag);
+            }
+        }
     }
 
     /// Sends the status with its reason phrase as a text/plain body (`res.sendStatus(404)`).
@@ -393,5 +453,36 @@ impl Res {
         for hook in hooks {
             hook(status, wire_body.len());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weak_etag_matches_the_formatted_form() {
+        for len in [0usize, 1, 15, 16, 17, 255, 256, 4095, 4096, 70_000] {
+            let body = vec![b'x'; len];
+            let mut h: u64 = 0xcbf29ce484222325;
+            for &b in &body {
+                h ^= b as u64;
+                h = h.wrapping_mul(0x100000001b3);
+            }
+            let want = format!("W/\"{:x}-{:016x}\"", body.len(), h);
+            let got = weak_etag(&body);
+            assert_eq!(got, want);
+            assert_eq!(got.capacity(), got.len());
+        }
+    }
+
+    #[test]
+    fn etag_matching() {
+        let tag = weak_etag(b"hi");
+        assert!(etag_matches(&tag, &tag));
+        assert!(etag_matches("*", &tag));
+        assert!(etag_matches(&format!("\"x\", {}", &tag[2..]), &tag));
+        assert!(etag_matches(&format!(" W/W/{}", &tag[2..]), &tag));
+        assert!(!etag_matches("W/\"1-0\"", &tag));
     }
 }
