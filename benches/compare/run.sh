@@ -22,7 +22,9 @@
 # request on the loop, on the thread pool, thread per connection, Node sync/async; latency of a
 # cheap request sent meanwhile). They use oneloop-load as the client. The environment may
 # override IDLE_N, IDLE_SERVERS, SLOW_N, SLOW_SERVERS and HEAVY_VARIANTS (see below).
-# Charts: render.py --img-dir docs/img writes docs/img/bench-*.svg.
+# Charts: render.py --img-dir docs/img writes docs/img/bench-*.svg (the charts docs/benchmarks.md
+# shows) for --lite and the full run; --quick writes them to results/img-quick/ instead, so a
+# quick check never replaces the published charts.
 #
 # It installs wrk (apt-get) if missing and the pinned Node packages (npm ci), builds oneloop's
 # examples in release, starts every server pinned to CPU 0 (taskset -c 0) and runs wrk pinned to
@@ -343,6 +345,9 @@ has_row idle && idle_row
 has_row slowloris && slowloris_row
 has_row heavy && heavy_row
 
-python3 "$HERE/render.py" "$OUT" --img-dir "$ROOT/docs/img" | tee "$HERE/results/latest.md"
+IMG_DIR="$ROOT/docs/img"
+[ "$MODE" = quick ] && IMG_DIR="$HERE/results/img-quick"
+mkdir -p "$IMG_DIR"
+python3 "$HERE/render.py" "$OUT" --img-dir "$IMG_DIR" | tee "$HERE/results/latest.md"
 log "raw: $OUT"
 log "wall time $(( $(date +%s) - START_S )) s"

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Before/after for one server binary: each round starts each binary fresh on CPU 0 and loads it
+# with `oneloop-load` on CPU 1 (256 keep-alive connections, pipelined and not), interleaved,
+# then prints each run and the medians, with requests per server CPU-second.
+#
+#   benches/ab.sh [--rounds N] [--path /plaintext] NAME=BINARY NAME=BINARY ...
+#   e.g. cp target/release/examples/hello /tmp/hello.before   # build, change, build again, then
+#        benches/ab.sh before=/tmp/hello.before after=target/release/examples/hello
+#
+# The binaries must listen on $PORT (every oneloop example does). Needs target/release/oneloop-load
+# (`cargo build --release --bin oneloop-load`; CARGO_TARGET_DIR is honoured). Stops only the
+# servers it started.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+LOAD="${CARGO_TARGET_DIR:-$ROOT/target}/release/oneloop-load"
+ROUNDS=3
+URL_PATH=/plaintext
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) ROUNDS="$2"; shift 2 ;;
+    --path) URL_PATH="$2"; shift 2 ;;
+    *=*) break ;;
+    *) echo "ab.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[ $# -ge 1 ] || { echo "usage: ab.sh [--rounds N] [--path P] NAME=BINARY ..." >&2; exit 2; }
+[ -x "$LOAD" ] || { echo "ab.sh: $LOAD missing" >&2; exit 1; }
+
+PORT=3701
+OUT="$(mktemp /tmp/ab.XXXXXX.txt)"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+for r in $(seq 1 "$ROUNDS"); do
+  for spec in "$@"; do
+    name="${spec%%=*}"
+    bin="${spec#*=}"
+    for depth in 16 1; do
+      PORT=$PORT HOST=127.0.0.1 RUST_LOG=error setsid taskset -c 0 "$bin" >/dev/null 2>&1 &
+      pid=$!
+      sleep 0.4
+      before=$(cpu_ticks "$pid")
+      report=$(timeout 20 taskset -c 1 "$LOAD" "http://127.0.0.1:$PORT$URL_PATH" \
+        -c 256 -p "$depth" -d 4s --warmup 1s --json)
+      after=$(cpu_ticks "$pid")
+      kill -TERM -- "-$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+      echo "$report" | python3 -c '
+import json, sys
+name, depth, r, ticks = sys.argv[1:]
+d = json.load(sys.stdin)
+# The CPU ticks cover the 1 s warm-up as well as the 4 s measured.
+per_cpu = d["requests_per_sec"] * 5 / (int(ticks) / 100) if int(ticks) else 0
+print(name, depth, r, round(d["requests_per_sec"]), round(per_cpu), d["errors"]["total"])
+' "$name" "$depth" "$r" "$((after - before))" | tee -a "$OUT"
+    done
+  done
+done
+python3 - "$OUT" <<'EOF'
+import statistics, sys
+runs = [line.split() for line in open(sys.argv[1])]
+print("\n| binary | depth | req/s (median) | req per server CPU-s (median) | errors |")
+print("|---|---:|---:|---:|---:|")
+for name in dict.fromkeys(r[0] for r in runs):
+    for depth in ("16", "1"):
+        cell = [r for r in runs if r[0] == name and r[1] == depth]
+        rps = statistics.median(int(r[3]) for r in cell)
+        cpu = statistics.median(int(r[4]) for r in cell)
+        print(f"| {name} | {depth} | {rps:,} | {cpu:,} | {sum(int(r[5]) for r in cell)} |")
+EOF
