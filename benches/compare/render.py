@@ -77,7 +77,7 @@ def main():
         del args[i:i + 2]
     meta, runs, extra = load(args[0])
     out = main_grid(meta, runs)
-    out += charts(runs, img_dir, img_ref)
+    out += charts(runs, img_dir, img_ref, (meta or {}).get("client", "wrk -t1"))
     out += extra_rows(extra, img_dir, img_ref)
     print("\n".join(out).rstrip() + "\n")
 
@@ -88,7 +88,7 @@ def main_grid(meta, runs):
         out.append(
             f"Mode `{meta['mode']}`: {meta['duration_s']} s per run, {meta['runs']} runs per cell "
             f"(median shown), interleaved; server on CPU {meta['server_cpu']}, client "
-            f"on CPU {meta['wrk_cpu']}. {meta.get('machine', '')}. "
+            f"({meta.get('client', 'wrk -t1')}) on CPU {meta['wrk_cpu']}. {meta.get('machine', '')}. "
             f"Tree {meta.get('git', '?')}, hello built {meta.get('hello_built', '?')}"
             + (" (--skip-build)" if meta.get("skip_build") else "") + "."
         )
@@ -118,7 +118,7 @@ def main_grid(meta, runs):
             n = len(by[k])
             cells.append(f"{fmt_rps(rps[k])}{ratio} · {fmt_ms(p99[k])}" + ("" if n >= 3 else f" [n={n}]"))
         out.append(f"| {s} | " + " | ".join(cells) + " |")
-    if any(r.get("depth", 1) > 1 for r in runs):
+    if any(r.get("depth", 1) > 1 for r in runs) and (meta or {}).get("client", "wrk -t1") == "wrk -t1":
         out.append("")
         out.append("Pipelined runs show no p99: wrk's percentiles are broken with pipelining "
                    "(one sample per batch, and the coordinated-omission correction adds samples "
@@ -229,7 +229,7 @@ def write_svg(img_dir, name, svg):
         f.write(svg)
 
 
-def charts(runs, img_dir, img_ref):
+def charts(runs, img_dir, img_ref, client="wrk -t1"):
     """req/s, p99 and RSS against connections for each family of <prefix>-c<N> scenarios."""
     if not img_dir or not runs:
         return []
@@ -262,11 +262,11 @@ def charts(runs, img_dir, img_ref):
         made = [
             (f"bench-rps-{prefix}.svg", f"{prefix}: req/s vs connections",
              svgchart.line_chart(f"/{prefix}: median req/s vs connections", xl, series("rps"),
-                                 "req/s", "keep-alive connections (wrk -t1)")),
+                                 "req/s", f"keep-alive connections ({client})")),
             (f"bench-p99-{prefix}.svg", f"{prefix}: p99 latency vs connections",
              svgchart.line_chart(f"/{prefix}: median p99 latency vs connections", xl,
                                  series("p99_ms"), "p99 latency, ms",
-                                 "keep-alive connections (wrk -t1)", log=True)),
+                                 f"keep-alive connections ({client})", log=True)),
         ]
         if prefix == first:
             # Allocators keep freed memory: after the first 10,000-connection run every later
@@ -276,7 +276,7 @@ def charts(runs, img_dir, img_ref):
                 (f"bench-rss-{prefix}.svg", f"{prefix}: server RSS vs connections",
                  svgchart.line_chart(f"/{prefix}: server RSS after the run (lowest of the rounds)",
                                      xl, series("rss_kb", 1 / 1024, pick=lowest), "RSS, MiB",
-                                     "keep-alive connections (wrk -t1)", log=True)))
+                                     f"keep-alive connections ({client})", log=True)))
         for name, alt, svg in made:
             write_svg(img_dir, name, svg)
             out.append(f"![{alt}]({img_ref}/{name})")

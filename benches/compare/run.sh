@@ -11,7 +11,9 @@
 # node_cluster),
 # --rows main,idle,slowloris,heavy (default: main; --lite: all four), --skip-build (use the
 # binaries already in $CARGO_TARGET_DIR), --skip-install (no apt-get / npm ci), --extra-runs N
-# (rounds of the extra rows; default --runs).
+# (rounds of the extra rows; default --runs), --client wrk|oneloop-load (the main grid's load
+# generator; default wrk -t1, which saturates its core near 160k req/s here: oneloop-load is
+# cheaper per request, so the fastest servers become the limit instead).
 # Servers: oneloop (examples/hello), oneloop_2w (hello --workers 2), oneloop_app (hello_app),
 # bare_mio, threaded (threaded_hello: thread per connection), hyper (benches/compare/hyper_hello:
 # hyper 1 on a current_thread tokio runtime), node_http, express, fastify, node_cluster (2
@@ -49,6 +51,7 @@ ROWS=
 EXTRA_RUNS=
 SKIP_BUILD=0
 SKIP_INSTALL=0
+CLIENT=wrk
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) MODE=quick ;;
@@ -60,11 +63,17 @@ while [ $# -gt 0 ]; do
     --servers) SERVERS="${2//,/ }"; shift ;;
     --skip-build) SKIP_BUILD=1 ;;
     --skip-install) SKIP_INSTALL=1 ;;
+    --client) CLIENT="$2"; shift ;;
     -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
 done
+
+case "$CLIENT" in
+  wrk|oneloop-load) ;;
+  *) echo "run.sh: --client must be wrk or oneloop-load" >&2; exit 2 ;;
+esac
 
 # scenario name | path | connections | wrk script | pipeline depth
 if [ "$MODE" = lite ]; then
@@ -121,7 +130,7 @@ log() { printf '[run.sh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
 # ---- install -------------------------------------------------------------------------------
 if [ "$SKIP_INSTALL" = 0 ]; then
-  if ! command -v wrk >/dev/null 2>&1; then
+  if [ "$CLIENT" = wrk ] && ! command -v wrk >/dev/null 2>&1; then
     log "installing wrk"
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
     $SUDO apt-get update && $SUDO apt-get install -y wrk
@@ -129,7 +138,9 @@ if [ "$SKIP_INSTALL" = 0 ]; then
   log "npm ci (express, fastify: pinned in package-lock.json)"
   (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
-for tool in wrk node taskset python3; do
+NEEDED="node taskset python3"
+[ "$CLIENT" = wrk ] && NEEDED="wrk $NEEDED"
+for tool in $NEEDED; do
   command -v "$tool" >/dev/null 2>&1 || { echo "run.sh: $tool not found" >&2; exit 1; }
 done
 
@@ -150,7 +161,7 @@ fi
 for b in hello bare_mio hello_app threaded_hello heavy; do
   [ -x "$BIN/$b" ] || { echo "run.sh: $BIN/$b missing (build failed?)" >&2; exit 1; }
 done
-if [ "$ROWS" != main ] && [ ! -x "$LOADGEN" ]; then echo "run.sh: $LOADGEN missing" >&2; exit 1; fi
+if { [ "$ROWS" != main ] || [ "$CLIENT" = oneloop-load ]; } && [ ! -x "$LOADGEN" ]; then echo "run.sh: $LOADGEN missing" >&2; exit 1; fi
 if [ "$NEED_HYPER" = 1 ] && [ ! -x "$HYPER_BIN" ]; then echo "run.sh: $HYPER_BIN missing" >&2; exit 1; fi
 
 # ---- servers -------------------------------------------------------------------------------
@@ -278,10 +289,11 @@ MACHINE="nproc $(nproc), ${CPU_MODEL}; node $(node --version), express $(node -p
 GIT="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && [ -n "$(git status --porcelain 2>/dev/null | grep -v '^??')" ] && echo '+dirty' || true)"
 # With --skip-build the binaries may be older than the tree: record when hello was built.
 BUILT="$(date -u -r "$BIN/hello" +%Y-%m-%dT%H:%M:%SZ)"
-python3 - "$MODE" "$DURATION" "$RUNS" "$SERVER_CPU" "$WRK_CPU" "$MACHINE" "$GIT" "$SERVERS" "$STAMP" "$BUILT" "$SKIP_BUILD" "$ROWS" "$ARGS" >"$OUT" <<'PY'
+python3 - "$MODE" "$DURATION" "$RUNS" "$SERVER_CPU" "$WRK_CPU" "$MACHINE" "$GIT" "$SERVERS" "$STAMP" "$BUILT" "$SKIP_BUILD" "$ROWS" "$ARGS" "$CLIENT" >"$OUT" <<'PY'
 import json, sys
-mode, dur, runs, scpu, wcpu, machine, git, servers, stamp, built, skip, rows, args = sys.argv[1:]
+mode, dur, runs, scpu, wcpu, machine, git, servers, stamp, built, skip, rows, args, client = sys.argv[1:]
 print(json.dumps({"type": "meta", "mode": mode, "duration_s": int(dur), "runs": int(runs),
+                  "client": "wrk -t1" if client == "wrk" else client,
                   "server_cpu": int(scpu), "wrk_cpu": int(wcpu), "machine": machine,
                   "git": git, "hello_built": built, "skip_build": skip == "1",
                   "servers": servers.split(), "rows": rows.split(), "args": args,
@@ -294,7 +306,11 @@ if has_row main; then
 for s in $SERVERS; do start_server "$s"; log "started $s on port ${PORT[$s]} (pid ${PID[$s]})"; done
 # Warm-up: 1 s of 64 connections on each server (JIT, allocator, page faults); not recorded.
 for s in $SERVERS; do
-  timeout 20 taskset -c "$WRK_CPU" wrk -t1 -c64 -d1s "http://127.0.0.1:${PORT[$s]}/plaintext" >/dev/null 2>&1 || true
+  if [ "$CLIENT" = wrk ]; then
+    timeout 20 taskset -c "$WRK_CPU" wrk -t1 -c64 -d1s "http://127.0.0.1:${PORT[$s]}/plaintext" >/dev/null 2>&1 || true
+  else
+    timeout 20 taskset -c "$WRK_CPU" "$LOADGEN" "http://127.0.0.1:${PORT[$s]}/plaintext" -c 64 -d 1s >/dev/null 2>&1 || true
+  fi
 done
 
 read -r -a ORDER <<<"$SERVERS"
@@ -314,9 +330,15 @@ for round in $(seq 1 "$RUNS"); do
       read -r load _ </proc/loadavg
       cpu0="$(cpu_ticks "${PID[$s]}")"; t0="$EPOCHREALTIME"
       set +e
-      timeout $((DURATION + 30)) taskset -c "$WRK_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" \
-        --timeout 5s --latency -s "$HERE/$script" "http://127.0.0.1:${PORT[$s]}$path" "${extra[@]}" \
-        >"$WORK/wrk.out" 2>&1
+      if [ "$CLIENT" = wrk ]; then
+        timeout $((DURATION + 30)) taskset -c "$WRK_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" \
+          --timeout 5s --latency -s "$HERE/$script" "http://127.0.0.1:${PORT[$s]}$path" "${extra[@]}" \
+          >"$WORK/wrk.out" 2>&1
+      else
+        # Same cell with oneloop's own client: its --json report is what wrk2json.py reads.
+        timeout $((DURATION + 30)) taskset -c "$WRK_CPU" "$LOADGEN" "http://127.0.0.1:${PORT[$s]}$path" \
+          -c "$conns" -p "$depth" -d "${DURATION}s" --timeout 5s --json >"$WORK/wrk.out" 2>/dev/null
+      fi
       rc=$?
       set -e
       cpu1="$(cpu_ticks "${PID[$s]}")"; t1="$EPOCHREALTIME"

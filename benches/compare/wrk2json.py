@@ -32,7 +32,31 @@ def number(v):
     return v
 
 
+def parse_load(report):
+    """The same fields from an `oneloop-load --json` report (run.sh --client oneloop-load)."""
+    lat = report["latency_us"]
+    errors = report["errors"]
+    return {
+        "client": "oneloop-load",
+        "requests": report["requests"],
+        "duration_s": round(report["duration_s"], 3),
+        # oneloop-load also counts parse errors and early closes; wrk would see them as read errors.
+        "errors": {
+            "connect": errors["connect"],
+            "read": errors["read"] + errors["parse"] + errors["closed"],
+            "write": errors["write"],
+            "timeout": errors["timeout"],
+        },
+        "non2xx": report["non_2xx"],
+        "max_ms": round(lat["max"] / 1000, 3),
+        "rps": report["requests_per_sec"],
+        **{f"p{p}_ms": round(lat[f"p{p}"] / 1000, 3) for p in ("50", "75", "90", "99")},
+    }
+
+
 def parse(text):
+    if text.lstrip().startswith("{"):
+        return parse_load(json.loads(text))
     rec = {}
     m = re.search(r"^WRKJSON (\{.*\})$", text, re.M)
     if m:
@@ -79,7 +103,7 @@ def main():
         rec["req_per_cpu_s"] = round(rec["requests"] / rec["server_cpu_s"])
     if rec.get("wall_s") and rec.get("server_cpu_s") is not None:
         rec["server_cpu_pct"] = round(100 * rec["server_cpu_s"] / rec["wall_s"])
-    if rec.get("depth", 1) > 1:
+    if rec.get("depth", 1) > 1 and rec.get("client") != "oneloop-load":
         # With pipelining wrk records one latency per batch and its coordinated-omission
         # correction adds samples below the recorded minimum, which the percentile scan never
         # visits: p90/p99 print as 0.00us. Keep the raw values, report no p99.
