@@ -1,4 +1,5 @@
-//! Request-body decoding: `Content-Length` and strict `chunked`.
+//! Body decoding: `Content-Length` and strict `chunked`, for request bodies (the server) and
+//! response bodies (the client, `client.rs`).
 //!
 //! The chunked decoder is a byte-at-a-time state machine for the framing
 //! (size line, extensions, CRLFs) and hands out chunk data as zero-copy

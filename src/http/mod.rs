@@ -7,9 +7,12 @@
 //! conn.rs     the connection state machine (keep-alive, pipelining, timeouts, upgrade)
 //! server.rs   listen, connection registry, deadline sweep, graceful close
 //! request.rs  Request: head + body stream    response.rs  Response: status, headers, body
+//! client.rs   the client: http::request / http::get, one connection per request, strict
+//!             response framing, the body collected
 //! ```
 //! See docs/http.md for the state machine, the defaults and every limit with its status code.
 
+pub mod client;
 mod config;
 mod conn;
 pub mod date;
@@ -22,9 +25,18 @@ mod response;
 mod server;
 pub mod status;
 
+pub use client::{
+    get, request, ClientError, ClientRequest, ClientResponse, DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_MAX_HEAD_SIZE,
+};
 pub use config::ServerConfig;
 pub use error::ParseError;
 pub use parse::{Method, Version};
 pub use request::{BodyError, Request};
 pub use response::{HeaderError, HeaderValue, IntoHeaderValue, Response};
 pub use server::{create_server, create_server_with, Handler, Server, UpgradeHandler};
+
+/// The guide (docs/http.md); its code blocks compile as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/http.md")]
+pub struct HttpGuide;
