@@ -222,6 +222,8 @@ pub struct Loop {
 
     /// Shared with [`LoopHandle`]s so code without `&mut Loop` can queue a tick.
     ticks: Rc<RefCell<VecDeque<Task>>>,
+    /// The batch of ticks being run (empty between drains; keeps its capacity).
+    tick_batch: VecDeque<Task>,
     microtasks: VecDeque<Task>,
     pending: VecDeque<Task>,
     pub(crate) closing: Vec<Task>,
@@ -281,6 +283,7 @@ impl Loop {
             immediate_queue: VecDeque::new(),
             refed_immediates: 0,
             ticks: Rc::new(RefCell::new(VecDeque::new())),
+            tick_batch: VecDeque::new(),
             microtasks: VecDeque::new(),
             pending: VecDeque::new(),
             closing: Vec::new(),
@@ -1033,12 +1036,21 @@ impl Loop {
     fn run_ticks_and_microtasks(&mut self) {
         loop {
             loop {
-                // The borrow ends before the tick runs: a tick may queue more ticks.
-                let Some(tick) = self.ticks.borrow_mut().pop_front() else {
+                // Take the whole queue with one borrow (not one per tick). Ticks queued by
+                // this batch land in the shared queue and run in the next round, after the
+                // rest of the batch: the same FIFO order as one queue. The buffers swap, so
+                // neither side allocates in steady state.
+                let mut batch = std::mem::take(&mut self.tick_batch);
+                std::mem::swap(&mut batch, &mut *self.ticks.borrow_mut());
+                if batch.is_empty() {
+                    self.tick_batch = batch;
                     break;
-                };
-                self.trace_callback(CallbackKind::NextTick);
-                tick(self);
+                }
+                while let Some(tick) = batch.pop_front() {
+                    self.trace_callback(CallbackKind::NextTick);
+                    tick(self);
+                }
+                self.tick_batch = batch;
             }
             if self.microtasks.is_empty() {
                 break;
