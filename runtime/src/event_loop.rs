@@ -70,8 +70,10 @@ impl Default for LoopOptions {
     }
 }
 
+/// A queued immediate; `callback` is `None` once cleared (it stays queued until the check
+/// phase pops it, so the ids of those behind it keep their positions).
 pub(crate) struct Immediate {
-    callback: Option<Task>,
+    pub(crate) callback: Option<Task>,
     pub(crate) refed: bool,
     pub(crate) created_at: &'static Location<'static>,
 }
@@ -216,8 +218,11 @@ pub struct Loop {
     /// Scratch list of `(key, seq)` due in this timers phase (kept to reuse its allocation).
     ready_timers: Vec<(Key, u64)>,
 
-    pub(crate) immediates: GenSlab<Immediate>,
-    immediate_queue: VecDeque<ImmediateId>,
+    /// Queued immediates in order, a ring buffer (no free list to chase): the id of
+    /// `immediates[i]` is `immediate_base + i`.
+    pub(crate) immediates: VecDeque<Immediate>,
+    /// The id of `immediates[0]`: the number of immediates ever popped.
+    immediate_base: u64,
     pub(crate) refed_immediates: usize,
 
     /// Shared with [`LoopHandle`]s so code without `&mut Loop` can queue a tick.
@@ -279,8 +284,8 @@ impl Loop {
             timers: GenSlab::default(),
             timer_heap: TimerHeap::default(),
             ready_timers: Vec::new(),
-            immediates: GenSlab::default(),
-            immediate_queue: VecDeque::new(),
+            immediates: VecDeque::new(),
+            immediate_base: 0,
             refed_immediates: 0,
             ticks: Rc::new(RefCell::new(VecDeque::new())),
             tick_batch: VecDeque::new(),
@@ -936,16 +941,23 @@ impl Loop {
     /// check phase itself (Node's `setImmediate`).
     #[track_caller]
     pub fn set_immediate(&mut self, callback: impl FnOnce(&mut Loop) + 'static) -> ImmediateId {
-        let key = self.immediates.insert(Immediate {
+        let id = ImmediateId(self.immediate_base + self.immediates.len() as u64);
+        self.immediates.push_back(Immediate {
             callback: Some(Box::new(callback)),
             refed: true,
             created_at: Location::caller(),
         });
         self.refs += 1;
         self.refed_immediates += 1;
-        let id = ImmediateId(key);
-        self.immediate_queue.push_back(id);
         id
+    }
+
+    /// The immediate `id` if it is still queued and not cleared.
+    fn immediate_mut(&mut self, id: ImmediateId) -> Option<&mut Immediate> {
+        let index = usize::try_from(id.0.checked_sub(self.immediate_base)?).ok()?;
+        self.immediates
+            .get_mut(index)
+            .filter(|imm| imm.callback.is_some())
     }
 
     /// Cancels an immediate that has not run (Node's `clearImmediate`).
@@ -953,8 +965,9 @@ impl Loop {
     /// # Errors
     /// [`HandleError::Stale`] if it already ran or was cleared.
     pub fn clear_immediate(&mut self, id: ImmediateId) -> Result<(), HandleError> {
-        let imm = self.immediates.remove(id.0).ok_or(HandleError::Stale)?;
-        if imm.refed {
+        let imm = self.immediate_mut(id).ok_or(HandleError::Stale)?;
+        imm.callback = None; // dropped now; the slot leaves the queue in the check phase
+        if std::mem::replace(&mut imm.refed, false) {
             self.refs -= 1;
             self.refed_immediates -= 1;
         }
@@ -965,22 +978,21 @@ impl Loop {
     fn run_check(&mut self) {
         self.enter_phase(Phase::Check);
         // Only immediates queued before the phase began run now (Node's processImmediate).
-        for _ in 0..self.immediate_queue.len() {
-            let Some(id) = self.immediate_queue.pop_front() else {
+        for _ in 0..self.immediates.len() {
+            let Some(imm) = self.immediates.pop_front() else {
                 break;
             };
-            let Some(imm) = self.immediates.remove(id.0) else {
+            self.immediate_base += 1;
+            let Some(cb) = imm.callback else {
                 continue; // cleared
             };
             if imm.refed {
                 self.refs -= 1;
                 self.refed_immediates -= 1;
             }
-            if let Some(cb) = imm.callback {
-                self.trace_callback(CallbackKind::Immediate);
-                cb(self);
-                self.drain_ticks_and_microtasks();
-            }
+            self.trace_callback(CallbackKind::Immediate);
+            cb(self);
+            self.drain_ticks_and_microtasks();
         }
     }
 
@@ -1212,7 +1224,13 @@ impl Loop {
     pub fn has_ref(&self, handle: impl Into<Handle>) -> Result<bool, HandleError> {
         let refed = match handle.into() {
             Handle::Timer(id) => self.timers.get(id.0).map(|t| t.refed),
-            Handle::Immediate(id) => self.immediates.get(id.0).map(|i| i.refed),
+            Handle::Immediate(id) => {
+                let index = id.0.checked_sub(self.immediate_base);
+                index
+                    .and_then(|i| self.immediates.get(usize::try_from(i).ok()?))
+                    .filter(|i| i.callback.is_some())
+                    .map(|i| i.refed)
+            }
             Handle::Signal(id) => self.signal_watchers.get(id.0).map(|s| s.refed),
             Handle::Tcp(id) => self.net.socket_refed(id),
             Handle::Server(id) => self.net.server_refed(id),
@@ -1224,17 +1242,13 @@ impl Loop {
         let flag: &mut bool = match handle {
             Handle::Timer(id) => self.timers.get_mut(id.0).map(|t| &mut t.refed),
             Handle::Immediate(id) => {
-                let flag = self.immediates.get_mut(id.0).map(|i| &mut i.refed);
-                if let Some(f) = &flag {
-                    if **f != refed {
-                        if refed {
-                            self.refed_immediates += 1;
-                        } else {
-                            self.refed_immediates -= 1;
-                        }
-                    }
+                let changed = self.immediate_mut(id).map(|i| i.refed != refed);
+                match changed {
+                    Some(true) if refed => self.refed_immediates += 1,
+                    Some(true) => self.refed_immediates -= 1,
+                    _ => {}
                 }
-                flag
+                self.immediate_mut(id).map(|i| &mut i.refed)
             }
             Handle::Signal(id) => self.signal_watchers.get_mut(id.0).map(|s| &mut s.refed),
             Handle::Tcp(id) => self.net.socket_refed_mut(id),
@@ -1340,7 +1354,7 @@ impl Loop {
             Some(obs) if obs.timed() => QueueDepths {
                 next_tick: self.ticks.borrow().len(),
                 microtasks: self.microtasks.len(),
-                immediates: self.immediate_queue.len(),
+                immediates: self.immediates.len(),
                 timers: self.timers.len(),
                 pool_queued: self.pool.queued(),
             },

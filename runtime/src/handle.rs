@@ -151,10 +151,10 @@ typed_id!(
     /// [`Loop::set_interval`](crate::Loop::set_interval).
     TimerId
 );
-typed_id!(
-    /// An immediate from [`Loop::set_immediate`](crate::Loop::set_immediate).
-    ImmediateId
-);
+/// An immediate from [`Loop::set_immediate`](crate::Loop::set_immediate): its sequence number,
+/// never reused, so an id that ran or was cleared stays stale forever.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct ImmediateId(pub(crate) u64);
 typed_id!(
     /// A thread-pool request from [`Loop::queue_work`](crate::Loop::queue_work).
     WorkId

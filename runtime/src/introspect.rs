@@ -39,8 +39,8 @@ impl Loop {
                 });
             }
         }
-        for key in self.immediates.keys() {
-            if let Some(i) = self.immediates.get(key).filter(|i| i.refed) {
+        for i in self.immediates.iter() {
+            if i.refed && i.callback.is_some() {
                 out.push(ActiveHandle {
                     kind: "immediate",
                     created_at: location(i.created_at),

@@ -435,6 +435,71 @@ fn a_stale_id_never_touches_the_handle_that_reused_its_slot() {
     assert_eq!(tokens(&log), ["new"]);
 }
 
+#[test]
+fn immediate_ids_are_stale_once_run_or_cleared_and_never_name_a_later_immediate() {
+    let mut lp = new_loop();
+    let log = Log::default();
+    let ran = lp.set_immediate(say(&log, "ran"));
+    let cleared = lp.set_immediate(say(&log, "cleared"));
+    let kept = lp.set_immediate(say(&log, "kept"));
+    lp.clear_immediate(cleared).unwrap();
+    assert_eq!(lp.has_ref(cleared), Err(HandleError::Stale));
+    assert_eq!(lp.unref(cleared), Err(HandleError::Stale));
+    assert_eq!(
+        lp.has_ref(kept),
+        Ok(true),
+        "clearing one left its neighbour alone"
+    );
+    lp.run().unwrap();
+    // Later immediates take later ids: the old ids stay stale and touch nothing.
+    let later = lp.set_immediate(say(&log, "later"));
+    for old in [ran, cleared, kept] {
+        assert_ne!(old, later);
+        assert_eq!(lp.clear_immediate(old), Err(HandleError::Stale));
+        assert_eq!(lp.has_ref(old), Err(HandleError::Stale));
+    }
+    assert_eq!(lp.has_ref(later), Ok(true));
+    lp.run().unwrap();
+    assert_eq!(tokens(&log), ["ran", "kept", "later"]);
+}
+
+#[test]
+fn an_immediate_cleared_by_an_earlier_one_in_the_same_check_phase_does_not_run() {
+    let mut lp = new_loop();
+    let log = Log::default();
+    let victim: Rc<Cell<Option<oneloop_runtime::ImmediateId>>> = Rc::default();
+    let (l, v) = (log.clone(), victim.clone());
+    lp.set_immediate(move |lp| {
+        l.borrow_mut().push("first".into());
+        let id = v.get().expect("queued");
+        assert_eq!(lp.clear_immediate(id), Ok(()));
+        assert_eq!(lp.clear_immediate(id), Err(HandleError::Stale));
+    });
+    victim.set(Some(lp.set_immediate(say(&log, "victim"))));
+    lp.set_immediate(say(&log, "third"));
+    lp.run().unwrap();
+    assert_eq!(tokens(&log), ["first", "third"]);
+}
+
+#[test]
+fn an_unrefd_immediate_does_not_keep_the_loop_alive_but_runs_if_the_loop_does() {
+    let mut lp = new_loop();
+    let log = Log::default();
+    let lone = lp.set_immediate(say(&log, "unrefd"));
+    lp.unref(lone).unwrap();
+    assert_eq!(lp.has_ref(lone), Ok(false));
+    lp.run().unwrap();
+    assert!(
+        tokens(&log).is_empty(),
+        "nothing ref'd: the loop exits without a check phase"
+    );
+    assert_eq!(lp.has_ref(lone), Ok(false), "still queued");
+    lp.set_immediate(say(&log, "refd"));
+    lp.run().unwrap();
+    assert_eq!(tokens(&log), ["unrefd", "refd"]);
+    assert_eq!(lp.has_ref(lone), Err(HandleError::Stale));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Thread pool
 // ---------------------------------------------------------------------------------------------
