@@ -243,7 +243,8 @@ pub struct Loop {
 
     pub(crate) net: Net,
 
-    /// Ref'd active handles: timers, immediates, signals, sockets, servers.
+    /// Ref'd active handles: timers, signals, sockets, servers (immediates are counted in
+    /// `refed_immediates` alone: one counter to touch per immediate, not two).
     pub(crate) refs: usize,
     metrics: LoopMetrics,
     /// Trace sink, Chrome trace, metrics, step log: `None` while nothing watches.
@@ -512,7 +513,10 @@ impl Loop {
     /// Whether anything keeps the loop running: a ref'd handle, a pending thread-pool request,
     /// or a closing handle (libuv's `uv__loop_alive`).
     pub fn is_alive(&self) -> bool {
-        self.refs > 0 || self.work.len() > 0 || !self.closing.is_empty()
+        self.refs > 0
+            || self.refed_immediates > 0
+            || self.work.len() > 0
+            || !self.closing.is_empty()
     }
 
     /// How long the poll phase may block (libuv's `uv__backend_timeout`): zero when the loop was
@@ -947,7 +951,6 @@ impl Loop {
             refed: true,
             created_at: Location::caller(),
         });
-        self.refs += 1;
         self.refed_immediates += 1;
         id
     }
@@ -968,7 +971,6 @@ impl Loop {
         let imm = self.immediate_mut(id).ok_or(HandleError::Stale)?;
         imm.callback = None; // dropped now; the slot leaves the queue in the check phase
         if std::mem::replace(&mut imm.refed, false) {
-            self.refs -= 1;
             self.refed_immediates -= 1;
         }
         Ok(())
@@ -987,7 +989,6 @@ impl Loop {
                 continue; // cleared
             };
             if imm.refed {
-                self.refs -= 1;
                 self.refed_immediates -= 1;
             }
             self.trace_callback(CallbackKind::Immediate);
@@ -1242,13 +1243,15 @@ impl Loop {
         let flag: &mut bool = match handle {
             Handle::Timer(id) => self.timers.get_mut(id.0).map(|t| &mut t.refed),
             Handle::Immediate(id) => {
-                let changed = self.immediate_mut(id).map(|i| i.refed != refed);
-                match changed {
-                    Some(true) if refed => self.refed_immediates += 1,
-                    Some(true) => self.refed_immediates -= 1,
-                    _ => {}
+                let imm = self.immediate_mut(id).ok_or(HandleError::Stale)?;
+                if std::mem::replace(&mut imm.refed, refed) != refed {
+                    if refed {
+                        self.refed_immediates += 1;
+                    } else {
+                        self.refed_immediates -= 1;
+                    }
                 }
-                self.immediate_mut(id).map(|i| &mut i.refed)
+                return Ok(());
             }
             Handle::Signal(id) => self.signal_watchers.get_mut(id.0).map(|s| &mut s.refed),
             Handle::Tcp(id) => self.net.socket_refed_mut(id),
