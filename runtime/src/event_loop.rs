@@ -1024,12 +1024,14 @@ impl Loop {
 
     /// Queues `callback` to run as soon as the current callback returns, before any microtask
     /// and before the loop moves on (Node's `process.nextTick`).
+    #[inline] // a borrow flag and a ring-buffer push: worth inlining into the caller
     pub fn next_tick(&mut self, callback: impl FnOnce(&mut Loop) + 'static) {
         self.ticks.borrow_mut().push_back(Box::new(callback));
     }
 
     /// Queues `callback` as a microtask: after the `next_tick` queue is empty (Node's
     /// `queueMicrotask`, and where a resolved promise's `then` runs).
+    #[inline]
     pub fn queue_microtask(&mut self, callback: impl FnOnce(&mut Loop) + 'static) {
         self.microtasks.push_back(Box::new(callback));
     }
