@@ -1218,6 +1218,64 @@ mod tests {
         }
     }
 
+    /// Valid responses to mutate: each framing the reader knows.
+    const SEEDS: &[&[u8]] = &[
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=y\r\nab\r\n0\r\nT: 1\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 200 OK\r\nA: b\r\n\r\nuntil close",
+        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 3000, ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// No input panics the reader, and the outcome does not depend on how it is split.
+        #[test]
+        fn any_bytes_read_the_same_whole_or_split_and_never_panic(
+            input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            cuts in proptest::collection::vec(proptest::prelude::any::<usize>(), 0..4),
+            head_request in proptest::prelude::any::<bool>(),
+        ) {
+            let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+            cuts.sort_unstable();
+            proptest::prop_assert_eq!(
+                read(head_request, &input, &cuts),
+                read(head_request, &input, &[])
+            );
+        }
+
+        /// Near-valid responses (a seed with bytes replaced, inserted or removed): the same.
+        #[test]
+        fn mutated_responses_read_the_same_whole_or_split_and_never_panic(
+            seed in 0..SEEDS.len(),
+            edits in proptest::collection::vec(
+                (proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>(), 0..3u8),
+                1..4,
+            ),
+            cut in proptest::prelude::any::<usize>(),
+        ) {
+            let mut input = SEEDS[seed].to_vec();
+            for &(at, byte, op) in &edits {
+                let at = at % (input.len() + 1);
+                match op {
+                    0 if at < input.len() => input[at] = byte,
+                    1 => input.insert(at, byte),
+                    _ if at < input.len() => {
+                        input.remove(at);
+                    }
+                    _ => {}
+                }
+            }
+            let cut = cut % (input.len() + 1);
+            let every: Vec<usize> = (1..input.len()).collect();
+            let whole = read(false, &input, &[]);
+            proptest::prop_assert_eq!(read(false, &input, &[cut]), whole.clone());
+            proptest::prop_assert_eq!(read(false, &input, &every), whole);
+        }
+    }
+
     #[test]
     fn reads_no_body_after_a_head_request_and_keeps_trailers() {
         let head = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
