@@ -5,10 +5,11 @@
 //! test instead of stalling the suite; receiving the results proves `lp.run()` returned by
 //! itself. Each callback pushes its result, so "called exactly once" is `results.len() == 1`.
 
+mod http_common;
+
 use std::cell::RefCell;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::thread;
@@ -397,37 +398,10 @@ fn client_refuses_invalid_requests_without_calling_back() {
 
 // -- against Node 20 ---------------------------------------------------------------------------
 
-/// The Node server, killed (by its pid, via `Child::kill`) when dropped.
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn client_receives_exact_bytes_from_a_node_server() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/http_client_node.js");
-    let child = Command::new("node")
-        .arg(script)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("this test needs `node` (v20) on PATH to run {script}: {e}"));
-    let mut node = Node(child);
-    let stdout = node.0.stdout.take().expect("node stdout");
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(DEADLINE)
-        .expect("node did not print its port");
-    let port: u16 = line.trim().parse().expect("node printed a port");
+    let node = http_common::start_node("http_client_node.js");
+    let port = node.addr.port();
 
     let mut results = on_loop(move |lp, results| {
         for path in ["/chunked", "/length"] {

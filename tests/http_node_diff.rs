@@ -5,9 +5,7 @@
 
 mod http_common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use http_common::{spawn_server, Client};
@@ -161,42 +159,10 @@ fn observe(addr: SocketAddr, bytes: &[u8]) -> Outcome {
     Outcome { status, closed }
 }
 
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_node() -> (Node, SocketAddr) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node/diff_server.js");
-    let child = Command::new("node")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("this test needs `node` (v20) on PATH to run {script}: {e}"));
-    let mut node = Node(child);
-    let stdout = node.0.stdout.take().expect("node stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("node did not print its port");
-    let port: u16 = line.trim().parse().expect("node printed a port");
-    (node, SocketAddr::from(([127, 0, 0, 1], port)))
-}
-
 #[test]
 fn oneloop_matches_node_except_for_the_listed_differences() {
-    let (_node, node_addr) = start_node();
+    let node = http_common::start_node("node/diff_server.js");
+    let node_addr = node.addr;
     let ours = spawn_server(ServerConfig::default(), false);
     let mut failures = Vec::new();
     let mut seen_differences = Vec::new();

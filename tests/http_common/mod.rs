@@ -2,8 +2,9 @@
 //! and a raw-socket client that writes bytes and reads whole responses with timeouts.
 #![allow(dead_code)]
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -409,4 +410,49 @@ pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let t = Instant::now();
     let r = f();
     (r, t.elapsed())
+}
+
+/// A Node 20 process running a test script, killed (by its pid, via `Child::kill`) when dropped.
+pub struct NodeServer {
+    child: Child,
+    /// Where the script listens: 127.0.0.1 and the port it printed.
+    pub addr: SocketAddr,
+}
+
+impl Drop for NodeServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `node tests/<script>` (stdin piped, so the script may exit when the test does) and
+/// waits up to 10 s for the one line with its port. Panics, naming the script, if `node` is
+/// missing or prints no port.
+pub fn start_node(script: &str) -> NodeServer {
+    let path = format!("{}/tests/{script}", env!("CARGO_MANIFEST_DIR"));
+    let child = Command::new("node")
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("this test needs `node` (v20) on PATH to run {path}: {e}"));
+    let mut node = NodeServer {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    let stdout = node.child.stdout.take().expect("node stdout");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("node did not print its port ({path})"));
+    let port: u16 = line.trim().parse().expect("node printed a port");
+    node.addr.set_port(port);
+    node
 }
