@@ -4,47 +4,18 @@
 //! The binary is `target/<profile>/examples/hello`, next to this test; the test asks cargo to
 //! bring it up to date first (a no-op after `cargo test`, which builds the examples).
 
+mod examples_common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use examples_common::{example_binary, Running};
 use serde_json::Value;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// `target/<profile>/examples/hello`, (re)built once per test run: `cargo test` builds examples
-/// anyway (then this is a no-op), while `cargo test --test hello_trace` does not, and a stale
-/// binary would test old code.
-fn hello_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("current_exe");
-        // target/<profile>/deps/hello_trace-<hash>
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test binary lives in target/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("target dir");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "--example", "hello", "--target-dir"])
-            .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build --example hello");
-        assert!(status.success(), "cargo build --example hello failed");
-        let bin = profile_dir
-            .join("examples")
-            .join(format!("hello{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.exists(), "no hello example at {}", bin.display());
-        bin
-    })
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -68,22 +39,10 @@ fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
-/// Kills the child if the test fails before it exits (never leave a server behind).
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 /// Starts `hello --port P --trace path extra...` and waits until it listens.
-fn start_hello(trace: &Path, extra: &[&str]) -> (Server, u16) {
+fn start_hello(trace: &Path, extra: &[&str]) -> (Running, u16) {
     let port = free_port();
-    let mut child = Command::new(hello_binary())
+    let mut child = Command::new(example_binary("hello"))
         .args([
             "--host",
             "127.0.0.1",
@@ -98,7 +57,7 @@ fn start_hello(trace: &Path, extra: &[&str]) -> (Server, u16) {
         .spawn()
         .expect("spawn hello");
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    let server = Server(child);
+    let server = Running(child);
     let mut line = String::new();
     loop {
         line.clear();
@@ -157,7 +116,7 @@ fn make_requests(port: u16) -> usize {
 }
 
 /// SIGTERM through the `kill` command (the test crate has no unsafe `libc::kill`), then waits.
-fn terminate(server: &mut Server) {
+fn terminate(server: &mut Running) {
     let status = Command::new("kill")
         .args(["-TERM", &server.0.id().to_string()])
         .status()

@@ -1,0 +1,117 @@
+//! A reverse proxy: the server and the client on one loop.
+//!
+//!     cargo run --release --example hello                      # the upstream, on :3000
+//!     cargo run --release --example proxy                      # on :8080, forwarding to :3000
+//!     curl -i localhost:8080/json
+//!
+//! `--upstream ADDR` (or `UPSTREAM`, default 127.0.0.1:3000, an IP literal or localhost) is where
+//! requests go; `--port`/`PORT` (default 8080) and `--host`/`HOST` where it listens (port 0 picks
+//! a free one; the address is printed). What it shows: the handler returns at once, and the
+//! response is finished later, from the client's callback; the connection waits for it (Node's
+//! `http.request(...)` answered into `res`). Meanwhile the loop serves other connections.
+//!
+//! Each request's body is collected (up to 1 MiB, else 413) and forwarded with the method, path,
+//! query and end-to-end headers. Hop-by-hop headers (RFC 9110 §7.6.1) are dropped both ways; a
+//! chunked upstream body goes out with a Content-Length. An upstream that is down or answers
+//! garbage gives 502; one silent for 5 s (`--timeout-ms`) gives 504. The upstream connection is
+//! not reused (the client opens one per request). Tested by tests/proxy_example.rs.
+mod common;
+
+use oneloop::http::{self, ClientError, ClientRequest, ClientResponse, Request, Response};
+use oneloop::runtime::Loop;
+
+/// Largest request body forwarded; more is 413.
+const MAX_BODY: usize = 1 << 20;
+/// How long the upstream may stay silent before the proxy answers 504 (`--timeout-ms`).
+const UPSTREAM_TIMEOUT_MS: u64 = 5_000;
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+fn is_hop_by_hop(name: &str) -> bool {
+    const HOP: [&str; 9] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-authenticate",
+        "proxy-authorization",
+    ];
+    HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// The upstream request for `req` (its body is added once collected).
+fn upstream_request(
+    upstream: &str,
+    timeout_ms: u64,
+    req: &Request,
+) -> Result<ClientRequest, ClientError> {
+    let url = format!("http://{upstream}{}", req.target());
+    let mut out = ClientRequest::new(req.method(), &url)?.timeout_ms(timeout_ms);
+    for (name, value) in req.headers() {
+        // The client writes Host (the upstream's) and frames the body (Content-Length) itself.
+        let own = name.eq_ignore_ascii_case("host") || name.eq_ignore_ascii_case("content-length");
+        if !is_hop_by_hop(name) && !own {
+            out = out.header(name, value);
+        }
+    }
+    Ok(out)
+}
+
+/// Answers `res` with the upstream's `result`.
+fn reply(res: &Response, result: Result<ClientResponse, ClientError>) {
+    match result {
+        Ok(up) => {
+            res.status(up.status());
+            // Content-Length passes through: it matches the decoded body (the client checked
+            // the framing), and it is what a HEAD response must keep.
+            for (name, value) in up.headers() {
+                if !is_hop_by_hop(name) {
+                    let _ = res.append_header(name.to_owned(), value.to_vec());
+                }
+            }
+            res.end(up.body());
+        }
+        Err(ClientError::Timeout) => res.status(504).end("upstream timed out\n"),
+        Err(e) => res.status(502).end(format!("bad gateway: {e}\n")),
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    env_logger::init();
+    let args = common::Args::from_env();
+    let upstream = args
+        .value_or_env("--upstream", "UPSTREAM")
+        .unwrap_or_else(|| "127.0.0.1:3000".into());
+    let timeout_ms = args
+        .value("--timeout-ms")
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or(UPSTREAM_TIMEOUT_MS);
+    let listen = args.listen_addr(8080);
+
+    let mut lp = Loop::new()?;
+    let up = upstream.clone();
+    let server = http::create_server(&mut lp, move |_lp: &mut Loop, req: Request, res| {
+        let forward = match upstream_request(&up, timeout_ms, &req) {
+            Ok(forward) => forward,
+            Err(e) => return res.status(400).end(format!("cannot forward: {e}\n")),
+        };
+        // The handler returns now; `res` lives on in the callbacks and is answered later.
+        req.collect(MAX_BODY, move |lp, body| {
+            let forward = match body {
+                Ok(body) if body.is_empty() => forward,
+                Ok(body) => forward.body(body),
+                Err(e) => return res.status(413).end(format!("{e}\n")),
+            };
+            let answer = res.clone(); // a handle on the same exchange
+            if let Err(e) = http::request(lp, forward, move |_lp, result| reply(&answer, result)) {
+                res.status(400).end(format!("cannot forward: {e}\n"));
+            }
+        });
+    });
+    server.listen(&mut lp, &listen, move |_lp, addr| {
+        println!("proxy listening on http://{addr}, forwarding to http://{upstream}");
+    })?;
+    lp.run()
+}
