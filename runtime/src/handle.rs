@@ -1,10 +1,14 @@
 //! Handles: small `Copy` ids into generational slabs.
 //!
-//! Every long-lived object the loop owns (a timer, an immediate, a TCP socket, a server, a signal
-//! watcher, a thread-pool request) lives in a [`GenSlab`] slot. Users hold a [`Key`] wrapped in a
-//! typed id (`TimerId`, `TcpId`, ...). Each slot carries a generation that is bumped whenever the
-//! slot is freed, so an id that outlived its object is *stale*: looking it up fails with
+//! Every long-lived object the loop owns (a timer, a TCP socket, a server, a signal watcher, a
+//! thread-pool request) lives in a [`GenSlab`] slot. Users hold a [`Key`] wrapped in a typed id
+//! (`TimerId`, `TcpId`, ...). Each slot carries a generation that is bumped whenever the slot is
+//! freed, so an id that outlived its object is *stale*: looking it up fails with
 //! [`HandleError::Stale`] and can never reach the object that reused the slot.
+//!
+//! Immediates are the exception: they run in queue order, so they live in a ring buffer and an
+//! [`ImmediateId`] is their sequence number, which is never reused (stale forever once the
+//! immediate ran or was cleared).
 
 use std::fmt;
 
