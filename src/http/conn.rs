@@ -87,8 +87,6 @@ pub(crate) struct Conn {
     pub(crate) id: TcpId,
     /// The peer's address, read once at accept (not a syscall per request).
     remote: Option<std::net::SocketAddr>,
-    /// An empty header Vec kept from the last response, reused by the next one.
-    spare_headers: Vec<(std::borrow::Cow<'static, str>, super::response::HeaderValue)>,
     pub(crate) shared: Rc<Shared>,
     pub(crate) handle: LoopHandle,
     inbuf: BytesMut,
@@ -132,7 +130,6 @@ impl Conn {
         Conn {
             id,
             remote,
-            spare_headers: Vec::new(),
             shared,
             handle,
             inbuf: BytesMut::new(),
@@ -333,7 +330,11 @@ fn read_head(lp: &mut Loop, conn: &ConnRef) -> bool {
         }
         c.begin_head(lp.now());
         let limits = c.limits();
-        c.parser.parse(&mut c.inbuf, &limits)
+        // The field list comes from the server's pool; unused, it goes straight back.
+        let mut fields = c.shared.request_fields.take();
+        let parsed = c.parser.parse_reusing(&mut c.inbuf, &limits, &mut fields);
+        c.shared.request_fields.give(fields);
+        parsed
     };
     let head = match parsed {
         Ok(None) => return false,
@@ -396,8 +397,8 @@ fn dispatch(lp: &mut Loop, conn: &ConnRef, head: RequestHead, body_kind: BodyKin
                 done: body_done,
                 received: 0,
             },
-            // The previous response's header Vec, cleared: no allocation per request.
-            res: ResponseState::with_headers(std::mem::take(&mut c.spare_headers)),
+            // A header Vec from the server's pool: no allocation per request.
+            res: ResponseState::with_headers(c.shared.response_headers.take()),
         });
         c.phase = Phase::InFlight;
         if head.expect_continue()
@@ -527,8 +528,9 @@ fn finish_exchange(lp: &mut Loop, conn: &ConnRef) -> bool {
     let Some(mut ex) = c.ex.take() else {
         return false;
     };
-    ex.res.headers.clear();
-    c.spare_headers = std::mem::take(&mut ex.res.headers);
+    c.shared
+        .response_headers
+        .give(std::mem::take(&mut ex.res.headers));
     let keep = ex.keep_alive && !ex.res.close_delimited && !c.close_after;
     if keep {
         c.phase = Phase::Idle;

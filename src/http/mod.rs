@@ -7,6 +7,7 @@
 //! conn.rs     the connection state machine (keep-alive, pipelining, timeouts, upgrade)
 //! server.rs   listen, connection registry, deadline sweep, graceful close
 //! request.rs  Request: head + body stream    response.rs  Response: status, headers, body
+//! pool.rs     server-wide pool of empty Vecs (field and header lists reused per request)
 //! client.rs   the client: http::request / http::get, one connection per request, strict
 //!             response framing, the body collected
 //! ```
@@ -20,6 +21,7 @@ pub mod decode;
 pub mod encode;
 pub mod error;
 pub mod parse;
+mod pool;
 mod request;
 mod response;
 mod server;

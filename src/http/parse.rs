@@ -193,8 +193,9 @@ impl Span {
     }
 }
 
+/// One field line of a head, as ranges into its bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct HeaderSpan {
+pub(crate) struct HeaderSpan {
     name: Span,
     value: Span,
 }
@@ -225,6 +226,11 @@ pub struct RequestHead {
 }
 
 impl RequestHead {
+    /// Takes the field list out (for reuse by the next head); the head has no fields after.
+    pub(crate) fn take_fields(&mut self) -> Vec<HeaderSpan> {
+        std::mem::take(&mut self.headers)
+    }
+
     /// The request method.
     pub fn method(&self) -> Method {
         self.method
@@ -371,6 +377,18 @@ impl HeadParser {
         buf: &mut BytesMut,
         limits: &Limits,
     ) -> Result<Option<RequestHead>, ParseError> {
+        self.parse_reusing(buf, limits, &mut Vec::new())
+    }
+
+    /// [`parse`](Self::parse), building the head's field list in `spare` (taken on success,
+    /// its allocation reused): a connection hands back each finished request's list, so a
+    /// keep-alive request allocates nothing.
+    pub(crate) fn parse_reusing(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+        spare: &mut Vec<HeaderSpan>,
+    ) -> Result<Option<RequestHead>, ParseError> {
         if self.scanned > buf.len() || self.line.is_some_and(|(e, _)| e + 2 > buf.len()) {
             self.reset();
         }
@@ -398,7 +416,13 @@ impl HeadParser {
                 }
                 // `scan` completes a head only after it parsed the request line.
                 let (line_end, line) = self.line.ok_or(ParseError::BadRequestLine)?;
-                let head = build_head(buf.get(..end).unwrap_or(&[]), line_end, line, limits)?;
+                let head = build_head(
+                    buf.get(..end).unwrap_or(&[]),
+                    line_end,
+                    line,
+                    limits,
+                    std::mem::take(spare),
+                )?;
                 self.reset();
                 let bytes = buf.split_to(end).freeze();
                 Ok(Some(head.into_head(bytes)))
@@ -748,6 +772,7 @@ fn build_head(
     line_end: usize,
     line: RequestLine,
     limits: &Limits,
+    spans: Vec<HeaderSpan>,
 ) -> Result<HeadParts, ParseError> {
     let fields_start = line_end + 2;
     let fields = head.get(fields_start..).unwrap_or(&[]);
@@ -764,7 +789,7 @@ fn build_head(
             let mut heap = vec![httparse::EMPTY_HEADER; cap];
             match httparse::parse_headers(fields, &mut heap) {
                 Ok(httparse::Status::Complete((_, parsed))) => {
-                    return finish_head(head, line, parsed, limits);
+                    return finish_head(head, line, parsed, limits, spans);
                 }
                 Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
                 Err(e) => return Err(diagnose_fields(fields, map_httparse(e))),
@@ -779,7 +804,7 @@ fn build_head(
             return Err(diagnose_fields(fields, ParseError::BadHeaderName))
         }
     };
-    finish_head(head, line, parsed, limits)
+    finish_head(head, line, parsed, limits, spans)
 }
 
 fn map_httparse(e: httparse::Error) -> ParseError {
@@ -796,6 +821,7 @@ fn finish_head(
     line: RequestLine,
     parsed: &[httparse::Header<'_>],
     limits: &Limits,
+    mut headers: Vec<HeaderSpan>,
 ) -> Result<HeadParts, ParseError> {
     // httparse checked names against tchar and values against CTLs; the
     // scan already refused bare CR and LF.
@@ -805,7 +831,8 @@ fn finish_head(
         Span::new(start, start + s.len())
     };
 
-    let mut headers = Vec::with_capacity(parsed.len());
+    headers.clear();
+    headers.reserve_exact(parsed.len()); // exact: a pooled list keeps this capacity
     let mut hosts = 0usize;
     let mut content_length: Option<u64> = None;
     let mut te_seen = false;

@@ -179,6 +179,17 @@ impl Request {
     }
 }
 
+impl Drop for Request {
+    /// Hands the head's field list back to the server's pool, so the next head reuses the
+    /// allocation (no allocation per keep-alive request). Skipped if the connection is mutably
+    /// borrowed at that moment (a request dropped from inside the connection's own code).
+    fn drop(&mut self) {
+        if let Ok(c) = self.conn.try_borrow() {
+            c.shared.request_fields.give(self.head.take_fields());
+        }
+    }
+}
+
 impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Request")

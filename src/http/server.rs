@@ -1,5 +1,6 @@
 //! The server: listening, the connection registry, the deadline sweep, graceful close.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
@@ -13,8 +14,10 @@ use oneloop_runtime::{Loop, ServerId, TcpId, TimerId};
 use super::config::ServerConfig;
 use super::conn::{self, Conn, ConnRef, Phase};
 use super::date::{DateCache, DATE_LEN};
+use super::parse::HeaderSpan;
+use super::pool::VecPool;
 use super::request::Request;
-use super::response::Response;
+use super::response::{HeaderValue, Response};
 
 /// The request handler: `|lp, req, res| ..` (Node's `'request'` listener).
 pub type Handler = Box<dyn FnMut(&mut Loop, Request, Response)>;
@@ -35,6 +38,10 @@ pub(crate) struct Shared {
     closing: Cell<bool>,
     sweep: Cell<Option<TimerId>>,
     date_timer: Cell<Option<TimerId>>,
+    /// Empty request field lists, reused head after head.
+    pub(crate) request_fields: VecPool<HeaderSpan>,
+    /// Empty response header lists, reused response after response.
+    pub(crate) response_headers: VecPool<(Cow<'static, str>, HeaderValue)>,
 }
 
 impl Shared {
@@ -159,6 +166,8 @@ pub fn create_server_with(
             closing: Cell::new(false),
             sweep: Cell::new(None),
             date_timer: Cell::new(None),
+            request_fields: VecPool::new(),
+            response_headers: VecPool::new(),
         }),
     }
 }
