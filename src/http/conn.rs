@@ -153,6 +153,14 @@ impl Conn {
     }
 
     /// Idle between requests with nothing buffered: safe to close at any moment.
+    /// Takes an output buffer from the server's pool if this connection handed its own back
+    /// while idle; call before writing to `out`.
+    pub(crate) fn refill_out(&mut self) {
+        if self.out.capacity() == 0 {
+            self.out = self.shared.out_buffers.take();
+        }
+    }
+
     pub(crate) fn is_idle(&self) -> bool {
         self.phase == Phase::Idle && self.inbuf.is_empty()
     }
@@ -405,6 +413,7 @@ fn dispatch(lp: &mut Loop, conn: &ConnRef, head: RequestHead, body_kind: BodyKin
             && head.version() == Version::Http11
             && c.shared.config.auto_continue
         {
+            c.refill_out();
             c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
         c.in_dispatch = true;
@@ -567,6 +576,7 @@ pub(crate) fn send_error_and_close(lp: &mut Loop, conn: &ConnRef, status: u16) {
         c.deadline = Some((lp.now() + c.linger_ms(), Deadline::Closing));
         if !started {
             let date = c.shared.date();
+            c.refill_out();
             let out = &mut c.out;
             super::encode::write_status_line(
                 out,
@@ -622,6 +632,12 @@ pub(crate) fn flush(lp: &mut Loop, conn: &ConnRef) {
         Err(e) => log::debug!("http: write failed: {e}"),
     }
     c.out.clear();
+    if c.phase == Phase::Idle {
+        // Nothing owed and no request in progress: the buffer goes back to the server's pool
+        // (an idle connection holds no output buffer; the next response takes one).
+        let out = std::mem::take(&mut c.out);
+        c.shared.out_buffers.give(out);
+    }
 }
 
 /// Reading pauses while the socket's write queue is full or too much pipelined input waits.

@@ -1,33 +1,66 @@
-//! A server-wide pool of empty `Vec`s: request field lists and response header lists go back
-//! here when an exchange ends and come out for the next one, so a keep-alive request allocates
-//! neither and an idle connection holds neither.
+//! A server-wide pool of empty buffers: request field lists, response header lists and output
+//! buffers go back here when an exchange ends and come out for the next one, so a keep-alive
+//! request allocates none of them and an idle connection holds none of them.
 
 use std::cell::RefCell;
 
-/// Most `Vec`s a pool keeps; more are freed.
-const MAX_POOLED: usize = 64;
-/// Largest capacity a pooled `Vec` may keep; larger ones are freed (a request with many
-/// fields must not pin its list for the server's lifetime).
-const MAX_CAPACITY: usize = 32;
+use bytes::BytesMut;
 
-/// Empty `Vec`s with their allocations, for reuse.
-///
-/// Invariant: every pooled `Vec` is empty, with a capacity in `1..=MAX_CAPACITY`, and the pool
-/// holds at most `MAX_POOLED` of them.
-pub(crate) struct VecPool<T> {
-    free: RefCell<Vec<Vec<T>>>,
+/// Most buffers a pool keeps; more are freed.
+const MAX_POOLED: usize = 64;
+
+/// A buffer that can be emptied and reused: `Vec` and `BytesMut`.
+pub(crate) trait Reusable: Default {
+    /// How many items (bytes, entries) it holds room for.
+    fn capacity(&self) -> usize;
+    /// Empties it, keeping the allocation.
+    fn clear(&mut self);
 }
 
-impl<T> VecPool<T> {
-    pub(crate) fn new() -> VecPool<T> {
-        VecPool {
+impl<T> Reusable for Vec<T> {
+    fn capacity(&self) -> usize {
+        Vec::capacity(self)
+    }
+    fn clear(&mut self) {
+        Vec::clear(self);
+    }
+}
+
+impl Reusable for BytesMut {
+    fn capacity(&self) -> usize {
+        BytesMut::capacity(self)
+    }
+    fn clear(&mut self) {
+        BytesMut::clear(self);
+    }
+}
+
+/// Empty buffers with their allocations, for reuse.
+///
+/// Invariant: every pooled buffer is empty, with a capacity in `1..=max_capacity`, and the pool
+/// holds at most `MAX_POOLED` of them.
+pub(crate) struct Pool<C> {
+    free: RefCell<Vec<C>>,
+    /// Larger buffers are freed, not kept: one big request or response must not pin its
+    /// memory for the server's lifetime.
+    max_capacity: usize,
+}
+
+/// A pool of `Vec`s (field and header lists).
+pub(crate) type VecPool<T> = Pool<Vec<T>>;
+
+impl<C: Reusable> Pool<C> {
+    /// An empty pool whose buffers keep at most `max_capacity` items of room.
+    pub(crate) fn new(max_capacity: usize) -> Pool<C> {
+        Pool {
             free: RefCell::new(Vec::new()),
+            max_capacity,
         }
     }
 
-    /// An empty `Vec`: one given back earlier (with its capacity) if any, else a new one
+    /// An empty buffer: one given back earlier (with its capacity) if any, else a new one
     /// (which allocates nothing until used).
-    pub(crate) fn take(&self) -> Vec<T> {
+    pub(crate) fn take(&self) -> C {
         self.free
             .try_borrow_mut()
             .ok()
@@ -36,9 +69,9 @@ impl<T> VecPool<T> {
     }
 
     /// Clears `v` and keeps it for a later [`take`](Self::take), unless it never allocated, is
-    /// larger than `MAX_CAPACITY`, or the pool is full; then it is dropped.
-    pub(crate) fn give(&self, mut v: Vec<T>) {
-        if v.capacity() == 0 || v.capacity() > MAX_CAPACITY {
+    /// larger than `max_capacity`, or the pool is full; then it is dropped.
+    pub(crate) fn give(&self, mut v: C) {
+        if v.capacity() == 0 || v.capacity() > self.max_capacity {
             return;
         }
         v.clear();
@@ -54,9 +87,11 @@ impl<T> VecPool<T> {
 mod tests {
     use super::*;
 
+    const MAX_CAPACITY: usize = 32;
+
     #[test]
     fn a_vec_given_back_comes_out_empty_with_its_capacity() {
-        let pool = VecPool::new();
+        let pool = VecPool::new(MAX_CAPACITY);
         let mut v: Vec<u32> = Vec::with_capacity(8);
         v.extend([1, 2, 3]);
         let ptr = v.as_ptr();
@@ -69,7 +104,7 @@ mod tests {
 
     #[test]
     fn unallocated_large_and_surplus_vecs_are_not_kept() {
-        let pool = VecPool::new();
+        let pool = VecPool::new(MAX_CAPACITY);
         pool.give(Vec::<u8>::new());
         pool.give(Vec::<u8>::with_capacity(MAX_CAPACITY + 1));
         assert_eq!(pool.take().capacity(), 0);
@@ -80,5 +115,24 @@ mod tests {
             .take_while(|v| v.capacity() > 0)
             .count();
         assert_eq!(kept, MAX_POOLED);
+    }
+
+    #[test]
+    fn a_bytes_buffer_comes_back_empty_with_its_allocation() {
+        let pool: Pool<BytesMut> = Pool::new(1024);
+        let mut b = BytesMut::with_capacity(200);
+        b.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        let ptr = b.as_ptr();
+        pool.give(b);
+        let again = pool.take();
+        assert!(again.is_empty());
+        assert!(again.capacity() >= 200);
+        assert_eq!(again.as_ptr(), ptr);
+        pool.give(BytesMut::with_capacity(4096));
+        assert_eq!(
+            pool.take().capacity(),
+            0,
+            "over max_capacity: freed, not kept"
+        );
     }
 }

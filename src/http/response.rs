@@ -268,6 +268,7 @@ impl Response {
     pub fn write_continue(&self) {
         let mut c = self.conn.borrow_mut();
         if c.exchange(self.seq).is_some_and(|ex| !ex.res.headers_sent) {
+            c.refill_out();
             c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             drop(c);
             conn::schedule(&self.conn);
@@ -298,6 +299,7 @@ impl Response {
         let ok = {
             let mut c = self.conn.borrow_mut();
             let c = &mut *c;
+            c.refill_out();
             let date = c.shared.date();
             let ka_header = &c.shared.keep_alive_header;
             let force_close = c.close_after;
@@ -328,6 +330,7 @@ impl Response {
         {
             let mut c = self.conn.borrow_mut();
             let c = &mut *c;
+            c.refill_out();
             let date = c.shared.date();
             let ka_header = &c.shared.keep_alive_header;
             let force_close = c.close_after;

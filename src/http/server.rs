@@ -8,14 +8,14 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::SystemTime;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use oneloop_runtime::{Loop, ServerId, TcpId, TimerId};
 
 use super::config::ServerConfig;
 use super::conn::{self, Conn, ConnRef, Phase};
 use super::date::{DateCache, DATE_LEN};
 use super::parse::HeaderSpan;
-use super::pool::VecPool;
+use super::pool::{Pool, VecPool};
 use super::request::Request;
 use super::response::{HeaderValue, Response};
 
@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     pub(crate) request_fields: VecPool<HeaderSpan>,
     /// Empty response header lists, reused response after response.
     pub(crate) response_headers: VecPool<(Cow<'static, str>, HeaderValue)>,
+    /// Empty output buffers: a connection hands its buffer back when it goes idle.
+    pub(crate) out_buffers: Pool<BytesMut>,
 }
 
 impl Shared {
@@ -166,8 +168,9 @@ pub fn create_server_with(
             closing: Cell::new(false),
             sweep: Cell::new(None),
             date_timer: Cell::new(None),
-            request_fields: VecPool::new(),
-            response_headers: VecPool::new(),
+            request_fields: VecPool::new(32),
+            response_headers: VecPool::new(32),
+            out_buffers: Pool::new(8 * 1024),
         }),
     }
 }
