@@ -13,11 +13,13 @@
 //! Each request's body is collected (up to 1 MiB, else 413) and forwarded with the method, path,
 //! query and end-to-end headers. Hop-by-hop headers (RFC 9110 §7.6.1) are dropped both ways; a
 //! chunked upstream body goes out with a Content-Length. An upstream that is down or answers
-//! garbage gives 502; one silent for 5 s (`--timeout-ms`) gives 504. The upstream connection is
-//! not reused (the client opens one per request). Tested by tests/proxy_example.rs.
+//! garbage gives 502; one silent for 5 s (`--timeout-ms`) gives 504. Upstream connections are
+//! reused through one keep-alive `http::Agent` (at most 16 open). Tested by tests/proxy_example.rs.
 mod common;
 
-use oneloop::http::{self, ClientError, ClientRequest, ClientResponse, Request, Response};
+use oneloop::http::{
+    self, Agent, AgentOptions, ClientError, ClientRequest, ClientResponse, Request, Response,
+};
 use oneloop::runtime::Loop;
 
 /// Largest request body forwarded; more is 413.
@@ -91,12 +93,15 @@ fn main() -> std::io::Result<()> {
     let listen = args.listen_addr(8080);
 
     let mut lp = Loop::new()?;
+    let agent = Agent::new(AgentOptions::default());
     let up = upstream.clone();
     let server = http::create_server(&mut lp, move |_lp: &mut Loop, req: Request, res| {
         let forward = match upstream_request(&up, timeout_ms, &req) {
             Ok(forward) => forward,
             Err(e) => return res.status(400).end(format!("cannot forward: {e}\n")),
         };
+        // A handle on the one pool of upstream connections.
+        let agent = agent.clone();
         // The handler returns now; `res` lives on in the callbacks and is answered later.
         req.collect(MAX_BODY, move |lp, body| {
             let forward = match body {
@@ -104,6 +109,7 @@ fn main() -> std::io::Result<()> {
                 Ok(body) => forward.body(body),
                 Err(e) => return res.status(413).end(format!("{e}\n")),
             };
+            let forward = forward.agent(&agent);
             let answer = res.clone(); // a handle on the same exchange
             if let Err(e) = http::request(lp, forward, move |_lp, result| reply(&answer, result)) {
                 res.status(400).end(format!("cannot forward: {e}\n"));

@@ -1,5 +1,5 @@
 //! Body decoding: `Content-Length` and strict `chunked`, for request bodies (the server) and
-//! response bodies (the client, `client.rs`).
+//! response bodies (the client, `client/reader.rs`).
 //!
 //! The chunked decoder is a byte-at-a-time state machine for the framing
 //! (size line, extensions, CRLFs) and hands out chunk data as zero-copy

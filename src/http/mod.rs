@@ -7,9 +7,9 @@
 //! conn.rs     the connection state machine (keep-alive, pipelining, timeouts, upgrade)
 //! server.rs   listen, connection registry, deadline sweep, graceful close
 //! request.rs  Request: head + body stream    response.rs  Response: status, headers, body
-//! pool.rs     server-wide pool of empty Vecs (field and header lists reused per request)
-//! client.rs   the client: http::request / http::get, one connection per request, strict
-//!             response framing, the body collected
+//! pool.rs     server-wide pools of empty buffers (field lists, header lists, output buffers)
+//! client/     the client: http::request / http::get (mod.rs), URLs (url.rs), strict
+//!             response framing, the body collected (reader.rs), the keep-alive Agent (agent.rs)
 //! ```
 //! See docs/http.md for the state machine, the defaults and every limit with its status code.
 
@@ -28,8 +28,8 @@ mod server;
 pub mod status;
 
 pub use client::{
-    get, request, ClientError, ClientRequest, ClientResponse, DEFAULT_MAX_BODY_SIZE,
-    DEFAULT_MAX_HEAD_SIZE,
+    get, request, Agent, AgentOptions, ClientError, ClientRequest, ClientResponse, NoAgent,
+    DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_HEAD_SIZE,
 };
 pub use config::ServerConfig;
 pub use error::ParseError;

@@ -1,358 +1,13 @@
-//! HTTP/1.1 client on the loop (Node's `http.request` / `http.get`), one connection per request.
-//!
-//! A request is one-shot: [`request`] connects, writes the whole request, reads one response and
-//! calls its callback exactly once with the collected response or a [`ClientError`], then the
-//! socket is gone and no longer keeps the loop alive.
-//!
-//! ```
-//! use oneloop::http::{self, ClientResponse};
-//! use oneloop::runtime::Loop;
-//! use std::{cell::RefCell, rc::Rc};
-//!
-//! let mut lp = Loop::new()?;
-//! let server = http::create_server(&mut lp, |_lp, _req, res| res.end("hi"));
-//! let got: Rc<RefCell<Option<ClientResponse>>> = Rc::default();
-//! let (slot, srv) = (Rc::clone(&got), server.clone());
-//! server.listen(&mut lp, "127.0.0.1:0", move |lp, addr| {
-//!     http::get(lp, &format!("http://{addr}/"), move |lp, result| {
-//!         *slot.borrow_mut() = result.ok();
-//!         srv.close(lp, |_lp| {}); // the server keeps the loop alive, not the client
-//!     })
-//!     .expect("a valid URL");
-//! })?;
-//! lp.run()?;
-//! let res = got.borrow_mut().take().expect("a response");
-//! assert_eq!((res.status(), &res.body()[..]), (200, &b"hi"[..]));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
-//!
-//! The general form, with every setting (values shown are examples; see docs/http.md "Client"
-//! for the defaults):
-//!
-//! ```no_run
-//! use oneloop::http::{self, ClientRequest};
-//! # let mut lp = oneloop::runtime::Loop::new()?;
-//! let req = ClientRequest::new("POST", "http://127.0.0.1:3000/echo")?
-//!     .header("content-type", "text/plain")
-//!     .body("hello")
-//!     .timeout_ms(5_000)
-//!     .max_body_size(8 << 20)
-//!     .max_head_size(16 * 1024);
-//! http::request(&mut lp, req, |_lp, result| match result {
-//!     Ok(res) => println!("{} {:?}", res.status(), res.body()),
-//!     Err(e) => eprintln!("request failed: {e}"),
-//! })?;
-//! lp.run()?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
-//!
-//! # Framing (RFC 9112 §6.3)
-//! Responses to HEAD and 204/304 responses have no body whatever their fields say; 1xx interim
-//! responses are skipped (101 is an error: no upgrade support). Otherwise a
-//! `Transfer-Encoding` ending in `chunked` is decoded by [`BodyDecoder`] and wins over
-//! `Content-Length`; any other `Transfer-Encoding` and a response with neither field are read
-//! until the server closes. Only in that last case does EOF end the body successfully.
-//!
-//! # Pitfalls
-//! - Hosts are IP literals or `localhost` only: name resolution (`ToSocketAddrs`) blocks, and
-//!   nothing may block the loop. `localhost` is 127.0.0.1.
-//! - There is no keep-alive agent: every request opens its own connection and sends
-//!   `Connection: close` (Node's default agent keeps connections alive).
-//! - The body is collected in memory (up to `max_body_size`), not streamed.
+//! Reading one response from bytes fed in any pieces (RFC 9112 framing); no I/O.
 
-use std::cell::RefCell;
-use std::fmt;
-use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::Range;
-use std::rc::Rc;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use oneloop_runtime::{Loop, SocketOptions, TcpId};
+use bytes::{Bytes, BytesMut};
 
-use super::decode::{BodyDecoder, DecodeLimits, Decoded, Trailers};
-use super::encode::{self, validate_header_name, validate_header_value};
-use super::error::ParseError;
-use super::parse::{is_tchar, BodyKind, Version};
-
-/// Default [`ClientRequest::max_head_size`]: 16 KiB, Node's `maxHeaderSize`.
-pub const DEFAULT_MAX_HEAD_SIZE: usize = 16 * 1024;
-
-/// Default [`ClientRequest::max_body_size`]: 64 MiB.
-pub const DEFAULT_MAX_BODY_SIZE: u64 = 64 << 20;
-
-/// Why a request failed. Every failure of a started request reaches the callback as one of
-/// these; `InvalidUrl`, `InvalidMethod` and `InvalidHeader` are returned by the builder or by
-/// [`request`] before anything starts.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ClientError {
-    /// The URL is not `http://<IP literal or localhost>[:port][/path][?query]`.
-    InvalidUrl(&'static str),
-    /// The method is not a token, or is CONNECT (no tunnel support).
-    InvalidMethod,
-    /// A header name is not a token, its value has CR, LF or another CTL, or it is one the
-    /// client sets itself (`Content-Length`, `Transfer-Encoding`, `Connection`).
-    InvalidHeader {
-        /// The name as given.
-        name: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// The connection could not be made (refused, unreachable, or no socket could be created).
-    Connect {
-        /// The OS error's kind, e.g. `ConnectionRefused`.
-        kind: io::ErrorKind,
-        /// The OS error's message.
-        message: String,
-    },
-    /// No byte was read or written for `timeout_ms`; the connection was destroyed.
-    Timeout,
-    /// The server closed (FIN, reset, or any socket error after connecting) before the
-    /// response was complete.
-    Closed,
-    /// The response broke HTTP/1.1 framing or syntax; the connection was destroyed.
-    BadResponse(&'static str),
-    /// A response head (or the trailer section) exceeded `max_head_size`.
-    HeadTooLarge,
-    /// The body exceeded `max_body_size`; the connection was destroyed.
-    BodyTooLarge,
-}
-
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClientError::InvalidUrl(why) => write!(f, "invalid URL: {why}"),
-            ClientError::InvalidMethod => f.write_str("invalid or unsupported method"),
-            ClientError::InvalidHeader { name, reason } => {
-                write!(f, "invalid header {name:?}: {reason}")
-            }
-            ClientError::Connect { message, .. } => write!(f, "connect failed: {message}"),
-            ClientError::Timeout => f.write_str("timed out"),
-            ClientError::Closed => {
-                f.write_str("server closed the connection before the response was complete")
-            }
-            ClientError::BadResponse(why) => write!(f, "bad response: {why}"),
-            ClientError::HeadTooLarge => f.write_str("response head too large"),
-            ClientError::BodyTooLarge => f.write_str("response body too large"),
-        }
-    }
-}
-
-impl std::error::Error for ClientError {}
-
-/// Where a request goes: the address to connect to, the `Host` value and the request-target.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Target {
-    addr: SocketAddr,
-    host: String,
-    path: String,
-}
-
-/// Parses `http://host[:port][/path][?query][#fragment]`, where host is an IPv4 literal, a
-/// bracketed IPv6 literal or `localhost`. The fragment is dropped; an empty path is `/`.
-fn parse_url(url: &str) -> Result<Target, ClientError> {
-    let bad = ClientError::InvalidUrl;
-    let rest = match url.get(..7) {
-        Some(scheme) if scheme.eq_ignore_ascii_case("http://") => &url[7..],
-        _ => return Err(bad("only http:// URLs are supported")),
-    };
-    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(auth_end);
-    if authority.contains('@') {
-        return Err(bad("userinfo is not supported"));
-    }
-    // `host_name` is the host as written (brackets kept), `port` the text after its `:`.
-    let (ip, host_name, port) = if authority.starts_with('[') {
-        let close = authority.find(']').ok_or(bad("unclosed [ in host"))?;
-        let ip: Ipv6Addr = authority[1..close]
-            .parse()
-            .map_err(|_| bad("bad IPv6 literal"))?;
-        let port = match &authority[close + 1..] {
-            "" => None,
-            after => Some(
-                after
-                    .strip_prefix(':')
-                    .ok_or(bad("junk after the IPv6 literal"))?,
-            ),
-        };
-        (IpAddr::V6(ip), &authority[..=close], port)
-    } else {
-        let (name, port) = match authority.split_once(':') {
-            Some((name, port)) => (name, Some(port)),
-            None => (authority, None),
-        };
-        let ip = if name.eq_ignore_ascii_case("localhost") {
-            Ipv4Addr::LOCALHOST
-        } else {
-            name.parse()
-                .map_err(|_| bad("host must be an IP literal or localhost (no DNS)"))?
-        };
-        (IpAddr::V4(ip), name, port)
-    };
-    let port = match port {
-        None | Some("") => 80,
-        Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => match p.parse::<u16>() {
-            Ok(n) if n > 0 => n,
-            _ => return Err(bad("port out of range")),
-        },
-        Some(_) => return Err(bad("bad port")),
-    };
-    let tail = tail.split('#').next().unwrap_or("");
-    let path = match tail.as_bytes().first() {
-        None => "/".to_owned(),
-        Some(b'?') => format!("/{tail}"),
-        Some(_) => tail.to_owned(),
-    };
-    if !path.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-        return Err(bad(
-            "path has a space, control or non-ASCII byte: percent-encode it",
-        ));
-    }
-    let host = match port {
-        80 => host_name.to_owned(),
-        p => format!("{host_name}:{p}"),
-    };
-    Ok(Target {
-        addr: SocketAddr::new(ip, port),
-        host,
-        path,
-    })
-}
-
-/// Headers the client writes itself; `ClientRequest::header` refuses them.
-const RESERVED_HEADERS: [&str; 3] = ["content-length", "transfer-encoding", "connection"];
-
-/// A request to send with [`request`] (Node's `http.request` options). Built once, consumed
-/// by [`request`].
-///
-/// Invariant: `method` is a token other than CONNECT and every header passed the server's
-/// validators, or `invalid` holds the first error (returned by [`request`]).
-#[derive(Clone, Debug)]
-pub struct ClientRequest {
-    method: String,
-    target: Target,
-    headers: Vec<(String, Vec<u8>)>,
-    body: Option<Bytes>,
-    timeout_ms: u64,
-    max_head_size: usize,
-    max_body_size: u64,
-    invalid: Option<ClientError>,
-}
-
-impl ClientRequest {
-    /// A request for `method` (case-sensitive, as sent) to `url`, with the defaults: no
-    /// timeout, 16 KiB head limit, 64 MiB body limit, no body.
-    ///
-    /// # Errors
-    /// [`ClientError::InvalidUrl`] unless `url` is `http://` with an IPv4 literal, a bracketed
-    /// IPv6 literal or `localhost` as host; [`ClientError::InvalidMethod`] unless `method` is a
-    /// token other than `CONNECT`.
-    pub fn new(method: &str, url: &str) -> Result<ClientRequest, ClientError> {
-        if method.is_empty() || !method.bytes().all(is_tchar) || method == "CONNECT" {
-            return Err(ClientError::InvalidMethod);
-        }
-        Ok(ClientRequest {
-            method: method.to_owned(),
-            target: parse_url(url)?,
-            headers: Vec::new(),
-            body: None,
-            timeout_ms: 0,
-            max_head_size: DEFAULT_MAX_HEAD_SIZE,
-            max_body_size: DEFAULT_MAX_BODY_SIZE,
-            invalid: None,
-        })
-    }
-
-    /// Adds a header, sent in call order with the name's case kept. An invalid name or value,
-    /// or a header the client sets itself, is remembered and makes [`request`] return
-    /// [`ClientError::InvalidHeader`]; it never reaches the wire. `Host` replaces the default.
-    pub fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> ClientRequest {
-        let value = value.as_ref();
-        let reason = if !validate_header_name(name) {
-            Some("name is not a token")
-        } else if !validate_header_value(value) {
-            Some("value has a control character (CR, LF, NUL, ...)")
-        } else if RESERVED_HEADERS
-            .iter()
-            .any(|r| r.eq_ignore_ascii_case(name))
-        {
-            Some("set by the client (Content-Length from body(), Connection: close)")
-        } else {
-            None
-        };
-        match reason {
-            Some(reason) if self.invalid.is_none() => {
-                self.invalid = Some(ClientError::InvalidHeader {
-                    name: name.to_owned(),
-                    reason,
-                });
-            }
-            Some(_) => {}
-            None => self.headers.push((name.to_owned(), value.to_vec())),
-        }
-        self
-    }
-
-    /// Sets the body, sent with a `Content-Length` (never chunked).
-    pub fn body(mut self, body: impl Into<Bytes>) -> ClientRequest {
-        self.body = Some(body.into());
-        self
-    }
-
-    /// Fails with [`ClientError::Timeout`] after `ms` without reading or writing a byte
-    /// (connecting included); 0, the default, means never.
-    pub fn timeout_ms(mut self, ms: u64) -> ClientRequest {
-        self.timeout_ms = ms;
-        self
-    }
-
-    /// Most response body bytes (after chunked decoding); more is
-    /// [`ClientError::BodyTooLarge`]. Default 64 MiB.
-    pub fn max_body_size(mut self, bytes: u64) -> ClientRequest {
-        self.max_body_size = bytes;
-        self
-    }
-
-    /// Most bytes in one response head (status line to the final CRLF CRLF), and in the
-    /// trailer section; more is [`ClientError::HeadTooLarge`]. Default 16 KiB.
-    pub fn max_head_size(mut self, bytes: usize) -> ClientRequest {
-        self.max_head_size = bytes;
-        self
-    }
-
-    /// The request bytes: request line, `Host` (unless set), the headers, `Connection: close`,
-    /// `Content-Length` when there is a body or the method usually has one, then the body.
-    fn encode(&self) -> Bytes {
-        let body = self.body.as_deref().unwrap_or(&[]);
-        let mut out = BytesMut::with_capacity(256 + body.len());
-        out.put_slice(self.method.as_bytes());
-        out.put_u8(b' ');
-        out.put_slice(self.target.path.as_bytes());
-        out.put_slice(b" HTTP/1.1\r\n");
-        if !self
-            .headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("host"))
-        {
-            encode::write_header(&mut out, "Host", self.target.host.as_bytes());
-        }
-        for (name, value) in &self.headers {
-            encode::write_header(&mut out, name, value);
-        }
-        encode::write_header(&mut out, "Connection", b"close");
-        // As Node: methods that usually carry a body announce an empty one.
-        let bodiless = matches!(
-            self.method.as_str(),
-            "GET" | "HEAD" | "DELETE" | "OPTIONS" | "TRACE"
-        );
-        if self.body.is_some() || !bodiless {
-            encode::write_content_length(&mut out, body.len() as u64);
-        }
-        encode::write_head_end(&mut out);
-        out.put_slice(body);
-        out.freeze()
-    }
-}
+use super::ClientError;
+use crate::http::decode::{BodyDecoder, DecodeLimits, Decoded, Trailers};
+use crate::http::error::ParseError;
+use crate::http::parse::{is_tchar, BodyKind, Version};
 
 /// A parsed response head: the bytes, and the status line and fields as ranges into them.
 ///
@@ -648,16 +303,23 @@ enum Reading {
 ///
 /// Invariant: a response or an error is returned at most once; afterwards the reader is
 /// `Done` and ignores input.
-struct ResponseReader {
+pub(super) struct ResponseReader {
     head_request: bool,
     max_head_size: usize,
     limits: DecodeLimits,
     buf: BytesMut,
     state: Reading,
+    /// The response was completed by `feed` (so its framing was not until-close) and no byte
+    /// followed it: the connection is at a message boundary and may carry another exchange.
+    clean_end: bool,
 }
 
 impl ResponseReader {
-    fn new(head_request: bool, max_head_size: usize, max_body_size: u64) -> ResponseReader {
+    pub(super) fn new(
+        head_request: bool,
+        max_head_size: usize,
+        max_body_size: u64,
+    ) -> ResponseReader {
         ResponseReader {
             head_request,
             max_head_size,
@@ -668,11 +330,12 @@ impl ResponseReader {
             },
             buf: BytesMut::new(),
             state: Reading::Head { scanned: 0 },
+            clean_end: false,
         }
     }
 
     /// Takes `data`; `Ok(Some)` once the response is complete.
-    fn feed(&mut self, data: &[u8]) -> Result<Option<ClientResponse>, ClientError> {
+    pub(super) fn feed(&mut self, data: &[u8]) -> Result<Option<ClientResponse>, ClientError> {
         match &mut self.state {
             Reading::Done => return Ok(None),
             Reading::UntilClose { body, .. } => {
@@ -688,12 +351,20 @@ impl ResponseReader {
         let result = self.advance();
         if !matches!(result, Ok(None)) {
             self.state = Reading::Done;
+            self.clean_end = matches!(result, Ok(Some(_))) && self.buf.is_empty();
         }
         result
     }
 
+    /// Whether the response ended at a message boundary: completed by [`ResponseReader::feed`]
+    /// (not read until close, not failed) with no byte after it. Only then may the connection
+    /// carry another request.
+    pub(super) fn ended_cleanly(&self) -> bool {
+        self.clean_end
+    }
+
     /// The server closed: the end of an until-close body, otherwise [`ClientError::Closed`].
-    fn eof(&mut self) -> Result<ClientResponse, ClientError> {
+    pub(super) fn eof(&mut self) -> Result<ClientResponse, ClientError> {
         match std::mem::replace(&mut self.state, Reading::Done) {
             Reading::UntilClose { head, body } => Ok(ClientResponse {
                 head,
@@ -786,244 +457,11 @@ fn body_error(e: ParseError) -> ClientError {
     }
 }
 
-/// The callback of one request.
-type OnResponse = Box<dyn FnOnce(&mut Loop, Result<ClientResponse, ClientError>)>;
-
-/// One request in flight, shared by its socket's callbacks.
-///
-/// Invariant: `on_response` is taken exactly once, by [`finish`], which also destroys the
-/// socket.
-struct Exchange {
-    reader: ResponseReader,
-    connected: bool,
-    on_response: Option<OnResponse>,
-}
-
-/// Ends the exchange: destroys the socket (if still open) and calls the callback, once.
-fn finish(
-    lp: &mut Loop,
-    id: TcpId,
-    ex: &Rc<RefCell<Exchange>>,
-    result: Result<ClientResponse, ClientError>,
-) {
-    let Some(on_response) = ex.borrow_mut().on_response.take() else {
-        return;
-    };
-    let _ = lp.tcp_destroy(id);
-    on_response(lp, result);
-}
-
-/// Sends `req` on a new connection and calls `on_response` exactly once, from a later loop
-/// callback (never from inside this call), with the whole response or why there is none
-/// (Node's `http.request`, with the body collected).
-///
-/// # Errors
-/// The error `req` recorded while it was built ([`ClientError::InvalidHeader`]); then nothing
-/// is sent and `on_response` is dropped uncalled. Every other failure, including a socket that
-/// cannot be created, goes to `on_response`.
-pub fn request(
-    lp: &mut Loop,
-    req: ClientRequest,
-    on_response: impl FnOnce(&mut Loop, Result<ClientResponse, ClientError>) + 'static,
-) -> Result<(), ClientError> {
-    if let Some(e) = req.invalid {
-        return Err(e);
-    }
-    let bytes = req.encode();
-    let ex = Rc::new(RefCell::new(Exchange {
-        reader: ResponseReader::new(req.method == "HEAD", req.max_head_size, req.max_body_size),
-        connected: false,
-        on_response: Some(Box::new(on_response)),
-    }));
-    let e = Rc::clone(&ex);
-    let connected = move |_lp: &mut Loop, _id| e.borrow_mut().connected = true;
-    let id = match lp.tcp_connect(req.target.addr, SocketOptions::default(), connected) {
-        Ok(id) => id,
-        Err(err) => {
-            let on_response = ex.borrow_mut().on_response.take();
-            lp.set_immediate(move |lp| {
-                if let Some(cb) = on_response {
-                    cb(lp, Err(connect_error(&err)));
-                }
-            });
-            return Ok(());
-        }
-    };
-    // Queued until the connection completes; a fresh socket cannot be stale.
-    let _ = lp.tcp_write_bytes(id, bytes);
-    if req.timeout_ms > 0 {
-        let _ = lp.tcp_set_timeout(id, req.timeout_ms);
-        let e = Rc::clone(&ex);
-        let _ = lp.tcp_on_timeout(id, move |lp, id| {
-            finish(lp, id, &e, Err(ClientError::Timeout));
-        });
-    }
-    let e = Rc::clone(&ex);
-    let _ = lp.tcp_on_data(id, move |lp, id, data| {
-        let result = e.borrow_mut().reader.feed(data);
-        match result {
-            Ok(None) => {}
-            Ok(Some(res)) => finish(lp, id, &e, Ok(res)),
-            Err(err) => finish(lp, id, &e, Err(err)),
-        }
-    });
-    let e = Rc::clone(&ex);
-    let _ = lp.tcp_on_end(id, move |lp, id| {
-        let result = e.borrow_mut().reader.eof();
-        finish(lp, id, &e, result);
-    });
-    let e = Rc::clone(&ex);
-    let _ = lp.tcp_on_error(id, move |lp, id, err| {
-        let result = if e.borrow().connected {
-            log::debug!("http client: socket error after connect: {err}");
-            ClientError::Closed
-        } else {
-            connect_error(err)
-        };
-        finish(lp, id, &e, Err(result));
-    });
-    let _ = lp.tcp_on_close(id, move |lp, id, _had_error| {
-        finish(lp, id, &ex, Err(ClientError::Closed));
-    });
-    Ok(())
-}
-
-/// `GET url` with the defaults (Node's `http.get`).
-///
-/// # Errors
-/// As [`ClientRequest::new`]; then `on_response` is dropped uncalled.
-pub fn get(
-    lp: &mut Loop,
-    url: &str,
-    on_response: impl FnOnce(&mut Loop, Result<ClientResponse, ClientError>) + 'static,
-) -> Result<(), ClientError> {
-    request(lp, ClientRequest::new("GET", url)?, on_response)
-}
-
-fn connect_error(e: &io::Error) -> ClientError {
-    ClientError::Connect {
-        kind: e.kind(),
-        message: e.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const BAD: fn(&'static str) -> ClientError = ClientError::BadResponse;
-
-    #[test]
-    fn parses_ip_literal_and_localhost_urls() {
-        let table: &[(&str, &str, &str, &str)] = &[
-            (
-                "http://127.0.0.1:3000/json",
-                "127.0.0.1:3000",
-                "127.0.0.1:3000",
-                "/json",
-            ),
-            ("HTTP://10.0.0.1", "10.0.0.1:80", "10.0.0.1", "/"),
-            (
-                "http://10.0.0.1:80?x=1#frag",
-                "10.0.0.1:80",
-                "10.0.0.1",
-                "/?x=1",
-            ),
-            (
-                "http://[::1]:8080/a/b?c",
-                "[::1]:8080",
-                "[::1]:8080",
-                "/a/b?c",
-            ),
-            ("http://[::1]", "[::1]:80", "[::1]", "/"),
-            ("http://localhost:9/p#x", "127.0.0.1:9", "localhost:9", "/p"),
-            ("http://127.0.0.1:/", "127.0.0.1:80", "127.0.0.1", "/"),
-        ];
-        for &(url, addr, host, path) in table {
-            let t = parse_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
-            assert_eq!(t.addr, addr.parse::<SocketAddr>().unwrap(), "{url}");
-            assert_eq!((t.host.as_str(), t.path.as_str()), (host, path), "{url}");
-        }
-    }
-
-    #[test]
-    fn refuses_urls_it_cannot_serve_without_blocking() {
-        for url in [
-            "https://127.0.0.1/",
-            "127.0.0.1:80/",
-            "http://example.com/",
-            "http://u:p@127.0.0.1/",
-            "http://::1/",
-            "http://[::1/",
-            "http://[::1]x/",
-            "http://[zz]/",
-            "http://127.0.0.1:0/",
-            "http://127.0.0.1:65536/",
-            "http://127.0.0.1:8a/",
-            "http:///",
-            "http://127.0.0.1/a b",
-            "http://127.0.0.1/caf\u{e9}",
-        ] {
-            assert!(
-                matches!(parse_url(url), Err(ClientError::InvalidUrl(_))),
-                "{url}"
-            );
-        }
-    }
-
-    #[test]
-    fn encodes_host_headers_connection_close_and_content_length() {
-        let req = ClientRequest::new("POST", "http://127.0.0.1:3000/echo?x")
-            .unwrap()
-            .header("X-Custom", "a b")
-            .body("hello");
-        assert_eq!(
-            &req.encode()[..],
-            b"POST /echo?x HTTP/1.1\r\nHost: 127.0.0.1:3000\r\nX-Custom: a b\r\n\
-              Connection: close\r\nContent-Length: 5\r\n\r\nhello"
-        );
-        let get = ClientRequest::new("GET", "http://[::1]/").unwrap();
-        assert_eq!(
-            &get.encode()[..],
-            b"GET / HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n"
-        );
-        let put = ClientRequest::new("PUT", "http://127.0.0.1/")
-            .unwrap()
-            .header("host", "example.com");
-        assert_eq!(
-            &put.encode()[..],
-            b"PUT / HTTP/1.1\r\nhost: example.com\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-        );
-    }
-
-    #[test]
-    fn refuses_bad_methods_and_headers_without_panicking() {
-        for method in ["", "GE T", "G\r\nET", "CONNECT"] {
-            assert_eq!(
-                ClientRequest::new(method, "http://127.0.0.1/").unwrap_err(),
-                ClientError::InvalidMethod
-            );
-        }
-        let base = || ClientRequest::new("GET", "http://127.0.0.1/").unwrap();
-        for (name, value) in [
-            ("Bad Name", "v"),
-            ("", "v"),
-            ("X", "a\r\nInjected: 1"),
-            ("X", "a\0"),
-            ("Content-Length", "5"),
-            ("transfer-encoding", "chunked"),
-            ("Connection", "keep-alive"),
-        ] {
-            let req = base().header(name, value).header("Later", "ok");
-            assert!(
-                matches!(&req.invalid, Some(ClientError::InvalidHeader { name: n, .. }) if n == name),
-                "{name:?}: {value:?}"
-            );
-            let mut lp = Loop::new().unwrap();
-            let called = request(&mut lp, req, |_lp, _r| panic!("must not be called"));
-            assert!(matches!(called, Err(ClientError::InvalidHeader { .. })));
-        }
-    }
 
     fn framing_of(head_request: bool, raw: &str) -> Result<Framing, ClientError> {
         let head = parse_head(Bytes::copy_from_slice(raw.as_bytes()))?;
@@ -1294,6 +732,38 @@ mod tests {
     }
 
     #[test]
+    fn ends_cleanly_only_at_a_message_boundary() {
+        let table: &[(&[u8], bool)] = &[
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", true),
+            (b"HTTP/1.1 204 No Content\r\n\r\n", true),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n",
+                true,
+            ),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiX", false),
+            (b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\n", false),
+            (b"HTTP/1.1 200 OK\r\n\r\nuntil close", false),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhi", false),
+            (b"HTTP/1.1 2x0 OK\r\n\r\n", false),
+        ];
+        for &(input, clean) in table {
+            let mut reader = ResponseReader::new(false, 1024, 1024);
+            let _ = reader.feed(input);
+            assert_eq!(
+                reader.ended_cleanly(),
+                clean,
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        // An until-close body completed by EOF is complete, but not at a boundary.
+        let mut reader = ResponseReader::new(false, 1024, 1024);
+        let _ = reader.feed(b"HTTP/1.1 200 OK\r\n\r\nbody");
+        assert!(reader.eof().is_ok());
+        assert!(!reader.ended_cleanly());
+    }
+
+    #[test]
     fn exposes_the_head_in_order_with_original_case() {
         let mut reader = ResponseReader::new(false, 1024, 1024);
         let res = reader
@@ -1311,16 +781,5 @@ mod tests {
         // After a response the reader ignores input and EOF.
         assert_eq!(reader.feed(b"junk").map(|r| r.is_some()), Ok(false));
         assert!(reader.eof().is_err());
-    }
-
-    #[test]
-    fn displays_every_error() {
-        let e = ClientError::Connect {
-            kind: io::ErrorKind::ConnectionRefused,
-            message: "refused".into(),
-        };
-        assert_eq!(e.to_string(), "connect failed: refused");
-        assert_eq!(BAD("bare CR").to_string(), "bad response: bare CR");
-        let _: &dyn std::error::Error = &ClientError::Timeout;
     }
 }
