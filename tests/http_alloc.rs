@@ -1,11 +1,12 @@
 //! A keep-alive request through `http::create_server` allocates nothing on the loop thread in
 //! steady state: the head's bytes are split off the read buffer, its field list is the previous
 //! request's (handed back when that `Request` was dropped), the response head is serialized
-//! into the connection's output buffer. A counting global allocator (its own test binary)
-//! counts allocations made by the loop thread only.
+//! into a pooled output buffer. A counting global allocator (runtime/tests/alloc_counter, its
+//! own test binary) counts allocations made by the loop thread only.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "../runtime/tests/alloc_counter/mod.rs"]
+mod alloc_counter;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,43 +15,6 @@ use std::time::Duration;
 
 use oneloop::http;
 use oneloop::runtime::Loop;
-
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static COUNT_THIS_THREAD: Cell<bool> = const { Cell::new(false) };
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the counter
-// is a side effect that does not touch the memory handed out, and reading a const-initialized
-// thread-local `Cell` neither allocates nor re-enters the allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNT_THIS_THREAD.try_with(|c| c.get()).unwrap_or(false) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged; `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNT_THIS_THREAD.try_with(|c| c.get()).unwrap_or(false) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded unchanged; the caller upholds `realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 const WARMUP: u64 = 100;
 const MEASURED: u64 = 1000;
@@ -87,10 +51,10 @@ fn steady_state_keep_alive_requests_allocate_nothing_on_the_loop_thread() {
         let server = http::create_server(&mut lp, |lp, _req, res| {
             let n = SERVED.fetch_add(1, Ordering::Relaxed) + 1;
             if n == WARMUP {
-                AT_START.store(ALLOCATIONS.load(Ordering::Relaxed), Ordering::Relaxed);
+                AT_START.store(alloc_counter::allocations(), Ordering::Relaxed);
             }
             if n == WARMUP + MEASURED {
-                AT_END.store(ALLOCATIONS.load(Ordering::Relaxed), Ordering::Relaxed);
+                AT_END.store(alloc_counter::allocations(), Ordering::Relaxed);
                 lp.stop();
             }
             res.set_header("content-type", "text/plain");
@@ -98,9 +62,9 @@ fn steady_state_keep_alive_requests_allocate_nothing_on_the_loop_thread() {
         });
         let addr = server.listen(&mut lp, "127.0.0.1:0", |_, _| {}).unwrap();
         addr_tx.send(addr).unwrap();
-        COUNT_THIS_THREAD.with(|c| c.set(true));
+        alloc_counter::count_this_thread(true);
         lp.run().unwrap();
-        COUNT_THIS_THREAD.with(|c| c.set(false));
+        alloc_counter::count_this_thread(false);
     });
     let addr = addr_rx.recv_timeout(Duration::from_secs(5)).unwrap();
     let mut s = TcpStream::connect(addr).unwrap();

@@ -2,54 +2,17 @@
 //! loop's shared buffer, the echo write goes straight to the kernel. A counting global
 //! allocator (its own test binary) counts allocations made by the loop thread only.
 
+mod alloc_counter;
 mod tcp_common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use oneloop_runtime::{ListenOptions, Loop, ServerId};
 use tcp_common::{localhost, watchdog};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static COUNT_THIS_THREAD: Cell<bool> = const { Cell::new(false) };
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the counter
-// is a side effect that does not touch the memory handed out.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNT_THIS_THREAD.try_with(|c| c.get()).unwrap_or(false) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged; `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNT_THIS_THREAD.try_with(|c| c.get()).unwrap_or(false) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded unchanged; the caller upholds `realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 const WARMUP: usize = 64;
 const MEASURED: usize = 1000;
@@ -69,7 +32,7 @@ fn steady_state_echo_reads_and_writes_allocate_nothing_on_the_loop_thread() {
             lp.tcp_on_data(conn, move |lp, id, data| {
                 assert!(lp.tcp_write(id, data).unwrap(), "echo went straight out");
                 s.set(s.get() + data.len());
-                let n = ALLOCATIONS.load(Ordering::Relaxed);
+                let n = alloc_counter::allocations();
                 if s.get() == WARMUP * MESSAGE {
                     w.set((n, n));
                 } else if s.get() == (WARMUP + MEASURED) * MESSAGE {
@@ -98,9 +61,9 @@ fn steady_state_echo_reads_and_writes_allocate_nothing_on_the_loop_thread() {
         s.shutdown(Shutdown::Write).unwrap();
         let _ = s.read(&mut back);
     });
-    COUNT_THIS_THREAD.with(|c| c.set(true));
+    alloc_counter::count_this_thread(true);
     lp.run().unwrap();
-    COUNT_THIS_THREAD.with(|c| c.set(false));
+    alloc_counter::count_this_thread(false);
     client.join().unwrap();
     let (start, end) = window.get();
     println!(
