@@ -10,7 +10,7 @@
 
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 
 use oneloop_runtime::Loop;
 
@@ -43,8 +43,50 @@ pub fn worker_count(workers: usize) -> usize {
     }
 }
 
+/// Holds every worker's loop until all workers finished their first setup (or failed it).
+///
+/// Why: `setup` usually installs the SIGTERM handler ([`crate::shutdown::graceful_shutdown`])
+/// and a signal reaches only the handlers registered when it arrives. Until every worker has
+/// registered, no loop runs, so nothing announces readiness (a `listen` callback runs from the
+/// loop), and a signal sent after readiness reaches every worker.
+struct StartGate {
+    /// Workers still in their first setup, and whether starting was abandoned.
+    state: Mutex<(usize, bool)>,
+    all_set: Condvar,
+}
+
+impl StartGate {
+    fn new(workers: usize) -> StartGate {
+        StartGate {
+            state: Mutex::new((workers, false)),
+            all_set: Condvar::new(),
+        }
+    }
+
+    /// One worker is set up; waits for the others (or for [`StartGate::abandon`]).
+    fn arrive_and_wait(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.0 = state.0.saturating_sub(1);
+        if state.0 == 0 {
+            self.all_set.notify_all();
+        }
+        while state.0 > 0 && !state.1 {
+            state = self.all_set.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Not every worker could be started: release the ones waiting.
+    fn abandon(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        self.all_set.notify_all();
+    }
+}
+
 /// Runs `setup(&mut lp, worker_index)` on each worker's fresh loop, then runs the loop; returns
 /// when every worker's loop has finished. `setup` usually listens with `reuse_port: true`.
+/// No worker's loop starts before every worker has finished its first setup, so handlers that
+/// setup installs (signals above all) are in place in every worker before any `listen`
+/// callback reports readiness.
 ///
 /// # Errors
 /// The first setup or loop error of any worker (a worker that fails setup is not restarted).
@@ -54,20 +96,31 @@ pub fn run(
 ) -> io::Result<()> {
     let setup = Arc::new(setup);
     let n = worker_count(options.workers);
+    let gate = Arc::new(StartGate::new(n));
     let mut handles = Vec::with_capacity(n);
     for index in 0..n {
         let setup = Arc::clone(&setup);
         let max_restarts = options.max_restarts;
-        let handle = std::thread::Builder::new()
+        // Taken once: only the first setup of each worker holds the others back.
+        let mut gate_once = Some(Arc::clone(&gate));
+        let spawned = std::thread::Builder::new()
             .name(format!("oneloop-worker-{index}"))
             .spawn(move || -> io::Result<()> {
                 let mut restarts = 0;
                 loop {
                     let result = catch_unwind(AssertUnwindSafe(|| -> io::Result<()> {
                         let mut lp = Loop::new()?;
-                        setup(&mut lp, index)?;
+                        let set_up = setup(&mut lp, index);
+                        if let Some(gate) = gate_once.take() {
+                            gate.arrive_and_wait();
+                        }
+                        set_up?;
                         lp.run()
                     }));
+                    // A setup that failed or panicked before the gate still counts as arrived.
+                    if let Some(gate) = gate_once.take() {
+                        gate.arrive_and_wait();
+                    }
                     match result {
                         Ok(r) => return r,
                         Err(_) if restarts < max_restarts => {
@@ -83,8 +136,16 @@ pub fn run(
                         }
                     }
                 }
-            })?;
-        handles.push(handle);
+            });
+        match spawned {
+            Ok(handle) => handles.push(handle),
+            Err(e) => {
+                // The missing worker will never arrive: release the others (as before the
+                // gate existed, they keep running detached) and report.
+                gate.abandon();
+                return Err(e);
+            }
+        }
     }
     let mut first_err = None;
     for h in handles {

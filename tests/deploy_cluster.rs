@@ -294,3 +294,37 @@ fn rate_limit_answers_429_past_the_budget_and_recovers_after_the_window() {
     let r = app.inject(&mut lp, InjectRequest::new("GET", "/")).unwrap();
     assert_eq!(r.status, 200);
 }
+
+#[test]
+fn no_worker_loop_starts_before_every_worker_finished_setup() {
+    // Worker 1's setup is slow; worker 0's loop must not run (and so could not report
+    // readiness from a listen callback) until worker 1's setup is done.
+    let setup_done = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let loop_started = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (d, l) = (setup_done.clone(), loop_started.clone());
+    let t0 = std::time::Instant::now();
+    let options = ClusterOptions {
+        workers: 2,
+        ..ClusterOptions::default()
+    };
+    cluster::run(options, move |lp, worker| {
+        if worker == 1 {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        d.lock().unwrap().push((worker, t0.elapsed()));
+        let l = l.clone();
+        lp.next_tick(move |_lp| l.lock().unwrap().push((worker, t0.elapsed())));
+        Ok(())
+    })
+    .unwrap();
+    let setup_done = setup_done.lock().unwrap().clone();
+    let loop_started = loop_started.lock().unwrap().clone();
+    assert_eq!((setup_done.len(), loop_started.len()), (2, 2));
+    let last_setup = setup_done.iter().map(|&(_, t)| t).max().unwrap();
+    for &(worker, started) in &loop_started {
+        assert!(
+            started >= last_setup,
+            "worker {worker}'s loop ran at {started:?}, before the last setup finished at {last_setup:?}"
+        );
+    }
+}
