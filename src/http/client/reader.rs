@@ -399,16 +399,16 @@ impl ResponseReader {
                         Ok(Decoded::NeedMore) => return Ok(None),
                         Ok(Decoded::Done) => {
                             let trailers = decoder.take_trailers();
-                            let Reading::Body { head, body, .. } =
-                                std::mem::replace(&mut self.state, Reading::Done)
-                            else {
-                                unreachable!("matched above");
-                            };
-                            return Ok(Some(ClientResponse {
-                                head,
-                                body: body.freeze(),
-                                trailers,
-                            }));
+                            // The state is `Body` (matched above): take its head and body out.
+                            let done = std::mem::replace(&mut self.state, Reading::Done);
+                            return Ok(match done {
+                                Reading::Body { head, body, .. } => Some(ClientResponse {
+                                    head,
+                                    body: body.freeze(),
+                                    trailers,
+                                }),
+                                _ => None,
+                            });
                         }
                         Err(e) => return Err(body_error(e)),
                     }
