@@ -59,8 +59,10 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-fn fixture_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("oneloop-static-{}", std::process::id()));
+/// A fresh fixture directory per test (`tag`): tests run in parallel threads, and rewriting one
+/// shared directory raced with another test reading it.
+fn fixture_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("oneloop-static-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(dir.join("sub")).unwrap();
     std::fs::write(dir.join("index.html"), "<h1>home</h1>").unwrap();
     std::fs::write(dir.join("hello.txt"), "0123456789").unwrap();
@@ -90,7 +92,7 @@ fn seed_example_over_a_socket() {
 
 #[test]
 fn static_files_serve_index_types_and_refuse_dotfiles_and_traversal() {
-    let dir = fixture_dir();
+    let dir = fixture_dir("static");
     let root = dir.clone();
     let addr = serve(move || {
         let mut app = App::new();
@@ -127,7 +129,7 @@ fn static_files_serve_index_types_and_refuse_dotfiles_and_traversal() {
 
 #[test]
 fn send_file_answers_304_on_etag_and_206_or_416_on_ranges() {
-    let dir = fixture_dir();
+    let dir = fixture_dir("send-file");
     let file = dir.join("hello.txt");
     let addr = serve(move || {
         let mut app = App::new();
