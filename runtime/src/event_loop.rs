@@ -218,8 +218,8 @@ pub struct Loop {
     /// Scratch list of `(key, seq)` due in this timers phase (kept to reuse its allocation).
     ready_timers: Vec<(Key, u64)>,
 
-    /// Queued immediates in order, a ring buffer (no free list to chase): the id of
-    /// `immediates[i]` is `immediate_base + i`.
+    /// Queued immediates in order, a ring buffer (arming writes at the back, the check phase
+    /// reads from the front): the id of `immediates[i]` is `immediate_base + i`.
     pub(crate) immediates: VecDeque<Immediate>,
     /// The id of `immediates[0]`: the number of immediates ever popped.
     immediate_base: u64,
@@ -955,9 +955,14 @@ impl Loop {
         id
     }
 
+    /// Where immediate `id` sits in the queue, if it has not been popped yet.
+    fn immediate_index(&self, id: ImmediateId) -> Option<usize> {
+        usize::try_from(id.0.checked_sub(self.immediate_base)?).ok()
+    }
+
     /// The immediate `id` if it is still queued and not cleared.
     fn immediate_mut(&mut self, id: ImmediateId) -> Option<&mut Immediate> {
-        let index = usize::try_from(id.0.checked_sub(self.immediate_base)?).ok()?;
+        let index = self.immediate_index(id)?;
         self.immediates
             .get_mut(index)
             .filter(|imm| imm.callback.is_some())
@@ -1227,13 +1232,11 @@ impl Loop {
     pub fn has_ref(&self, handle: impl Into<Handle>) -> Result<bool, HandleError> {
         let refed = match handle.into() {
             Handle::Timer(id) => self.timers.get(id.0).map(|t| t.refed),
-            Handle::Immediate(id) => {
-                let index = id.0.checked_sub(self.immediate_base);
-                index
-                    .and_then(|i| self.immediates.get(usize::try_from(i).ok()?))
-                    .filter(|i| i.callback.is_some())
-                    .map(|i| i.refed)
-            }
+            Handle::Immediate(id) => self
+                .immediate_index(id)
+                .and_then(|i| self.immediates.get(i))
+                .filter(|i| i.callback.is_some())
+                .map(|i| i.refed),
             Handle::Signal(id) => self.signal_watchers.get(id.0).map(|s| s.refed),
             Handle::Tcp(id) => self.net.socket_refed(id),
             Handle::Server(id) => self.net.server_refed(id),

@@ -152,7 +152,6 @@ impl Conn {
         }
     }
 
-    /// Idle between requests with nothing buffered: safe to close at any moment.
     /// Takes an output buffer from the server's pool if this connection handed its own back
     /// while idle; call before writing to `out`.
     pub(crate) fn refill_out(&mut self) {
@@ -161,6 +160,7 @@ impl Conn {
         }
     }
 
+    /// Idle between requests with nothing buffered: safe to close at any moment.
     pub(crate) fn is_idle(&self) -> bool {
         self.phase == Phase::Idle && self.inbuf.is_empty()
     }
