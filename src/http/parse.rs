@@ -881,14 +881,7 @@ fn finish_head(
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             te_seen = true;
             for_each_element(value, |element| {
-                let coding = element
-                    .split(|&b| b == b';')
-                    .next()
-                    .unwrap_or(&[])
-                    .trim_ascii();
-                if coding.is_empty() || !coding.iter().all(|&b| is_tchar(b)) {
-                    return Err(ParseError::BadTransferEncoding);
-                }
+                let coding = transfer_coding(element).ok_or(ParseError::BadTransferEncoding)?;
                 let is_chunked = coding.eq_ignore_ascii_case(b"chunked");
                 if is_chunked && (chunked_seen || coding.len() != element.len()) {
                     // chunked twice, or chunked with parameters.
@@ -955,8 +948,16 @@ fn finish_head(
     })
 }
 
-/// `1*DIGIT` as a `u64`, `None` on anything else or overflow.
-fn parse_decimal(digits: &[u8]) -> Option<u64> {
+/// The coding name of one `Transfer-Encoding` list element (before any `;` parameters, OWS
+/// trimmed), or `None` if it is not a token.
+pub(crate) fn transfer_coding(element: &[u8]) -> Option<&[u8]> {
+    let coding = element.split(|&b| b == b';').next()?.trim_ascii();
+    (!coding.is_empty() && coding.iter().all(|&b| is_tchar(b))).then_some(coding)
+}
+
+/// `1*DIGIT` as a `u64`, `None` on anything else or overflow (Content-Length, for requests
+/// here and for responses in the client).
+pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {
         return None;
     }

@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use super::ClientError;
 use crate::http::decode::{BodyDecoder, DecodeLimits, Decoded, Trailers};
 use crate::http::error::ParseError;
-use crate::http::parse::{is_tchar, BodyKind, Version};
+use crate::http::parse::{parse_decimal, transfer_coding, BodyKind, Version};
 
 /// A parsed response head: the bytes, and the status line and fields as ranges into them.
 ///
@@ -125,14 +125,7 @@ fn framing<'a>(
         if name.eq_ignore_ascii_case(b"transfer-encoding") {
             te = true;
             for coding in list_elements(value) {
-                let token = coding
-                    .split(|&b| b == b';')
-                    .next()
-                    .unwrap_or(&[])
-                    .trim_ascii();
-                if token.is_empty() || !token.iter().all(|&b| is_tchar(b)) {
-                    return Err(bad("invalid Transfer-Encoding"));
-                }
+                let token = transfer_coding(coding).ok_or(bad("invalid Transfer-Encoding"))?;
                 let is_chunked = token.eq_ignore_ascii_case(b"chunked");
                 if is_chunked && chunked_seen {
                     return Err(bad("chunked applied twice"));
@@ -177,18 +170,6 @@ fn framing<'a>(
 /// yielded as empty so the caller can refuse it.
 fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
-}
-
-/// `1*DIGIT` as a `u64`; `None` on anything else or overflow.
-fn parse_decimal(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |n, &b| {
-        b.is_ascii_digit()
-            .then_some(())
-            .and_then(|()| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))
-    })
 }
 
 /// Outcome of scanning for the end of a head.
