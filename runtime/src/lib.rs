@@ -21,7 +21,9 @@
 
 pub mod chrome_trace;
 mod clock;
+pub mod dns;
 mod event_loop;
+pub mod fs;
 mod handle;
 mod introspect;
 pub mod metrics;
