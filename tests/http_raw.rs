@@ -73,6 +73,7 @@ fn rejection_table() -> Vec<(&'static str, Vec<u8>, u16)> {
         ("TE and CL", r("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n"), 400),
         ("TE not ending in chunked", r("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), 400),
         ("TE gzip only", r("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n"), 400),
+        ("TE gzip, chunked", r("POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"), 501),
         ("TE chunked twice", r("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"), 400),
         ("chunked on HTTP/1.0", r("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 400),
         ("bad chunk size", r("POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n"), 400),
@@ -186,6 +187,27 @@ fn accepted_forms_answer_200() {
     let mut c = srv.connect();
     c.send("GET http://h/n/abs?x=1 HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(c.read_response().body, b"abs");
+}
+
+#[test]
+fn unsupported_transfer_coding_gets_501() {
+    // RFC 9112 §6.1: the handler must never see gzip-coded bytes as the body.
+    for te in ["gzip, chunked", "deflate,chunked", "x-custom ;q=1, chunked"] {
+        let mut c = server().connect();
+        c.send(format!(
+            "POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: {te}\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        ));
+        let r = c.read_response();
+        assert_eq!(r.status, 501, "{te}");
+        assert!(r.closes(), "{te}");
+        assert!(c.is_closed(), "{te}");
+    }
+    // The split form is the same list (RFC 9110 §5.3).
+    let mut c = server().connect();
+    c.send(format!(
+        "POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    ));
+    assert_eq!(c.read_response().status, 501);
 }
 
 #[test]
