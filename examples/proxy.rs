@@ -11,10 +11,14 @@
 //! `http.request(...)` answered into `res`). Meanwhile the loop serves other connections.
 //!
 //! Each request's body is collected (up to 1 MiB, else 413) and forwarded with the method, path,
-//! query and end-to-end headers. Hop-by-hop headers (RFC 9110 §7.6.1) are dropped both ways; a
-//! chunked upstream body goes out with a Content-Length. An upstream that is down or answers
-//! garbage gives 502; one silent for 5 s (`--timeout-ms`) gives 504. Upstream connections are
-//! reused through one keep-alive `http::Agent` (at most 16 open). Tested by tests/proxy_example.rs.
+//! query and end-to-end headers. Hop-by-hop headers (RFC 9110 §7.6.1: the fixed list and every
+//! field named in `Connection`) are dropped both ways. What goes out is framed by what is
+//! sent: a chunked upstream body goes out with its own Content-Length (the client drops an
+//! upstream Content-Length that came with Transfer-Encoding, RFC 9112 §6.3). An upstream that
+//! is down or answers garbage gives 502. Every request gets 504 unless its answer is back 5 s
+//! (`--timeout-ms`) after it arrived, time waiting for an upstream connection included. Upstream
+//! connections are reused through one keep-alive `http::Agent` (at most 16 open, at most 256
+//! requests waiting: more get 503 at once). Tested by tests/proxy_example.rs.
 mod common;
 
 use oneloop::http::{
@@ -24,8 +28,11 @@ use oneloop::runtime::Loop;
 
 /// Largest request body forwarded; more is 413.
 const MAX_BODY: usize = 1 << 20;
-/// How long the upstream may stay silent before the proxy answers 504 (`--timeout-ms`).
+/// How long after its arrival a request is answered 504 if the upstream has not answered
+/// (`--timeout-ms`).
 const UPSTREAM_TIMEOUT_MS: u64 = 5_000;
+/// Requests waiting for an upstream connection; more are answered 503 at once.
+const MAX_QUEUED: usize = 256;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 fn is_hop_by_hop(name: &str) -> bool {
@@ -43,6 +50,17 @@ fn is_hop_by_hop(name: &str) -> bool {
     HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
+/// Whether `name` is hop-by-hop in a message whose `Connection` fields are `connection`: one
+/// of the fixed list, or named by `Connection` (RFC 9110 §7.6.1).
+fn is_hop(name: &str, connection: &[&[u8]]) -> bool {
+    is_hop_by_hop(name)
+        || connection.iter().any(|value| {
+            value
+                .split(|&b| b == b',')
+                .any(|option| option.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+        })
+}
+
 /// The upstream request for `req` (its body is added once collected).
 fn upstream_request(
     upstream: &str,
@@ -50,11 +68,17 @@ fn upstream_request(
     req: &Request,
 ) -> Result<ClientRequest, ClientError> {
     let url = format!("http://{upstream}{}", req.target());
-    let mut out = ClientRequest::new(req.method(), &url)?.timeout_ms(timeout_ms);
+    // A deadline from now: queue time and connecting included, not just upstream silence.
+    let mut out = ClientRequest::new(req.method(), &url)?.deadline_ms(timeout_ms);
+    let connection: Vec<&[u8]> = req
+        .headers()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+        .map(|(_, v)| v)
+        .collect();
     for (name, value) in req.headers() {
         // The client writes Host (the upstream's) and frames the body (Content-Length) itself.
         let own = name.eq_ignore_ascii_case("host") || name.eq_ignore_ascii_case("content-length");
-        if !is_hop_by_hop(name) && !own {
+        if !is_hop(name, &connection) && !own {
             out = out.header(name, value);
         }
     }
@@ -66,16 +90,23 @@ fn reply(res: &Response, result: Result<ClientResponse, ClientError>) {
     match result {
         Ok(up) => {
             res.status(up.status());
-            // Content-Length passes through: it matches the decoded body (the client checked
-            // the framing), and it is what a HEAD response must keep.
+            // Content-Length passes through: the client exposes it only when it framed the
+            // body (never with Transfer-Encoding), so it matches the decoded body, and it is
+            // what a HEAD response must keep. Without it `end` frames what is sent.
+            let connection: Vec<&[u8]> = up
+                .headers()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+                .map(|(_, v)| v)
+                .collect();
             for (name, value) in up.headers() {
-                if !is_hop_by_hop(name) {
+                if !is_hop(name, &connection) {
                     let _ = res.append_header(name.to_owned(), value.to_vec());
                 }
             }
             res.end(up.body());
         }
         Err(ClientError::Timeout) => res.status(504).end("upstream timed out\n"),
+        Err(ClientError::QueueFull) => res.status(503).end("too many requests waiting\n"),
         Err(e) => res.status(502).end(format!("bad gateway: {e}\n")),
     }
 }
@@ -93,7 +124,10 @@ fn main() -> std::io::Result<()> {
     let listen = args.listen_addr(8080);
 
     let mut lp = Loop::new()?;
-    let agent = Agent::new(AgentOptions::default());
+    let agent = Agent::new(AgentOptions {
+        max_queued_per_host: MAX_QUEUED,
+        ..AgentOptions::default()
+    });
     let up = upstream.clone();
     let server = http::create_server(&mut lp, move |_lp: &mut Loop, req: Request, res| {
         let forward = match upstream_request(&up, timeout_ms, &req) {

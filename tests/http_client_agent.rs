@@ -566,3 +566,48 @@ fn agent_destroy_closes_idle_connections_and_fails_waiting_requests() {
     assert_eq!(seen, [0, 1]);
     assert_eq!(server.accepted(), 2);
 }
+
+#[test]
+fn agent_queue_past_its_bound_fails_with_queue_full_and_deadline_counts_queue_time() {
+    let (results, queued) = on_loop(|lp| {
+        let server = http::create_server(lp, move |lp, _req, res| {
+            lp.set_timeout(300, move |_lp| res.end("done"));
+        });
+        let addr = server.listen(lp, "127.0.0.1:0", |_lp, _| {}).unwrap();
+        let agent = Agent::new(AgentOptions {
+            max_sockets_per_host: 1,
+            max_queued_per_host: 2,
+            ..AgentOptions::default()
+        });
+        let results: Results = Rc::default();
+        let url = format!("http://{addr}/");
+        // 0 runs (300 ms); 1 waits with a 100 ms deadline; 2 waits; 3 finds the queue full.
+        let reqs = [
+            get(&url, &agent),
+            get(&url, &agent).deadline_ms(100),
+            get(&url, &agent),
+            get(&url, &agent),
+        ];
+        for req in reqs {
+            let (r, s) = (Rc::clone(&results), server.clone());
+            send(lp, req, &results, move |lp| {
+                if r.borrow().len() == 4 {
+                    s.close(lp, |_lp| {});
+                }
+            });
+        }
+        let queued = agent.queued_requests();
+        Box::new(move |_lp| (summary(&results.borrow()), queued))
+    });
+    assert_eq!(queued, 2, "one running, two waiting, one refused");
+    // In completion order: the refusal at once, the deadline while waiting, then the two.
+    assert_eq!(
+        results,
+        vec![
+            Err(ClientError::QueueFull),
+            Err(ClientError::Timeout),
+            Ok(200),
+            Ok(200)
+        ]
+    );
+}

@@ -73,6 +73,7 @@ fn rejection_table() -> Vec<(&'static str, Vec<u8>, u16)> {
         ("TE and CL", r("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n"), 400),
         ("TE not ending in chunked", r("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), 400),
         ("TE gzip only", r("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n"), 400),
+        ("TE gzip, chunked", r("POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"), 501),
         ("TE chunked twice", r("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"), 400),
         ("chunked on HTTP/1.0", r("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), 400),
         ("bad chunk size", r("POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n"), 400),
@@ -189,6 +190,27 @@ fn accepted_forms_answer_200() {
 }
 
 #[test]
+fn unsupported_transfer_coding_gets_501() {
+    // RFC 9112 §6.1: the handler must never see gzip-coded bytes as the body.
+    for te in ["gzip, chunked", "deflate,chunked", "x-custom ;q=1, chunked"] {
+        let mut c = server().connect();
+        c.send(format!(
+            "POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: {te}\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        ));
+        let r = c.read_response();
+        assert_eq!(r.status, 501, "{te}");
+        assert!(r.closes(), "{te}");
+        assert!(c.is_closed(), "{te}");
+    }
+    // The split form is the same list (RFC 9110 §5.3).
+    let mut c = server().connect();
+    c.send(format!(
+        "POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    ));
+    assert_eq!(c.read_response().status, 501);
+}
+
+#[test]
 fn expect_100_continue_gets_interim_response_before_the_final_one() {
     let mut c = server().connect();
     c.send("POST /echo HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
@@ -199,6 +221,117 @@ fn expect_100_continue_gets_interim_response_before_the_final_one() {
     assert_eq!(resp.status, 200);
     assert_eq!(resp.body, b"hello");
     assert!(!resp.closes());
+}
+
+#[test]
+fn declared_length_over_limit_gets_413_before_body_is_read() {
+    // /echo collects up to 1 MiB; 100 MiB are declared and none sent.
+    let mut c = server().connect();
+    let (resp, took) = timed(|| {
+        c.send(format!(
+            "POST /echo HTTP/1.1\r\n{H}Content-Length: {}\r\n\r\n",
+            100 << 20
+        ));
+        c.read_response()
+    });
+    assert_eq!(resp.status, 413);
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // The rest is more than the server would discard: the connection closes.
+    assert!(resp.closes());
+    assert!(c.is_closed());
+    // A small excess is discarded and the connection kept (the drain rule).
+    let mut c = server().connect();
+    let body = vec![b'x'; (1 << 20) + 1];
+    c.send(format!(
+        "POST /echo HTTP/1.1\r\n{H}Content-Length: {}\r\n\r\n",
+        body.len()
+    ));
+    assert_eq!(c.read_response().status, 413);
+}
+
+#[test]
+fn expect_continue_over_limit_gets_413_not_100() {
+    let mut c = server().connect();
+    c.send(format!(
+        "POST /echo HTTP/1.1\r\n{H}Expect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        100 << 20
+    ));
+    let resp = c.read_response();
+    assert_eq!(resp.status, 413, "the final status instead of 100 Continue");
+    assert!(resp.closes(), "the body may never come: last response");
+    assert!(c.is_closed());
+    // A handler that answers without reading the body sends no 100 either.
+    let mut c = server().connect();
+    c.send(format!(
+        "POST /n/1 HTTP/1.1\r\n{H}Expect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+    ));
+    let resp = c.read_response();
+    assert_eq!((resp.status, &resp.body[..]), (200, &b"1"[..]));
+    assert!(resp.closes());
+}
+
+/// Waits (up to 5 s) until the server holds `n` collected body bytes.
+fn wait_buffered(srv: &TestServer, n: u64) -> u64 {
+    let t = std::time::Instant::now();
+    loop {
+        let got = srv.run(|_lp, s| s.buffered_body_bytes());
+        if got == n || t.elapsed() > Duration::from_secs(5) {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn bodies_past_the_server_budget_get_503_and_the_budget_is_released() {
+    const K: usize = 1024;
+    let srv = spawn_server(
+        ServerConfig {
+            max_buffered_body_bytes: Some(1 << 20),
+            ..ServerConfig::default()
+        },
+        false,
+    );
+    let post = |len: usize| format!("POST /echo HTTP/1.1\r\n{H}Content-Length: {len}\r\n\r\n");
+    // A stalls after 800 KiB of 900: held against the 1 MiB budget.
+    let mut a = srv.connect();
+    a.send(post(900 * K));
+    a.send(vec![b'a'; 800 * K]);
+    assert_eq!(wait_buffered(&srv, (800 * K) as u64), (800 * K) as u64);
+    // B declares more than is left: 503 before its body is read.
+    let mut b = srv.connect();
+    b.send(post(300 * K));
+    let r = b.read_response();
+    assert_eq!(r.status, 503);
+    // C is chunked (no declared length): refused once it outgrows what is left.
+    let mut c = srv.connect();
+    c.send(format!(
+        "POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\n\r\n"
+    ));
+    for _ in 0..4 {
+        if !c.try_send(format!("{:x}\r\n{}\r\n", 100 * K, "c".repeat(100 * K))) {
+            break;
+        }
+    }
+    assert_eq!(c.read_response().status, 503);
+    assert!(c.is_closed());
+    assert_eq!(wait_buffered(&srv, (800 * K) as u64), (800 * K) as u64);
+    // A completes: echoed, and its bytes go back to the budget.
+    a.send(vec![b'a'; 100 * K]);
+    let r = a.read_response();
+    assert_eq!((r.status, r.body.len()), (200, 900 * K));
+    assert_eq!(wait_buffered(&srv, 0), 0);
+    // A stalled upload whose connection closes gives its bytes back too.
+    let mut d = srv.connect();
+    d.send(post(900 * K));
+    d.send(vec![b'd'; 500 * K]);
+    assert_eq!(wait_buffered(&srv, (500 * K) as u64), (500 * K) as u64);
+    drop(d);
+    assert_eq!(wait_buffered(&srv, 0), 0);
+    let mut e = srv.connect();
+    e.send(post(900 * K));
+    e.send(vec![b'e'; 900 * K]);
+    assert_eq!(e.read_response().status, 200);
 }
 
 #[test]

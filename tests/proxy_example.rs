@@ -122,3 +122,138 @@ fn a_dead_upstream_gives_502_and_a_silent_one_504() {
     assert_eq!(r.status, 504, "{:?}", String::from_utf8_lossy(&r.body));
     drop(silent);
 }
+
+/// A raw upstream on its own threads: `respond` gets each request head and returns the
+/// response bytes, or `None` to hang (hold the connection, answer nothing). Every head it
+/// receives goes to the returned channel.
+fn raw_upstream(
+    respond: fn(&str) -> Option<&'static str>,
+) -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                // Bounded: a hanging connection ends after 15 s at most.
+                let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
+                    buf.drain(..end + 4);
+                    let _ = tx.send(head.clone());
+                    match respond(&head) {
+                        Some(answer) => {
+                            if s.write_all(answer.as_bytes()).is_err() {
+                                return;
+                            }
+                        }
+                        None => {
+                            let _ = s.read(&mut chunk); // hang until EOF or the timeout
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn proxy_drops_content_length_when_upstream_sends_chunked_and_length() {
+    let (port, _heads) = raw_upstream(|_head| {
+        Some(
+            "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n\
+             5\r\nhello\r\n0\r\n\r\n",
+        )
+    });
+    let (_proxy, proxy) = start_proxy(port, &[]);
+    // Two requests on one keep-alive connection: a wrong length would desync the second.
+    let mut c = Client::connect(proxy);
+    for _ in 0..2 {
+        c.send("GET /x HTTP/1.1\r\nHost: p\r\n\r\n");
+        let r = c.read_response();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
+        assert_eq!(
+            r.header("content-length"),
+            Some("5"),
+            "framed by what is sent"
+        );
+        assert_eq!(r.header("transfer-encoding"), None);
+    }
+}
+
+#[test]
+fn proxy_removes_headers_named_in_connection_both_ways() {
+    let (port, heads) = raw_upstream(|_head| {
+        Some(
+            "HTTP/1.1 200 OK\r\nConnection: x-up-secret, keep-alive\r\nX-Up-Secret: 1\r\n\
+             X-Up-Kept: 2\r\nContent-Length: 2\r\n\r\nok",
+        )
+    });
+    let (_proxy, proxy) = start_proxy(port, &[]);
+    let r = exchange(
+        proxy,
+        "GET /x HTTP/1.1\r\nHost: p\r\nConnection: X-Client-Secret\r\nX-Client-Secret: a\r\n\
+         X-Client-Kept: b\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-up-secret"), None);
+    assert_eq!(r.header("x-up-kept"), Some("2"));
+    let head = heads
+        .recv_timeout(WAIT)
+        .expect("the upstream saw the request");
+    let lower = head.to_ascii_lowercase();
+    assert!(!lower.contains("x-client-secret"), "{head}");
+    assert!(lower.contains("x-client-kept: b"), "{head}");
+}
+
+#[test]
+fn proxy_answers_from_arrival_even_behind_a_queue_of_hanging_requests() {
+    let (port, _heads) = raw_upstream(|head| {
+        head.starts_with("GET /ok ")
+            .then_some("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    });
+    const DEADLINE_MS: u64 = 1_500;
+    let (_proxy, proxy) = start_proxy(port, &["--timeout-ms", &DEADLINE_MS.to_string()]);
+    // 48 requests hang upstream: 16 on connections, 32 queued in the agent.
+    let hanging: Vec<Client> = (0..48)
+        .map(|_| {
+            let mut c = Client::connect(proxy);
+            c.send("GET /hang HTTP/1.1\r\nHost: p\r\n\r\n");
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let r = exchange(proxy, "GET /ok HTTP/1.1\r\nHost: p\r\n\r\n");
+    let took = started.elapsed();
+    // The hanging ones get 504 at their deadlines (1.5 s after they arrived), freeing the
+    // connections: the healthy request is answered (or gets 504) within its own deadline,
+    // not after three rounds of upstream timeouts (4.5 s).
+    assert!(
+        r.status == 200 || r.status == 504,
+        "{} {:?}",
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
+    assert!(
+        took < Duration::from_millis(DEADLINE_MS + 500),
+        "answered after {took:?}"
+    );
+    for mut c in hanging {
+        assert_eq!(c.read_response().status, 504);
+    }
+}

@@ -362,3 +362,42 @@ fn threaded_connection_cap_queues_extra_clients() {
     );
     listening.close();
 }
+
+/// The backlog of the socket listening on `port`: `ss -ltn` shows it as the Send-Q of a
+/// listening socket.
+fn listen_backlog(port: u16) -> u32 {
+    let out = std::process::Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{port}")])
+        .output()
+        .expect("ss (iproute2) runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("no listener on {port}: {text:?}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    // State Recv-Q Send-Q Local Peer
+    cols[2]
+        .parse()
+        .unwrap_or_else(|_| panic!("Send-Q in {line:?}"))
+}
+
+#[test]
+fn threaded_listens_with_the_same_backlog_as_the_loop_server() {
+    let threaded = start(ThreadedConfig::default());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lp = oneloop::runtime::Loop::new().expect("loop");
+        let server = oneloop::http::create_server(&mut lp, |_lp, _req, res| res.end("hi"));
+        let addr = server
+            .listen(&mut lp, "127.0.0.1:0", |_lp, _addr| {})
+            .expect("listen");
+        tx.send(addr).expect("send the address");
+        let _ = lp.run();
+    });
+    let looped = rx.recv().expect("the loop server's address");
+    let ours = listen_backlog(threaded.local_addr().port());
+    let theirs = listen_backlog(looped.port());
+    // Capped by net.core.somaxconn (4096 by default since Linux 5.4).
+    assert_eq!((ours, theirs), (511, 511));
+}

@@ -8,7 +8,8 @@ pub const JSON: &[u8] = br#"{"message":"Hello, World!"}"#;
 /// Largest body `/echo` accepts (413 above).
 pub const ECHO_LIMIT: usize = 16 * 1024 * 1024;
 
-/// `POST /echo`: the body back, with its content type (413 past [`ECHO_LIMIT`]).
+/// `POST /echo`: the body back, with its content type (413 past [`ECHO_LIMIT`], at once when a
+/// larger Content-Length is declared; 503 when the server's body budget is full).
 pub fn echo(req: Request, res: Response) {
     let content_type = req.header("content-type").map(str::to_owned);
     req.collect(ECHO_LIMIT, move |_lp, body| match body {
@@ -19,7 +20,7 @@ pub fn echo(req: Request, res: Response) {
             res.end(&body);
         }
         Err(e) => {
-            res.status(413).end(e.to_string());
+            res.status(e.status()).end(e.to_string());
         }
     });
 }

@@ -160,6 +160,9 @@ fn parser(kind: Kind, options: BodyOptions) -> Middleware {
                     next.error(AppError::new(413, "request entity too large"))
                 }
                 Err(BodyError::Aborted) => next.error(AppError::new(400, "request aborted")),
+                Err(e @ BodyError::Overloaded) => {
+                    next.error(AppError::new(e.status(), "server busy"))
+                }
             }),
         }
     })

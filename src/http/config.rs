@@ -2,6 +2,10 @@
 
 use oneloop_runtime::ListenOptions;
 
+/// Default [`ServerConfig::max_buffered_body_bytes`]: 256 MiB, sixteen 16 MiB uploads (the
+/// largest `examples/hello.rs` echoes) in memory at once.
+pub const DEFAULT_MAX_BUFFERED_BODY_BYTES: u64 = 256 << 20;
+
 /// Limits and timeouts of an HTTP server ([`create_server_with`](super::create_server_with)).
 ///
 /// Every limit answers with a status and closes the connection when the framing can no longer be
@@ -17,6 +21,14 @@ pub struct ServerConfig {
     /// Largest request body; a larger Content-Length (or chunked total) answers 413. `None`: no
     /// limit (Node's default; the app layer's body parsers set their own).
     pub max_body_size: Option<u64>,
+    /// Request body bytes the server holds in memory at once, all connections together: what
+    /// [`Request::collect`](super::Request::collect) (and so the app layer's body parsers)
+    /// has buffered and not yet handed to its callback. A request whose declared length does
+    /// not fit in what is left, or whose body outgrows it, gets
+    /// [`BodyError::Overloaded`](super::BodyError::Overloaded) (503) and its connection is
+    /// closed instead of the process growing. `None`: no budget. Default 256 MiB (Node has
+    /// none: it buffers nothing itself).
+    pub max_buffered_body_bytes: Option<u64>,
     /// Time allowed to receive a request head, from its first byte (or from accept for a new
     /// connection): 408 after (Node `headersTimeout`, 60 s).
     pub headers_timeout_ms: u64,
@@ -59,6 +71,7 @@ impl Default for ServerConfig {
             max_headers_count: 2000,
             max_request_line: 8 * 1024,
             max_body_size: None,
+            max_buffered_body_bytes: Some(DEFAULT_MAX_BUFFERED_BODY_BYTES),
             headers_timeout_ms: 60_000,
             request_timeout_ms: 300_000,
             keep_alive_timeout_ms: 5_000,

@@ -71,6 +71,30 @@ pub(crate) struct BodyState {
     pub(crate) consumed: bool,
     pub(crate) done: bool,
     pub(crate) received: u64,
+    /// `Expect: 100-continue` with `auto_continue`: the interim response is sent when the body
+    /// is first asked for, so a handler that refuses the request (413 on its declared length)
+    /// answers instead of inviting the body. Still set when the response goes out: the client
+    /// may never send the body, so that response closes the connection.
+    pub(crate) continue_owed: bool,
+}
+
+impl BodyState {
+    /// Body bytes still to come according to a `Content-Length` (`None` when chunked).
+    fn declared_remaining(&self) -> Option<u64> {
+        match self.decoder {
+            BodyDecoder::Length { remaining } => Some(remaining),
+            _ => None,
+        }
+    }
+
+    /// Whether a response sent now, with the body unread, must be the connection's last: the
+    /// body will not be discarded (more than `max_drain` declared), or may never come (the
+    /// client expects `100 Continue` and got none, RFC 9110 §10.1.1).
+    pub(crate) fn unread_ends_connection(&self, max_drain: u64) -> bool {
+        !self.done
+            && !self.consumed
+            && (self.continue_owed || self.declared_remaining().is_some_and(|n| n > max_drain))
+    }
 }
 
 /// One request/response exchange.
@@ -386,6 +410,10 @@ fn dispatch(lp: &mut Loop, conn: &ConnRef, head: RequestHead, body_kind: BodyKin
         let last = cfg.max_requests_per_socket > 0 && c.served >= cfg.max_requests_per_socket;
         let keep_alive = head.keep_alive() && !last && !c.close_after && !c.shared.is_closing();
         let body_done = matches!(body_kind, BodyKind::Empty | BodyKind::Length(0));
+        let continue_owed = head.expect_continue()
+            && head.version() == Version::Http11
+            && cfg.auto_continue
+            && !body_done;
         c.deadline = if body_done {
             None
         } else {
@@ -404,18 +432,12 @@ fn dispatch(lp: &mut Loop, conn: &ConnRef, head: RequestHead, body_kind: BodyKin
                 consumed: false,
                 done: body_done,
                 received: 0,
+                continue_owed,
             },
             // A header Vec from the server's pool: no allocation per request.
             res: ResponseState::with_headers(c.shared.response_headers.take()),
         });
         c.phase = Phase::InFlight;
-        if head.expect_continue()
-            && head.version() == Version::Http11
-            && c.shared.config.auto_continue
-        {
-            c.refill_out();
-            c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-        }
         c.in_dispatch = true;
         (seq, Rc::clone(&c.shared), c.handle.clone(), c.remote)
     };
@@ -449,7 +471,13 @@ fn advance_exchange(lp: &mut Loop, conn: &ConnRef) -> bool {
                     return false;
                 }
             } else if ex.body.consumed || ex.res.finished {
-                if ex.res.finished && !ex.body.consumed && ex.body.received > max_drain {
+                // Unread body after the response: discard up to max_drain_bytes. Give up at
+                // once when the declared rest is larger anyway, or when the client was told
+                // nothing about sending it (`Expect: 100-continue` never answered).
+                let give_up = ex.body.received > max_drain
+                    || ex.body.declared_remaining().is_some_and(|n| n > max_drain)
+                    || ex.body.continue_owed;
+                if ex.res.finished && !ex.body.consumed && give_up {
                     BodyStep::GiveUp
                 } else {
                     match ex.body.decoder.decode(&mut c.inbuf, &limits) {
@@ -484,7 +512,8 @@ fn advance_exchange(lp: &mut Loop, conn: &ConnRef) -> bool {
                 with_dispatch(conn, || cb(lp, &bytes));
                 let mut c = conn.borrow_mut();
                 if let Some(ex) = c.ex.as_mut() {
-                    if ex.body.on_data.is_none() {
+                    // Not if the callback replaced itself or gave up on the body.
+                    if ex.body.on_data.is_none() && ex.body.consumed {
                         ex.body.on_data = Some(cb);
                     }
                 }
@@ -529,6 +558,36 @@ fn with_dispatch(conn: &ConnRef, f: impl FnOnce()) {
     let was = std::mem::replace(&mut conn.borrow_mut().in_dispatch, true);
     f();
     conn.borrow_mut().in_dispatch = was;
+}
+
+/// The handler asks for the body of exchange `seq` (`on_data`, `on_end`, `collect`): decode
+/// it from now on, sending the owed `100 Continue` first.
+pub(crate) fn want_body(conn: &ConnRef, seq: u64) {
+    let mut guard = conn.borrow_mut();
+    let c = &mut *guard;
+    let Some(ex) = c.ex.as_mut().filter(|e| e.seq == seq) else {
+        return;
+    };
+    ex.body.consumed = true;
+    if std::mem::take(&mut ex.body.continue_owed) && !ex.res.headers_sent {
+        c.refill_out();
+        c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+}
+
+/// The handler gave up on the body of exchange `seq` (`collect` past its limit or the
+/// server's budget): its callbacks are dropped and the rest is treated as unread (discarded
+/// after the response up to `max_drain_bytes`, else the connection closes).
+pub(crate) fn abandon_body(conn: &ConnRef, seq: u64) {
+    let callbacks = {
+        let mut c = conn.borrow_mut();
+        let Some(ex) = c.exchange(seq) else {
+            return;
+        };
+        ex.body.consumed = false;
+        (ex.body.on_data.take(), ex.body.on_end.take())
+    };
+    drop(callbacks); // outside the borrow: they may own the user's Response
 }
 
 /// Body read and response sent: keep the connection for the next request or close it.

@@ -62,6 +62,9 @@ pub enum ParseError {
     BadTransferEncoding,
     /// `Transfer-Encoding` on an HTTP/1.0 request (400).
     ChunkedOnHttp10,
+    /// `Transfer-Encoding` lists a coding other than `chunked` before the final `chunked`
+    /// (`gzip, chunked`): one the server does not implement (501, RFC 9112 §6.1).
+    UnsupportedTransferCoding,
     /// A chunk size is not `1*HEXDIG`, has trailing bytes, or overflows
     /// `u64` (400).
     BadChunkSize,
@@ -87,7 +90,7 @@ impl ParseError {
     pub fn status(self) -> u16 {
         match self {
             ParseError::UnsupportedVersion => 505,
-            ParseError::UnknownMethod => 501,
+            ParseError::UnknownMethod | ParseError::UnsupportedTransferCoding => 501,
             ParseError::UriTooLong => 414,
             ParseError::HeadTooLarge
             | ParseError::TooManyHeaders
@@ -124,6 +127,7 @@ impl ParseError {
             }
             ParseError::BadTransferEncoding => "invalid Transfer-Encoding",
             ParseError::ChunkedOnHttp10 => "Transfer-Encoding on HTTP/1.0",
+            ParseError::UnsupportedTransferCoding => "unsupported transfer coding",
             ParseError::BadChunkSize => "invalid chunk size",
             ParseError::BadChunkExtension => "invalid chunk extension",
             ParseError::MissingChunkCrlf => "missing CRLF in chunked body",
@@ -153,6 +157,7 @@ mod tests {
             (BadVersion, 400),
             (UnsupportedVersion, 505),
             (UnknownMethod, 501),
+            (UnsupportedTransferCoding, 501),
             (UriTooLong, 414),
             (HeadTooLarge, 431),
             (TooManyHeaders, 431),

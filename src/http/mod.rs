@@ -8,11 +8,13 @@
 //! server.rs   listen, connection registry, deadline sweep, graceful close
 //! request.rs  Request: head + body stream    response.rs  Response: status, headers, body
 //! pool.rs     server-wide pools of empty buffers (field lists, header lists, output buffers)
+//! budget.rs   the server-wide budget for buffered request body bytes
 //! client/     the client: http::request / http::get (mod.rs), URLs (url.rs), strict
 //!             response framing, the body collected (reader.rs), the keep-alive Agent (agent.rs)
 //! ```
 //! See docs/http.md for the state machine, the defaults and every limit with its status code.
 
+mod budget;
 pub mod client;
 mod config;
 mod conn;
@@ -31,7 +33,7 @@ pub use client::{
     get, request, Agent, AgentOptions, ClientError, ClientRequest, ClientResponse, NoAgent,
     DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_HEAD_SIZE,
 };
-pub use config::ServerConfig;
+pub use config::{ServerConfig, DEFAULT_MAX_BUFFERED_BODY_BYTES};
 pub use error::ParseError;
 pub use parse::{Method, Version};
 pub use request::{BodyError, Request};

@@ -922,6 +922,11 @@ fn finish_head(
         if te_codings == 0 || !chunked_last {
             return Err(ParseError::BadTransferEncoding);
         }
+        // RFC 9112 §6.1: a coding we do not implement (gzip, deflate, compress, ...) before
+        // the final chunked is 501; passing its coded bytes on as the body would be wrong.
+        if te_codings > 1 {
+            return Err(ParseError::UnsupportedTransferCoding);
+        }
         BodyKind::Chunked
     } else {
         match content_length {
@@ -1122,9 +1127,13 @@ mod tests {
         }
     );
 
-    req!(parses_chunked_after_other_codings, b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: CHUNKED\r\n\r\n", |head| {
-        assert_eq!(head.body_kind(), BodyKind::Chunked);
-    });
+    req!(
+        parses_chunked_in_any_case,
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: CHUNKED\r\n\r\n",
+        |head| {
+            assert_eq!(head.body_kind(), BodyKind::Chunked);
+        }
+    );
 
     req!(
         sees_expect_continue,
@@ -1309,6 +1318,8 @@ mod tests {
             (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", TransferEncodingWithContentLength),
             (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", BadTransferEncoding),
             (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", BadTransferEncoding),
+            (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", UnsupportedTransferCoding),
+            (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: CHUNKED\r\n\r\n", UnsupportedTransferCoding),
             (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", BadTransferEncoding),
             (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", BadTransferEncoding),
             (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked;x=1\r\n\r\n", BadTransferEncoding),

@@ -1,12 +1,15 @@
 //! The request as the handler sees it: the parsed head plus the body as a stream.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use oneloop_runtime::Loop;
 
+use super::budget::Reservation;
 use super::conn::{self, ConnRef};
-use super::parse::{Method, RequestHead, Version};
+use super::parse::{BodyKind, Method, RequestHead, Version};
 
 /// Why [`Request::collect`] gave no body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +18,21 @@ pub enum BodyError {
     TooLarge,
     /// The connection closed or failed before the body ended.
     Aborted,
+    /// The server's budget for buffered request bodies
+    /// ([`ServerConfig::max_buffered_body_bytes`](super::ServerConfig::max_buffered_body_bytes))
+    /// has no room for this body (answer 503).
+    Overloaded,
+}
+
+impl BodyError {
+    /// The status to answer with: 413, 400 (aborted: nobody will read it) or 503.
+    pub fn status(self) -> u16 {
+        match self {
+            BodyError::TooLarge => 413,
+            BodyError::Aborted => 400,
+            BodyError::Overloaded => 503,
+        }
+    }
 }
 
 impl std::fmt::Display for BodyError {
@@ -22,6 +40,7 @@ impl std::fmt::Display for BodyError {
         f.write_str(match self {
             BodyError::TooLarge => "request body too large",
             BodyError::Aborted => "request aborted before the body ended",
+            BodyError::Overloaded => "server busy: too many request bodies in memory",
         })
     }
 }
@@ -118,9 +137,9 @@ impl Request {
         let mut c = self.conn.borrow_mut();
         if let Some(ex) = c.exchange(self.seq) {
             ex.body.on_data = Some(Box::new(callback));
-            ex.body.consumed = true;
         }
         drop(c);
+        conn::want_body(&self.conn, self.seq);
         conn::schedule(&self.conn);
     }
 
@@ -135,49 +154,105 @@ impl Request {
                 return;
             }
             ex.body.on_end = Some(Box::new(callback));
-            ex.body.consumed = true;
         }
         drop(c);
+        conn::want_body(&self.conn, self.seq);
         conn::schedule(&self.conn);
     }
 
-    /// Collects the whole body, up to `limit` bytes, and calls `callback` with it. Past the
-    /// limit the callback gets `Err(BodyError::TooLarge)` at once and the rest of the body is
-    /// discarded.
+    /// Collects the whole body, up to `limit` bytes, and calls `callback` with it, always from
+    /// a later loop callback.
+    ///
+    /// # Errors
+    /// - [`BodyError::TooLarge`] when a `Content-Length` over `limit` is declared: at once,
+    ///   before any body byte is read (and before `100 Continue`, so a client that expects it
+    ///   gets the handler's 413 instead). A chunked body gets it as soon as it passes `limit`.
+    /// - [`BodyError::Overloaded`] when the server's budget for buffered bodies
+    ///   ([`ServerConfig::max_buffered_body_bytes`](super::ServerConfig::max_buffered_body_bytes))
+    ///   cannot hold the declared length, or runs out while the body arrives.
+    /// - [`BodyError::Aborted`] is never given here: a body cut short leaves the callback
+    ///   uncalled (the connection is gone).
+    ///
+    /// After an error nothing more is buffered: the rest of the body is unread, discarded after
+    /// the response up to `max_drain_bytes` (else the connection closes after the response).
+    ///
+    /// # Guarantees
+    /// Bytes held here count against the server's budget from their arrival until `callback`
+    /// gets them (or the exchange ends without it).
     pub fn collect(
         &self,
         limit: usize,
         callback: impl FnOnce(&mut Loop, Result<Bytes, BodyError>) + 'static,
     ) {
-        let state = std::rc::Rc::new(std::cell::RefCell::new(Some((
-            BytesMut::new(),
-            Some(Box::new(callback) as Box<dyn FnOnce(&mut Loop, Result<Bytes, BodyError>)>),
-        ))));
-        let on_data_state = std::rc::Rc::clone(&state);
+        let (budget, handle) = {
+            let c = self.conn.borrow();
+            (Rc::clone(&c.shared.body_budget), c.handle.clone())
+        };
+        let refused = match self.head.body_kind() {
+            BodyKind::Length(n) if n > limit as u64 => Some(BodyError::TooLarge),
+            BodyKind::Length(n) if n > budget.available() => Some(BodyError::Overloaded),
+            _ => None,
+        };
+        if let Some(err) = refused {
+            // The body is never asked for: no `100 Continue`, and the connection layer
+            // discards or refuses it after the response.
+            handle.next_tick(move |lp| callback(lp, Err(err)));
+            return;
+        }
+        let state = Rc::new(RefCell::new(Some(Collecting {
+            buf: BytesMut::new(),
+            held: Reservation::new(budget),
+            callback: Box::new(callback),
+        })));
+        let on_data_state = Rc::clone(&state);
+        let (conn, seq) = (Rc::downgrade(&self.conn), self.seq);
         self.on_data(move |lp, chunk| {
             let mut guard = on_data_state.borrow_mut();
-            let Some((buf, cb)) = guard.as_mut() else {
+            let Some(c) = guard.as_mut() else {
                 return;
             };
-            if buf.len() + chunk.len() > limit {
-                let cb = cb.take();
-                *guard = None;
-                drop(guard);
-                if let Some(cb) = cb {
-                    cb(lp, Err(BodyError::TooLarge));
-                }
+            let err = if c.buf.len() + chunk.len() > limit {
+                BodyError::TooLarge
+            } else if !c.held.grow(chunk.len() as u64) {
+                BodyError::Overloaded
+            } else {
+                c.buf.extend_from_slice(chunk);
                 return;
+            };
+            let taken = guard.take();
+            drop(guard);
+            if let Some(conn) = conn.upgrade() {
+                conn::abandon_body(&conn, seq);
             }
-            buf.extend_from_slice(chunk);
+            if let Some(c) = taken {
+                drop(c.held); // the buffer goes too
+                (c.callback)(lp, Err(err));
+            }
         });
         self.on_end(move |lp| {
             let taken = state.borrow_mut().take();
-            if let Some((buf, Some(cb))) = taken {
-                cb(lp, Ok(buf.freeze()));
+            if let Some(c) = taken {
+                let Collecting {
+                    buf,
+                    held,
+                    callback,
+                } = c;
+                drop(held); // handed over: no longer the server's to account for
+                callback(lp, Ok(buf.freeze()));
             }
         });
     }
 }
+
+/// The state of one [`Request::collect`].
+struct Collecting {
+    buf: BytesMut,
+    /// `buf.len()` bytes of the server's body budget.
+    held: Reservation,
+    callback: CollectCb,
+}
+
+type CollectCb = Box<dyn FnOnce(&mut Loop, Result<Bytes, BodyError>)>;
 
 impl Drop for Request {
     /// Hands the head's field list back to the server's pool, so the next head reuses the

@@ -302,6 +302,7 @@ impl Response {
             c.refill_out();
             let date = c.shared.date();
             let ka_header = &c.shared.keep_alive_header;
+            let max_drain = c.shared.config.max_drain_bytes;
             let force_close = c.close_after;
             let Some(ex) = c.ex.as_mut().filter(|e| e.seq == self.seq) else {
                 return false;
@@ -309,6 +310,9 @@ impl Response {
             if ex.res.finished {
                 return false;
             }
+            // The body is unread and will not be discarded (or may never come): this
+            // response is the connection's last.
+            let force_close = force_close || ex.body.unread_ends_connection(max_drain);
             if !ex.res.headers_sent {
                 write_head(&mut c.out, ex, None, &date, ka_header, force_close);
             }
@@ -333,6 +337,7 @@ impl Response {
             c.refill_out();
             let date = c.shared.date();
             let ka_header = &c.shared.keep_alive_header;
+            let max_drain = c.shared.config.max_drain_bytes;
             let force_close = c.close_after;
             let Some(ex) = c.ex.as_mut().filter(|e| e.seq == self.seq) else {
                 return;
@@ -340,6 +345,9 @@ impl Response {
             if ex.res.finished {
                 return;
             }
+            // The body is unread and will not be discarded (or may never come): this
+            // response is the connection's last.
+            let force_close = force_close || ex.body.unread_ends_connection(max_drain);
             if !ex.res.headers_sent {
                 write_head(
                     &mut c.out,

@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use bytes::{Bytes, BytesMut};
 use oneloop_runtime::{Loop, ServerId, TcpId, TimerId};
 
+use super::budget::BodyBudget;
 use super::config::ServerConfig;
 use super::conn::{self, Conn, ConnRef, Phase};
 use super::date::{DateCache, DATE_LEN};
@@ -44,6 +45,8 @@ pub(crate) struct Shared {
     pub(crate) response_headers: VecPool<(Cow<'static, str>, HeaderValue)>,
     /// Empty output buffers: a connection hands its buffer back when it goes idle.
     pub(crate) out_buffers: Pool<BytesMut>,
+    /// Request body bytes buffered by `Request::collect`, all connections together.
+    pub(crate) body_budget: Rc<BodyBudget>,
 }
 
 impl Shared {
@@ -155,8 +158,10 @@ pub fn create_server_with(
         config.keep_alive_timeout_ms / 1000
     )
     .into_bytes();
+    let body_budget = Rc::new(BodyBudget::new(config.max_buffered_body_bytes));
     Server {
         shared: Rc::new(Shared {
+            body_budget,
             config,
             keep_alive_header,
             handler: RefCell::new(Some(Box::new(handler))),
@@ -229,6 +234,12 @@ impl Server {
     /// Open connections.
     pub fn connections(&self) -> usize {
         self.shared.conns.borrow().len()
+    }
+
+    /// Request body bytes held by [`Request::collect`] right now, all connections together
+    /// (bounded by [`ServerConfig::max_buffered_body_bytes`]).
+    pub fn buffered_body_bytes(&self) -> u64 {
+        self.shared.body_budget.used()
     }
 
     /// Graceful close (Node's `server.close(cb)`): stop accepting, close idle keep-alive

@@ -115,6 +115,10 @@ pub struct ThreadedConfig {
     pub max_connections: Option<usize>,
     /// Stack size of each connection thread (256 KiB).
     pub stack_size: usize,
+    /// Length of the kernel's accept queue (511, as the loop server's
+    /// [`ListenOptions`](oneloop_runtime::ListenOptions) and Node; Rust's
+    /// `TcpListener::bind` would use 128, and a burst of connections past it is reset).
+    pub backlog: i32,
 }
 
 impl Default for ThreadedConfig {
@@ -130,6 +134,7 @@ impl Default for ThreadedConfig {
             require_host: true,
             max_connections: None,
             stack_size: 256 * 1024,
+            backlog: 511,
         }
     }
 }
@@ -182,7 +187,7 @@ impl ThreadedServer {
     /// # Errors
     /// When the address does not resolve or cannot be bound.
     pub fn listen(self, addr: impl ToSocketAddrs) -> io::Result<Listening> {
-        let listener = TcpListener::bind(addr)?;
+        let listener = bind_listener(addr, self.config.backlog)?;
         let local = listener.local_addr()?;
         let keep_alive_header = format!(
             "Connection: keep-alive\r\nKeep-Alive: timeout={}\r\n",
@@ -209,6 +214,30 @@ impl ThreadedServer {
             acceptor: Some(acceptor),
         })
     }
+}
+
+/// Binds the first address of `addr` that works, with `SO_REUSEADDR` (as std and the loop
+/// server do) and a listen queue of `backlog`.
+fn bind_listener(addr: impl ToSocketAddrs, backlog: i32) -> io::Result<TcpListener> {
+    let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to bind");
+    for addr in addr.to_socket_addrs()? {
+        let bound = (|| {
+            let socket = socket2::Socket::new(
+                socket2::Domain::for_address(addr),
+                socket2::Type::STREAM,
+                Some(socket2::Protocol::TCP),
+            )?;
+            socket.set_reuse_address(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(backlog)?;
+            Ok::<_, io::Error>(TcpListener::from(socket))
+        })();
+        match bound {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// A listening server: its address, and the handles to wait for it or close it.

@@ -70,7 +70,7 @@ impl Drop for TestServer {
 }
 
 /// The routes every test server (and tests/node/diff_server.js) answers:
-/// - `/echo`: the request body (collected, 1 MiB limit: 413 above)
+/// - `/echo`: the request body (collected, 1 MiB limit: 413 above; 503 past the body budget)
 /// - `/n/<k>`: body `<k>` (numbering pipelined requests)
 /// - `/slow/<k>`: body `<k>` after a 50 ms timer
 /// - `/chunked`: `write("a")`, `write("b")`, trailer `x-t: 1`, `end("c")`
@@ -85,8 +85,8 @@ pub fn route(lp: &mut Loop, req: Request, res: Response) {
     if path == "/echo" {
         req.collect(1 << 20, move |_lp, body| match body {
             Ok(b) => res.end(&b),
-            Err(_) => {
-                res.status(413).end("too large");
+            Err(e) => {
+                res.status(e.status()).end(e.to_string());
             }
         });
     } else if let Some(k) = path.strip_prefix("/n/") {

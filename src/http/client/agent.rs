@@ -29,6 +29,10 @@ pub struct AgentOptions {
     /// Node's server and ours, so the client usually closes first and the race on a
     /// connection the server is closing (see [`Agent`]) is rare.
     pub free_socket_timeout_ms: u64,
+    /// Most requests waiting for a connection per host:port; one more fails at once with
+    /// [`ClientError::QueueFull`] (Node's queue has no bound). Default 1,024. A request's
+    /// [`deadline_ms`](super::ClientRequest::deadline_ms) bounds how long it waits.
+    pub max_queued_per_host: usize,
 }
 
 impl Default for AgentOptions {
@@ -37,6 +41,7 @@ impl Default for AgentOptions {
             max_sockets_per_host: 16,
             max_free_sockets_per_host: 16,
             free_socket_timeout_ms: 4_000,
+            max_queued_per_host: 1_024,
         }
     }
 }
@@ -75,7 +80,11 @@ impl Default for AgentOptions {
 /// # Guarantees
 /// - A request takes the host's most recently freed idle connection (LIFO), else a new one if
 ///   fewer than `max_sockets_per_host` are in use, else waits in a FIFO queue for the next
-///   connection freed or closed. Time spent waiting does not count toward `timeout_ms`.
+///   connection freed or closed. Time spent waiting does not count toward `timeout_ms`; it
+///   counts toward [`deadline_ms`](super::ClientRequest::deadline_ms), which fails a waiting
+///   request with [`ClientError::Timeout`] and takes it out of the queue.
+/// - At most `max_queued_per_host` requests wait per host; one more fails at once with
+///   [`ClientError::QueueFull`].
 /// - After a response the connection is kept only if the response is HTTP/1.1 without
 ///   `Connection: close` (or HTTP/1.0 with `Connection: keep-alive`), was not read until
 ///   close, was followed by no byte, the request was fully written and did not fail, and the
@@ -103,6 +112,8 @@ struct Pool {
     hosts: HashMap<SocketAddr, Host>,
     /// Set by [`Agent::destroy`]: no connection is kept from then on.
     destroyed: bool,
+    /// Numbers the jobs that wait with a deadline, so its timer finds its job.
+    next_job: u64,
 }
 
 /// One host:port. Removed from the map once it has nothing in it.
@@ -115,8 +126,8 @@ struct Host {
     free: Vec<TcpId>,
     /// Connections carrying a request, connecting included.
     busy: usize,
-    /// Requests waiting for a connection, in arrival order.
-    queue: VecDeque<Job>,
+    /// Requests waiting for a connection, in arrival order, each with its number.
+    queue: VecDeque<(u64, Job)>,
 }
 
 impl Host {
@@ -133,6 +144,7 @@ impl Agent {
                 options,
                 hosts: HashMap::new(),
                 destroyed: false,
+                next_job: 0,
             })),
         }
     }
@@ -177,7 +189,7 @@ impl Agent {
             let (mut idle, mut waiting) = (Vec::new(), Vec::new());
             for host in pool.hosts.values_mut() {
                 idle.append(&mut host.free);
-                waiting.extend(host.queue.drain(..));
+                waiting.extend(host.queue.drain(..).map(|(_, job)| job));
             }
             pool.hosts.retain(|_, h| !h.is_empty());
             (idle, waiting)
@@ -185,26 +197,72 @@ impl Agent {
         for id in idle {
             let _ = lp.tcp_destroy(id);
         }
-        for job in waiting {
+        for mut job in waiting {
+            if let Some(timer) = job.queue_timer.take() {
+                let _ = lp.clear_timeout(timer);
+            }
             fail_later(lp, job.on_response, ClientError::Closed);
         }
     }
 
-    /// Queues `job` behind the host's waiting requests and starts what can start.
+    /// Queues `job` behind the host's waiting requests and starts what can start. If it has
+    /// to wait and `max_queued_per_host` are already waiting, it fails with
+    /// [`ClientError::QueueFull`].
     pub(super) fn enqueue(&self, lp: &mut Loop, job: Job) {
         let addr = job.spec.addr;
-        self.host_mut(addr, |host| host.queue.push_back(job));
+        let n = self.number(lp, job, |host, entry| host.queue.push_back(entry));
         self.pump(lp, addr);
+        let max = self.options().max_queued_per_host;
+        let refused = self.host_mut(addr, |host| {
+            let over = host.queue.len() > max && host.queue.back().is_some_and(|e| e.0 == n);
+            over.then(|| host.queue.pop_back()).flatten()
+        });
+        if let Some((_, mut job)) = refused {
+            if let Some(timer) = job.queue_timer.take() {
+                let _ = lp.clear_timeout(timer);
+            }
+            fail_later(lp, job.on_response, ClientError::QueueFull);
+            self.forget_if_empty(addr);
+        }
+    }
+
+    /// Gives `job` a number, arms its deadline for the time it waits (if it has one) and
+    /// puts it in its host's queue with `put`; returns the number.
+    fn number(&self, lp: &mut Loop, mut job: Job, put: impl FnOnce(&mut Host, (u64, Job))) -> u64 {
+        let addr = job.spec.addr;
+        let n = {
+            let mut pool = self.shared.borrow_mut();
+            pool.next_job += 1;
+            pool.next_job
+        };
+        if let Some(deadline) = job.spec.deadline {
+            let a = self.clone();
+            let left = deadline.saturating_sub(lp.now());
+            job.queue_timer = Some(lp.set_timeout(left, move |lp| a.expire(lp, addr, n)));
+        }
+        self.host_mut(addr, |host| put(host, (n, job)));
+        n
+    }
+
+    /// The deadline of job `n` passed while it waited: it fails with
+    /// [`ClientError::Timeout`] and leaves the queue.
+    fn expire(&self, lp: &mut Loop, addr: SocketAddr, n: u64) {
+        let job = self.host_mut(addr, |host| {
+            let at = host.queue.iter().position(|e| e.0 == n)?;
+            host.queue.remove(at).map(|(_, job)| job)
+        });
+        self.forget_if_empty(addr);
+        if let Some(job) = job {
+            (job.on_response)(lp, Err(ClientError::Timeout));
+        }
     }
 
     /// The connection of `job` was stale and is closed: its place goes to `job`'s resend, ahead
     /// of the waiting requests (it was first).
     pub(super) fn resend(&self, lp: &mut Loop, job: Job) {
         let addr = job.spec.addr;
-        self.host_mut(addr, |host| {
-            host.busy = host.busy.saturating_sub(1);
-            host.queue.push_front(job);
-        });
+        self.host_mut(addr, |host| host.busy = host.busy.saturating_sub(1));
+        self.number(lp, job, |host, entry| host.queue.push_front(entry));
         self.pump(lp, addr);
     }
 
@@ -237,7 +295,7 @@ impl Agent {
                 let Some(host) = pool.hosts.get_mut(&addr) else {
                     break;
                 };
-                let Some(job) = host.queue.pop_front() else {
+                let Some((n, mut job)) = host.queue.pop_front() else {
                     break;
                 };
                 let reuse = match job.fresh_only {
@@ -248,14 +306,18 @@ impl Agent {
                     Some(id) => Conn::Reused(id),
                     None if host.busy < max => Conn::Fresh,
                     None => {
-                        host.queue.push_front(job);
+                        host.queue.push_front((n, job));
                         break;
                     }
                 };
                 host.busy += 1;
-                (job, conn)
+                let timer = job.queue_timer.take();
+                (job, conn, timer)
             };
-            let (job, conn) = next;
+            let (job, conn, timer) = next;
+            if let Some(timer) = timer {
+                let _ = lp.clear_timeout(timer); // from here on `start` applies the deadline
+            }
             if let Err((on_response, err)) = start(lp, job, conn, Some(self)) {
                 self.host_mut(addr, |host| host.busy = host.busy.saturating_sub(1));
                 fail_later(lp, on_response, connect_error(&err));

@@ -82,7 +82,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use oneloop_runtime::{Loop, SocketOptions, TcpId};
+use oneloop_runtime::{Loop, SocketOptions, TcpId, TimerId};
 
 use super::encode::{self, validate_header_name, validate_header_value};
 use super::parse::is_tchar;
@@ -122,7 +122,9 @@ pub enum ClientError {
         /// The OS error's message.
         message: String,
     },
-    /// No byte was read or written for `timeout_ms`; the connection was destroyed.
+    /// No byte was read or written for `timeout_ms`, or the response was not complete
+    /// `deadline_ms` after [`request`] was called (waiting in an agent's queue included); the
+    /// connection, if there was one, was destroyed.
     Timeout,
     /// The server closed (FIN, reset, or any socket error after connecting) before the
     /// response was complete.
@@ -133,6 +135,9 @@ pub enum ClientError {
     HeadTooLarge,
     /// The body exceeded `max_body_size`; the connection was destroyed.
     BodyTooLarge,
+    /// The request's agent already had `max_queued_per_host` requests waiting for a
+    /// connection to this host; nothing was sent.
+    QueueFull,
 }
 
 impl fmt::Display for ClientError {
@@ -151,6 +156,7 @@ impl fmt::Display for ClientError {
             ClientError::BadResponse(why) => write!(f, "bad response: {why}"),
             ClientError::HeadTooLarge => f.write_str("response head too large"),
             ClientError::BodyTooLarge => f.write_str("response body too large"),
+            ClientError::QueueFull => f.write_str("too many requests waiting for a connection"),
         }
     }
 }
@@ -176,6 +182,7 @@ pub struct ClientRequest<A = NoAgent> {
     headers: Vec<(String, Vec<u8>)>,
     body: Option<Bytes>,
     timeout_ms: u64,
+    deadline_ms: u64,
     max_head_size: usize,
     max_body_size: u64,
     agent: A,
@@ -210,6 +217,7 @@ impl ClientRequest {
             headers: Vec::new(),
             body: None,
             timeout_ms: 0,
+            deadline_ms: 0,
             max_head_size: DEFAULT_MAX_HEAD_SIZE,
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             agent: NoAgent,
@@ -229,6 +237,7 @@ impl ClientRequest {
             headers: self.headers,
             body: self.body,
             timeout_ms: self.timeout_ms,
+            deadline_ms: self.deadline_ms,
             max_head_size: self.max_head_size,
             max_body_size: self.max_body_size,
             agent: agent.clone(),
@@ -278,6 +287,15 @@ impl<A> ClientRequest<A> {
     /// (connecting included); 0, the default, means never.
     pub fn timeout_ms(mut self, ms: u64) -> ClientRequest<A> {
         self.timeout_ms = ms;
+        self
+    }
+
+    /// Fails with [`ClientError::Timeout`] unless the whole response is in `ms` after
+    /// [`request`] is called: a deadline from arrival, time spent waiting in an [`Agent`]'s
+    /// queue and connecting included (unlike `timeout_ms`, which counts silence on the
+    /// connection once the request has one). 0, the default, means none.
+    pub fn deadline_ms(mut self, ms: u64) -> ClientRequest<A> {
+        self.deadline_ms = ms;
         self
     }
 
@@ -355,6 +373,8 @@ struct Spec {
     head_request: bool,
     idempotent: bool,
     timeout_ms: u64,
+    /// When the whole exchange must be over (loop time, ms), from `deadline_ms`.
+    deadline: Option<u64>,
     max_head_size: usize,
     max_body_size: u64,
 }
@@ -366,6 +386,9 @@ struct Job {
     /// and is not resent again.
     fresh_only: bool,
     on_response: OnResponse,
+    /// Fails the job when its deadline passes while it waits in an agent's queue (armed by
+    /// the agent, cleared when the job leaves the queue).
+    queue_timer: Option<TimerId>,
 }
 
 /// The connection a job starts on.
@@ -392,6 +415,8 @@ struct Exchange {
     /// The request, kept to resend it once on a new connection if this reused one fails
     /// before any response byte. Only for idempotent requests on reused connections.
     resend: Option<Spec>,
+    /// Fails the exchange at the request's deadline; cleared by [`finish`].
+    deadline_timer: Option<TimerId>,
 }
 
 /// Starts `job` on `conn` (a new connection, or an idle one the agent handed over) and routes
@@ -418,6 +443,7 @@ fn start(
         on_response: None,
         agent: agent.cloned(),
         resend: None,
+        deadline_timer: None,
     }));
     let id = match conn {
         Conn::Reused(id) => {
@@ -443,6 +469,15 @@ fn start(
     }
     if spec.timeout_ms > 0 && !reused {
         let _ = lp.tcp_set_timeout(id, spec.timeout_ms);
+    }
+    if let Some(deadline) = spec.deadline {
+        let left = deadline.saturating_sub(lp.now());
+        let e = Rc::clone(&ex);
+        let timer = lp.set_timeout(left, move |lp| {
+            e.borrow_mut().deadline_timer = None;
+            finish(lp, id, &e, Err(ClientError::Timeout));
+        });
+        ex.borrow_mut().deadline_timer = Some(timer);
     }
     // Installed even without a timeout: it replaces a reused connection's idle callback.
     let e = Rc::clone(&ex);
@@ -504,6 +539,9 @@ fn finish(
         let Some(on_response) = e.on_response.take() else {
             return;
         };
+        if let Some(timer) = e.deadline_timer.take() {
+            let _ = lp.clear_timeout(timer);
+        }
         let stale = !e.received && matches!(result, Err(ClientError::Closed));
         let resend = e.resend.take().filter(|_| stale);
         (
@@ -526,6 +564,7 @@ fn finish(
             spec,
             fresh_only: true,
             on_response,
+            queue_timer: None,
         };
         agent.resend(lp, job);
         return;
@@ -571,11 +610,13 @@ pub fn request<A: Into<Option<Agent>> + Clone>(
             head_request: req.method == "HEAD",
             idempotent: req.is_idempotent(),
             timeout_ms: req.timeout_ms,
+            deadline: (req.deadline_ms > 0).then(|| lp.now() + req.deadline_ms),
             max_head_size: req.max_head_size,
             max_body_size: req.max_body_size,
         },
         fresh_only: false,
         on_response: Box::new(on_response),
+        queue_timer: None,
     };
     match agent {
         Some(agent) => agent.enqueue(lp, job),

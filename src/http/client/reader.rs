@@ -407,6 +407,18 @@ impl ResponseReader {
             )),
             100..=199 => Ok(Reading::Head { scanned: 0 }),
             status => {
+                let mut head = head;
+                // RFC 9112 §6.3: with Transfer-Encoding, Content-Length does not frame the body
+                // and must be removed; exposing it would let a caller (a proxy) forward a
+                // length that does not match the decoded body.
+                if head
+                    .fields()
+                    .any(|(n, _)| n.eq_ignore_ascii_case(b"transfer-encoding"))
+                {
+                    let bytes = head.bytes.clone();
+                    head.headers
+                        .retain(|(n, _)| !bytes[n.clone()].eq_ignore_ascii_case(b"content-length"));
+                }
                 let kind = match framing(self.head_request, head.version, status, head.fields())? {
                     Framing::None => BodyKind::Empty,
                     Framing::Length(n) => BodyKind::Length(n),
