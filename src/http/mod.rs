@@ -6,6 +6,7 @@
 //! encode.rs   response head and chunk writers
 //! conn.rs     the connection state machine (keep-alive, pipelining, timeouts, upgrade)
 //! server.rs   listen, connection registry, deadline sweep, graceful close
+//! upgrade.rs  refusing a handed-over upgrade: one answer, then a bounded linger
 //! request.rs  Request: head + body stream    response.rs  Response: status, headers, body
 //! pool.rs     server-wide pools of empty buffers (field lists, header lists, output buffers)
 //! client/     the client: http::request / http::get (mod.rs), URLs (url.rs), strict
@@ -26,6 +27,7 @@ mod request;
 mod response;
 mod server;
 pub mod status;
+mod upgrade;
 
 pub use client::{
     get, request, Agent, AgentOptions, ClientError, ClientRequest, ClientResponse, NoAgent,
@@ -37,6 +39,7 @@ pub use parse::{Method, Version};
 pub use request::{BodyError, Request};
 pub use response::{HeaderError, HeaderValue, IntoHeaderValue, Response};
 pub use server::{create_server, create_server_with, Handler, Server, UpgradeHandler};
+pub use upgrade::{refuse_upgrade, REFUSAL_LINGER_MS};
 
 /// The guide (docs/http.md); its code blocks compile as doctests.
 #[cfg(doctest)]
