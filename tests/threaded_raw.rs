@@ -362,3 +362,16 @@ fn threaded_connection_cap_queues_extra_clients() {
     );
     listening.close();
 }
+
+#[test]
+fn an_h2c_upgrade_offer_is_served_as_plain_http() {
+    // `curl --http2 http://host/`: RFC 9110 §7.8 lets a server ignore Upgrade; Node answers 200.
+    let mut s = connect(addr());
+    s.write_all(
+        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n",
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let resp = read_response(&mut r, false).expect("a response, not a closed connection");
+    assert_eq!((resp.status, &resp.body[..]), (200, &b"Hello, World!"[..]));
+}
