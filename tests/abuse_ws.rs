@@ -174,15 +174,21 @@ fn sigterm_closes_open_websockets_with_1001_and_exits_0() {
     }
 }
 
-/// Sends `request` on `n` connections and keeps them open (never closing our side).
-fn hold(addr: std::net::SocketAddr, request: &[u8], n: usize) -> Vec<TcpStream> {
-    (0..n)
+/// Sends `request` on `n` connections, reads each answer's head (asserting `status`) and keeps
+/// them open (never closing our side).
+fn hold(addr: std::net::SocketAddr, request: &[u8], n: usize, status: &str) -> Vec<TcpStream> {
+    let mut held: Vec<TcpStream> = (0..n)
         .map(|_| {
             let mut s = TcpStream::connect(addr).unwrap();
             s.write_all(request).unwrap();
             s
         })
-        .collect()
+        .collect();
+    for s in &mut held {
+        let head = read_head(s);
+        assert!(head.starts_with(status), "{head}");
+    }
+    held
 }
 
 /// Waits until the server's descriptor count is back to `baseline` (or `limit` passes).
@@ -207,12 +213,7 @@ fn half_closed_upgrade_refusals_release_every_fd() {
         "/echo",
         &format!("Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 8\r\n"),
     );
-    let held = hold(addr, bad.as_bytes(), 100);
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        fd_count(pid) > baseline + 50,
-        "the connections never arrived"
-    );
+    let held = hold(addr, bad.as_bytes(), 100, "HTTP/1.1 426 ");
     let (n, took) = fds_back_to(pid, baseline, Duration::from_secs(3));
     assert!(
         n <= baseline,
@@ -220,11 +221,10 @@ fn half_closed_upgrade_refusals_release_every_fd() {
     );
     drop(held);
     // A path without a ws route: served as HTTP (404), closed by the keep-alive timeout.
-    let held = hold(addr, good_request("/nope").as_bytes(), 100);
-    std::thread::sleep(Duration::from_millis(300));
+    let held = hold(addr, good_request("/nope").as_bytes(), 100, "HTTP/1.1 404 ");
     assert!(
         fd_count(pid) > baseline + 50,
-        "the connections never arrived"
+        "the connections are not held"
     );
     let (n, took) = fds_back_to(pid, baseline, Duration::from_secs(8));
     assert!(
