@@ -5,9 +5,11 @@
 //! - `GET /`: the page (HTML + a few lines of JavaScript)
 //! - `/chat`: the WebSocket. Every text message is `{"name": .., "text": ..}` JSON from the page;
 //!   the server stamps it and publishes it to the `room` topic, sender included.
-//! - `/echo`: a WebSocket echo (messages up to 16 MiB; the Autobahn target, see docs/ws.md)
+//! - `/echo`: a WebSocket echo (messages up to 16 MiB; the Autobahn target, see docs/ws.md);
+//!   up to 1 MiB queued per client, then echoes are dropped and reading pauses
 //! - `/bench`: publish fan-out for benches/ws: every client is subscribed to `bench`, and each
-//!   message received is published to all of them, the sender included (no backpressure limit)
+//!   message received is published to all of them, the sender included; a subscriber more
+//!   than 1 MiB behind misses messages (and its own reading pauses)
 mod common;
 
 use std::cell::Cell;
@@ -125,15 +127,19 @@ fn main() -> std::io::Result<()> {
         });
     });
 
+    // 1 MiB of queued replies per client: far above what a reading client ever has queued (an
+    // echo of a 16 MiB message is still accepted: the limit is checked before each send), and
+    // what bounds a client that sends without reading.
     let echo_options = WsOptions {
         max_payload: 16 * 1024 * 1024,
-        max_backpressure: 0,
+        max_backpressure: 1024 * 1024,
         ..Default::default()
     };
     app.ws("/echo", echo_options, echo_handler());
 
     let bench_options = WsOptions {
-        max_backpressure: 0,
+        max_payload: 64 * 1024,
+        max_backpressure: 1024 * 1024,
         ..Default::default()
     };
     app.ws("/bench", bench_options, |_lp, ws| {

@@ -7,12 +7,15 @@
 //! - `POST /echo`: the request body, byte for byte (Content-Length or chunked)
 //! - anything else: 404
 //!
-//! - `GET /ws`: a WebSocket echo (for Autobahn and other conformance tools)
+//! - `GET /ws`: a WebSocket echo (for Autobahn and other conformance tools; messages up to
+//!   16 MiB, the default `max_payload`). Other upgrade offers (`curl --http2`'s `h2c`, a
+//!   WebSocket handshake on another path) are ignored: those requests are routed as above.
 //!
 //! `--echo-all` makes every method on every path echo its body (for conformance tools).
 //! `--workers N` runs N loops on N threads sharing the port (SO_REUSEPORT; 0 = one per core).
 //! SIGTERM or SIGINT drains gracefully (in-flight requests finish, idle connections close,
-//! 10 s deadline; a second signal forces), then the process exits 0.
+//! WebSockets get a Close 1001 "going away", 10 s deadline: `--drain-deadline-ms N` changes
+//! it; a second signal forces), then the process exits 0.
 //! `--trace out.json` records the loop as a Chrome trace (iterations, phases, poll waits, every
 //! callback: `io` for socket events; open it in <https://ui.perfetto.dev> or draw it with
 //! `examples/trace_render.rs`). The file is finished when the drain completes (and, failing
@@ -23,6 +26,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use common::hello_routes::{echo, route};
 use oneloop::cluster::{self, ClusterOptions};
@@ -52,6 +56,14 @@ fn main() -> std::io::Result<()> {
     let echo_all = args.flag("--echo-all");
     let workers: usize = arg("--workers").and_then(|w| w.parse().ok()).unwrap_or(1);
     let many = cluster::worker_count(workers) > 1;
+    let drain_deadline = match arg("--drain-deadline-ms").map(|ms| ms.parse::<u64>()) {
+        None => ShutdownOptions::default().deadline,
+        Some(Ok(ms)) => Duration::from_millis(ms),
+        Some(Err(_)) => {
+            eprintln!("usage: hello --drain-deadline-ms MILLISECONDS");
+            std::process::exit(2);
+        }
+    };
     let addr = format!("{host}:{port}");
     let trace = match (args.flag("--trace"), arg("--trace")) {
         (false, _) => None,
@@ -86,21 +98,21 @@ fn main() -> std::io::Result<()> {
                 route(req, res)
             }
         });
-        let ws_echo = Endpoint::new(WsOptions::default(), echo_handler());
-        server.on_upgrade(move |lp, req, id, rest| {
-            if req.path() == "/ws" {
-                ws_echo.upgrade(lp, &req, id, rest);
-            } else {
-                let _ = lp.tcp_destroy(id);
-            }
-        });
+        // Only WebSocket upgrades of `/ws` leave HTTP; any other upgrade offer (`h2c`, another
+        // path) is served by `route` as an ordinary request. SIGTERM closes each WebSocket
+        // with 1001.
+        Endpoint::new(WsOptions::default(), echo_handler()).attach(&server, "/ws");
         server.listen(lp, addr.as_str(), move |_lp, addr| {
             if worker == 0 {
                 println!("hello: listening on http://{addr}");
             }
         })?;
         let traced = trace.is_some();
-        graceful_shutdown(lp, vec![server], ShutdownOptions::default(), move |lp| {
+        let shutdown = ShutdownOptions {
+            deadline: drain_deadline,
+            ..ShutdownOptions::default()
+        };
+        graceful_shutdown(lp, vec![server], shutdown, move |lp| {
             // Drained: end the trace's JSON and flush it now rather than waiting for the drop.
             if traced {
                 if let Err(e) = lp.finish_trace() {

@@ -742,12 +742,42 @@ fn upgrade_hands_over_the_socket_and_the_bytes_after_the_head() {
 }
 
 #[test]
-fn upgrade_without_a_handler_closes() {
+fn an_upgrade_offer_without_a_handler_is_served_as_http() {
+    // RFC 9110 §7.8: a server may ignore Upgrade (`curl --http2` offers h2c this way).
     let srv = spawn_server(ServerConfig::default(), false);
     let mut c = srv.connect();
     c.send(format!(
-        "GET / HTTP/1.1\r\n{H}Connection: Upgrade\r\nUpgrade: echo\r\n\r\n"
+        "GET / HTTP/1.1\r\n{H}Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"
     ));
+    let r = c.read_response();
+    assert_eq!((r.status, &r.body[..]), (200, &b"Hello, World!"[..]));
+    assert!(!r.closes());
+    // The connection stays an HTTP/1.1 keep-alive connection.
+    c.send(format!("GET /n/2 HTTP/1.1\r\n{H}\r\n"));
+    assert_eq!(c.read_response().body, b"2");
+}
+
+#[test]
+fn upgrades_refused_by_should_upgrade_are_served_as_http() {
+    let srv = spawn_server(ServerConfig::default(), true);
+    srv.run(|_lp, s| s.should_upgrade(|head| head.header("upgrade") == Some(&b"echo"[..])));
+    let mut c = srv.connect();
+    c.send(format!(
+        "POST /echo HTTP/1.1\r\n{H}Connection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 3\r\n\r\nabc"
+    ));
+    let r = c.read_response();
+    assert_eq!((r.status, &r.body[..]), (200, &b"abc"[..]));
+    c.send(format!(
+        "GET /ws HTTP/1.1\r\n{H}Connection: Upgrade\r\nUpgrade: echo\r\n\r\n"
+    ));
+    assert_eq!(c.read_response_opt(true).unwrap().status, 101);
+}
+
+#[test]
+fn connect_without_a_handler_closes() {
+    let srv = spawn_server(ServerConfig::default(), false);
+    let mut c = srv.connect();
+    c.send("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n");
     assert!(c.is_closed());
 }
 

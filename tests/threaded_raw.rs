@@ -401,3 +401,16 @@ fn threaded_listens_with_the_same_backlog_as_the_loop_server() {
     // Capped by net.core.somaxconn (4096 by default since Linux 5.4).
     assert_eq!((ours, theirs), (511, 511));
 }
+
+#[test]
+fn an_h2c_upgrade_offer_is_served_as_plain_http() {
+    // `curl --http2 http://host/`: RFC 9110 §7.8 lets a server ignore Upgrade; Node answers 200.
+    let mut s = connect(addr());
+    s.write_all(
+        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n",
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let resp = read_response(&mut r, false).expect("a response, not a closed connection");
+    assert_eq!((resp.status, &resp.body[..]), (200, &b"Hello, World!"[..]));
+}

@@ -80,6 +80,47 @@ fn upgrade_on_a_path_without_a_ws_route_gets_404() {
     c.read_to_end();
 }
 
+#[test]
+fn handshake_on_http_1_0_is_refused_with_400() {
+    let addr = echo();
+    let req = good_request("/echo").replacen("HTTP/1.1", "HTTP/1.0", 1);
+    let (mut c, head) = Client::raw(addr, req.as_bytes());
+    assert!(head.starts_with("HTTP/1.1 400 "), "{head}");
+    assert!(head.contains("\r\nDate: "), "{head}");
+    c.read_to_end();
+}
+
+#[test]
+fn handshake_with_two_sec_websocket_keys_is_refused_with_400() {
+    let addr = echo();
+    let req = upgrade_request(
+        "/echo",
+        &format!(
+            "Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n"
+        ),
+    );
+    let (mut c, head) = Client::raw(addr, req.as_bytes());
+    assert!(head.starts_with("HTTP/1.1 400 "), "{head}");
+    c.read_to_end();
+}
+
+#[test]
+fn an_h2c_upgrade_offer_is_served_by_the_app_routes() {
+    let addr = serve(|| {
+        let mut app = App::new();
+        app.get("/", |_req, res| res.send("plain"));
+        app.ws("/", WsOptions::default(), echo_handler());
+        app
+    });
+    // `/` has a ws route, but this request offers only h2c: ordinary HTTP.
+    let (mut c, head) = Client::raw(
+        addr,
+        b"GET / HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nConnection: close\r\n\r\n",
+    );
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(c.read_to_end().ends_with(b"plain"));
+}
+
 // -- frames -------------------------------------------------------------------------------------
 
 #[test]
@@ -227,6 +268,17 @@ fn invalid_close_code_and_one_byte_close_fail_with_1002() {
     violation(frame(true, OpCode::Close, &[0x03, 0xED]), 1002); // 1005
     violation(frame(true, OpCode::Close, &[0x03, 0xE7]), 1002); // 999
     violation(frame(true, OpCode::Close, &[0x03]), 1002);
+}
+
+#[test]
+fn close_codes_1012_to_1014_are_accepted_and_echoed() {
+    // IANA-registered: Service Restart, Try Again Later, Bad Gateway.
+    let addr = echo();
+    for code in [1012u16, 1013, 1014] {
+        let mut c = Client::connect(addr, "/echo");
+        c.send_frame(true, OpCode::Close, &code.to_be_bytes());
+        c.expect_close(code);
+    }
 }
 
 #[test]

@@ -173,7 +173,32 @@ impl Router {
 pub struct App {
     inner: Rc<RefCell<AppInner>>,
     errors: Vec<String>,
-    upgrades: Rc<RefCell<Vec<(String, UpgradeRoute)>>>,
+    upgrades: Rc<RefCell<Vec<UpgradeEntry>>>,
+    closing: Rc<RefCell<Vec<ClosingHook>>>,
+}
+
+/// One registered upgrade: exact path, protocol token (`Upgrade: <protocol>`), handler.
+struct UpgradeEntry {
+    path: String,
+    protocol: String,
+    handler: UpgradeRoute,
+}
+
+type ClosingHook = Rc<dyn Fn(&mut Loop)>;
+
+/// The route for an upgrade request: its path is registered and its `Upgrade` field offers
+/// that route's protocol.
+fn find_upgrade(
+    upgrades: &[UpgradeEntry],
+    head: &http::parse::RequestHead,
+) -> Option<UpgradeRoute> {
+    let offered = head.header("upgrade");
+    upgrades
+        .iter()
+        .find(|u| {
+            u.path == head.path() && crate::ws::handshake::offers_protocol(offered, &u.protocol)
+        })
+        .map(|u| Rc::clone(&u.handler))
 }
 
 impl Default for App {
@@ -198,20 +223,33 @@ impl App {
             })),
             errors: Vec::new(),
             upgrades: Rc::new(RefCell::new(Vec::new())),
+            closing: Rc::new(RefCell::new(Vec::new())),
         }
     }
 
-    /// Routes `Connection: Upgrade` requests for exactly `path` to `handler`, which takes over
-    /// the socket (the WebSocket layer's `app.ws` builds on this). Upgrade requests for other
-    /// paths are answered 404 and closed.
+    /// Hands upgrade requests for exactly `path` (query ignored) whose `Upgrade` field offers
+    /// `protocol` (a case-insensitive token, e.g. `"websocket"`) to `handler`, which takes
+    /// over the socket (the WebSocket layer's `app.ws` builds on this). Any other upgrade
+    /// request (another path, or only other protocols, such as `h2c`) is served by the app's
+    /// ordinary routes, as if it offered nothing (RFC 9110 §7.8).
     pub fn upgrade_route(
         &mut self,
         path: &str,
+        protocol: &str,
         handler: impl Fn(&mut Loop, http::Request, TcpId, Bytes) + 'static,
     ) -> &mut Self {
-        self.upgrades
-            .borrow_mut()
-            .push((path.to_string(), Rc::new(handler)));
+        self.upgrades.borrow_mut().push(UpgradeEntry {
+            path: path.to_string(),
+            protocol: protocol.to_string(),
+            handler: Rc::new(handler),
+        });
+        self
+    }
+
+    /// Runs `hook` when a graceful close of the app's server starts (see
+    /// [`http::Server::on_closing`]): upgrade routes end the sockets they own there.
+    pub fn on_closing(&mut self, hook: impl Fn(&mut Loop) + 'static) -> &mut Self {
+        self.closing.borrow_mut().push(Rc::new(hook));
         self
     }
 
@@ -338,23 +376,20 @@ impl App {
         });
         if !self.upgrades.borrow().is_empty() {
             let upgrades = Rc::clone(&self.upgrades);
+            server.should_upgrade(move |head| find_upgrade(&upgrades.borrow(), head).is_some());
+            let upgrades = Rc::clone(&self.upgrades);
             server.on_upgrade(move |lp, req, socket, rest| {
-                let route = upgrades
-                    .borrow()
-                    .iter()
-                    .find(|(p, _)| p == req.path())
-                    .map(|(_, h)| Rc::clone(h));
+                let route = find_upgrade(&upgrades.borrow(), req.head());
                 match route {
                     Some(h) => h(lp, req, socket, rest),
-                    None => {
-                        let _ = lp.tcp_write(
-                            socket,
-                            b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-                        );
-                        let _ = lp.tcp_end(socket);
-                    }
+                    // CONNECT (never asked about): no route takes it.
+                    None => http::refuse_upgrade(lp, socket, 404, &[], ""),
                 }
             });
+        }
+        for hook in self.closing.borrow().iter() {
+            let hook = Rc::clone(hook);
+            server.on_closing(move |lp| hook(lp));
         }
         server.listen(lp, addr, on_listening)?;
         Ok(server)

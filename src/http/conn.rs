@@ -384,7 +384,8 @@ fn read_head(lp: &mut Loop, conn: &ConnRef) -> bool {
             return false;
         }
     }
-    if head.is_upgrade() {
+    // An upgrade nobody takes is served as an ordinary request (RFC 9110 §7.8).
+    if head.is_upgrade() && conn.borrow().shared.takes_upgrade(&head) {
         upgrade(lp, conn, head);
         return false;
     }
@@ -741,8 +742,9 @@ pub(crate) fn schedule(conn: &ConnRef) {
     });
 }
 
-/// `Connection: upgrade` or CONNECT: hand the socket and the bytes read past the head to the
-/// upgrade handler, or close the connection when there is none (as Node does).
+/// An upgrade the server takes (see `Shared::takes_upgrade`), or CONNECT: hand the socket and
+/// the bytes read past the head to the upgrade handler, or close the connection when there is
+/// none (as Node does for CONNECT).
 fn upgrade(lp: &mut Loop, conn: &ConnRef, head: RequestHead) {
     // Responses to pipelined requests before this one go out first.
     flush(lp, conn);
@@ -764,6 +766,7 @@ fn upgrade(lp: &mut Loop, conn: &ConnRef, head: RequestHead) {
     }
     let remote = conn.borrow().remote;
     let req = Request::new(head, Rc::clone(conn), seq, remote);
+    shared.track_upgraded(lp, id);
     shared.call_upgrade(lp, req, id, rest);
 }
 

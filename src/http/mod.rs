@@ -6,6 +6,7 @@
 //! encode.rs   response head and chunk writers
 //! conn.rs     the connection state machine (keep-alive, pipelining, timeouts, upgrade)
 //! server.rs   listen, connection registry, deadline sweep, graceful close
+//! upgrade.rs  refusing a handed-over upgrade: one answer, then a bounded linger
 //! request.rs  Request: head + body stream    response.rs  Response: status, headers, body
 //! pool.rs     server-wide pools of empty buffers (field lists, header lists, output buffers)
 //! budget.rs   the server-wide budget for buffered request body bytes
@@ -28,6 +29,7 @@ mod request;
 mod response;
 mod server;
 pub mod status;
+mod upgrade;
 
 pub use client::{
     get, request, Agent, AgentOptions, ClientError, ClientRequest, ClientResponse, NoAgent,
@@ -39,6 +41,7 @@ pub use parse::{Method, Version};
 pub use request::{BodyError, Request};
 pub use response::{HeaderError, HeaderValue, IntoHeaderValue, Response};
 pub use server::{create_server, create_server_with, Handler, Server, UpgradeHandler};
+pub use upgrade::{refuse_upgrade, REFUSAL_LINGER_MS};
 
 /// The guide (docs/http.md); its code blocks compile as doctests.
 #[cfg(doctest)]

@@ -15,7 +15,7 @@ use super::budget::BodyBudget;
 use super::config::ServerConfig;
 use super::conn::{self, Conn, ConnRef, Phase};
 use super::date::{DateCache, DATE_LEN};
-use super::parse::HeaderSpan;
+use super::parse::{HeaderSpan, Method, RequestHead};
 use super::pool::{Pool, VecPool};
 use super::request::Request;
 use super::response::{HeaderValue, Response};
@@ -25,6 +25,10 @@ pub type Handler = Box<dyn FnMut(&mut Loop, Request, Response)>;
 /// The upgrade handler: the request, the raw socket (now yours) and the bytes already read
 /// past the head (Node's `'upgrade'` listener).
 pub type UpgradeHandler = Box<dyn FnMut(&mut Loop, Request, TcpId, Bytes)>;
+/// Decides whether an upgrade request is handed to the upgrade handler (Node 24's
+/// `shouldUpgradeCallback`); `false` serves it as an ordinary request.
+type ShouldUpgrade = Box<dyn Fn(&RequestHead) -> bool>;
+type ClosingHook = Box<dyn FnMut(&mut Loop)>;
 
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
@@ -32,6 +36,11 @@ pub(crate) struct Shared {
     pub(crate) keep_alive_header: Vec<u8>,
     handler: RefCell<Option<Handler>>,
     upgrade: RefCell<Option<UpgradeHandler>>,
+    should_upgrade: RefCell<Option<ShouldUpgrade>>,
+    /// Sockets handed to the upgrade handler (maybe closed since: ids are generation-checked, so
+    /// a stale one is skipped); `close_all_connections` destroys the open ones.
+    upgraded: RefCell<Vec<TcpId>>,
+    closing_hooks: RefCell<Vec<ClosingHook>>,
     conns: RefCell<HashMap<TcpId, ConnRef>>,
     date: RefCell<DateCache>,
     tcp: Cell<Option<ServerId>>,
@@ -88,6 +97,34 @@ impl Shared {
 
     pub(crate) fn has_upgrade_handler(&self) -> bool {
         self.upgrade.borrow().is_some()
+    }
+
+    /// Whether this upgrade request leaves HTTP: CONNECT always does (it is never an ordinary
+    /// request; without a handler the socket is closed, as Node does). Any other upgrade only
+    /// when an upgrade handler is set, the server is not closing and `should_upgrade` (if
+    /// set) accepts it; otherwise the `Upgrade` offer is ignored (RFC 9110 §7.8) and the
+    /// request is served as ordinary HTTP.
+    pub(crate) fn takes_upgrade(&self, head: &RequestHead) -> bool {
+        if head.method() == Method::Connect {
+            return true;
+        }
+        self.has_upgrade_handler()
+            && !self.is_closing()
+            && self
+                .should_upgrade
+                .borrow()
+                .as_ref()
+                .is_none_or(|should| should(head))
+    }
+
+    /// Records a socket handed to the upgrade handler. Closed ones are pruned whenever the list
+    /// doubles, so it stays within twice the number of open upgraded sockets.
+    pub(crate) fn track_upgraded(&self, lp: &Loop, id: TcpId) {
+        let mut list = self.upgraded.borrow_mut();
+        if list.len() >= 64 && list.len() == list.capacity() {
+            list.retain(|&id| lp.tcp_is_open(id));
+        }
+        list.push(id);
     }
 
     pub(crate) fn call_upgrade(&self, lp: &mut Loop, req: Request, id: TcpId, rest: Bytes) {
@@ -166,6 +203,9 @@ pub fn create_server_with(
             keep_alive_header,
             handler: RefCell::new(Some(Box::new(handler))),
             upgrade: RefCell::new(None),
+            should_upgrade: RefCell::new(None),
+            upgraded: RefCell::new(Vec::new()),
+            closing_hooks: RefCell::new(Vec::new()),
             conns: RefCell::new(HashMap::new()),
             date: RefCell::new(DateCache::new()),
             tcp: Cell::new(None),
@@ -215,10 +255,44 @@ impl Server {
         Ok(local)
     }
 
-    /// Handles `Connection: Upgrade` and CONNECT requests. Without it such connections are
-    /// closed (Node destroys the socket when no `'upgrade'` listener exists).
+    /// Handles upgrade requests (`Connection: upgrade` with an `Upgrade` field) and CONNECT
+    /// (Node's `'upgrade'` and `'connect'` listeners): the callback owns the socket from then
+    /// on. Without [`Server::should_upgrade`] every upgrade request is handed over (Node 24's
+    /// default). Without an upgrade handler an `Upgrade` offer is ignored and the request is
+    /// served as ordinary HTTP (RFC 9110 §7.8: a server may ignore it; Node does the same);
+    /// CONNECT then closes the connection.
+    ///
+    /// # Pitfalls
+    /// Sockets handed over are no longer the server's connections: `close` does not wait for
+    /// an idle moment on them. Register [`Server::on_closing`] to end them on a graceful close
+    /// (the WebSocket layer sends 1001); `close_all_connections` destroys them.
     pub fn on_upgrade(&self, callback: impl FnMut(&mut Loop, Request, TcpId, Bytes) + 'static) {
         *self.shared.upgrade.borrow_mut() = Some(Box::new(callback));
+    }
+
+    /// Chooses which upgrade requests go to the [`Server::on_upgrade`] handler (Node 24's
+    /// `shouldUpgradeCallback`): those for which `predicate` returns false (an `h2c` offer, a
+    /// path without a WebSocket route) are served as ordinary requests by the request
+    /// handler. CONNECT is not asked about.
+    ///
+    /// ```no_run
+    /// # let mut lp = oneloop::runtime::Loop::new()?;
+    /// # let server = oneloop::http::create_server(&mut lp, |_lp, _req, res| res.end(""));
+    /// server.should_upgrade(|head| {
+    ///     head.path() == "/ws"
+    ///         && head.header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case(b"websocket"))
+    /// });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn should_upgrade(&self, predicate: impl Fn(&RequestHead) -> bool + 'static) {
+        *self.shared.should_upgrade.borrow_mut() = Some(Box::new(predicate));
+    }
+
+    /// Runs `hook` when a graceful [`Server::close`] starts: the place for an upgrade handler
+    /// to end the connections it owns (the WebSocket layer closes each with 1001 "going away").
+    /// Hooks run in registration order.
+    pub fn on_closing(&self, hook: impl FnMut(&mut Loop) + 'static) {
+        self.shared.closing_hooks.borrow_mut().push(Box::new(hook));
     }
 
     /// The bound address, once listening.
@@ -267,6 +341,13 @@ impl Server {
             c.borrow_mut().close_after = true;
         }
         self.close_idle_connections(lp);
+        let mut hooks = std::mem::take(&mut *self.shared.closing_hooks.borrow_mut());
+        for hook in &mut hooks {
+            hook(lp);
+        }
+        let mut slot = self.shared.closing_hooks.borrow_mut();
+        hooks.append(&mut slot);
+        *slot = hooks;
     }
 
     /// Closes every connection that has no request in progress (Node's
@@ -284,11 +365,18 @@ impl Server {
         }
     }
 
-    /// Closes every connection now, in-flight or not (Node's `closeAllConnections`).
+    /// Closes every connection now, in-flight or not (Node's `closeAllConnections`), and
+    /// every socket handed to the upgrade handler (Node leaves those alone; then a drain
+    /// deadline could never end a WebSocket).
     pub fn close_all_connections(&self, lp: &mut Loop) {
         for c in self.snapshot() {
             let id = c.borrow().id;
             c.borrow_mut().phase = Phase::Closing;
+            let _ = lp.tcp_destroy(id);
+        }
+        let upgraded = std::mem::take(&mut *self.shared.upgraded.borrow_mut());
+        for id in upgraded {
+            // Stale (already closed) ids are refused by the runtime: nothing else is touched.
             let _ = lp.tcp_destroy(id);
         }
     }

@@ -117,8 +117,9 @@ impl Conn<'_> {
                 Ok(body) => body,
                 Err(stop) => return stop,
             };
-            if head.is_upgrade() {
-                // No upgrade handler: close, as the loop server does. Earlier answers go first.
+            if head.method() == Method::Connect {
+                // No tunnel handler: close, as the loop server does. Earlier answers go first.
+                // Any other `Upgrade` offer is ignored: served as HTTP (RFC 9110 §7.8).
                 self.flush();
                 return Stop::Close;
             }

@@ -52,8 +52,9 @@
 //!
 //! # Pitfalls
 //!
-//! - Upgrade requests (`Connection: upgrade` with `Upgrade`, or CONNECT) are closed without an
-//!   answer, as the loop server does when no upgrade handler is set.
+//! - An `Upgrade` offer is ignored and the request served as ordinary HTTP (RFC 9110 §7.8),
+//!   as the loop server does when no upgrade handler takes it; CONNECT is closed without an
+//!   answer.
 //! - Each connection costs a thread and its stack ([`ThreadedConfig::stack_size`]). With
 //!   [`ThreadedConfig::max_connections`] set, the accept thread waits for a free slot, so
 //!   extra clients queue in the kernel's backlog instead of being refused.

@@ -9,22 +9,25 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use oneloop_runtime::{Loop, TcpId, TimerId};
 
+use super::frame::CLOSE_GOING_AWAY;
 use super::handshake;
 use super::pubsub::Hub;
-use super::socket::{Message, WebSocket, CLOSE_TIMEOUT_MS};
+use super::socket::{Message, WebSocket};
 use crate::http;
 
-/// Per-endpoint settings. Defaults are uWS's.
+/// Per-endpoint settings. Defaults are uWS's, except `max_payload` (see docs/ws.md, "Limits").
 #[derive(Clone)]
 pub struct WsOptions {
     /// Largest message (after reassembly) accepted; bigger ones fail the connection with 1009.
-    /// Default 16 KiB.
+    /// Default 16 MiB ([`DEFAULT_MAX_PAYLOAD`]). Memory follows the bytes that arrive: nothing
+    /// is reserved from a frame header's announced length.
     pub max_payload: usize,
     /// Close a connection that has received nothing for this long (`Duration::ZERO`: never).
     /// Default 120 s. Checked by a sweep every `idle_timeout / 8` (10 ms to 1 s).
     pub idle_timeout: Duration,
-    /// `send` drops messages while more than this many bytes are queued (0: no limit).
-    /// Default 64 KiB.
+    /// `send` and `publish` drop messages while more than this many bytes are queued, and
+    /// reading pauses until the queue empties (0: sends never dropped; reading still pauses
+    /// above 64 KiB). Every frame counts, pongs and Close included. Default 64 KiB.
     pub max_backpressure: usize,
     /// Send a ping once a connection has been silent for half of `idle_timeout`, so a live
     /// peer's pong keeps it open. Default true.
@@ -37,7 +40,7 @@ pub struct WsOptions {
 impl Default for WsOptions {
     fn default() -> Self {
         WsOptions {
-            max_payload: 16 * 1024,
+            max_payload: DEFAULT_MAX_PAYLOAD,
             idle_timeout: Duration::from_secs(120),
             max_backpressure: 64 * 1024,
             send_pings: true,
@@ -45,6 +48,10 @@ impl Default for WsOptions {
         }
     }
 }
+
+/// Default [`WsOptions::max_payload`]: 16 MiB, the largest message Autobahn's limits cases
+/// (9.*) send, a sixth of Node `ws`'s 100 MiB.
+pub const DEFAULT_MAX_PAYLOAD: usize = 16 * 1024 * 1024;
 
 /// The connection handler: called once per accepted WebSocket, before any message.
 pub type WsHandler = Rc<dyn Fn(&mut Loop, WebSocket)>;
@@ -65,6 +72,8 @@ pub struct Endpoint {
     handler: WsHandler,
     conns: RefCell<HashMap<TcpId, WebSocket>>,
     sweep: Cell<Option<TimerId>>,
+    /// [`Endpoint::going_away`] ran: refuse new upgrades.
+    going_away: Cell<bool>,
 }
 
 impl Endpoint {
@@ -75,6 +84,7 @@ impl Endpoint {
             handler: Rc::new(handler),
             conns: RefCell::new(HashMap::new()),
             sweep: Cell::new(None),
+            going_away: Cell::new(false),
         })
     }
 
@@ -83,26 +93,71 @@ impl Endpoint {
         self.conns.borrow().len()
     }
 
+    /// Server shutdown: closes every open connection with 1001 "going away" (each then has
+    /// [`crate::ws::CLOSE_TIMEOUT_MS`] to answer before it is destroyed) and refuses new
+    /// upgrades with 503. [`Endpoint::attach`] and `App::ws` call it when the server starts
+    /// a graceful close; the drain deadline destroys whatever is still open.
+    pub fn going_away(&self, lp: &mut Loop) {
+        self.going_away.set(true);
+        let open: Vec<WebSocket> = self.conns.borrow().values().cloned().collect();
+        log::info!("ws: closing {} connection(s) with 1001", open.len());
+        for ws in open {
+            ws.close(lp, CLOSE_GOING_AWAY, "going away");
+        }
+    }
+
+    /// Mounts the endpoint on a bare `http::Server`: upgrade requests for `path` (query
+    /// ignored) that offer `websocket` are handed to it, every other request (another
+    /// path, another protocol such as `h2c`) is served by the server's request handler as
+    /// ordinary HTTP, and a graceful `server.close` runs [`Endpoint::going_away`].
+    ///
+    /// ```no_run
+    /// use oneloop::ws::{echo_handler, Endpoint, WsOptions};
+    /// let mut lp = oneloop::runtime::Loop::new()?;
+    /// let server = oneloop::http::create_server(&mut lp, |_lp, _req, res| res.end("hi"));
+    /// Endpoint::new(WsOptions::default(), echo_handler()).attach(&server, "/ws");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn attach(self: &Rc<Self>, server: &http::Server, path: &str) {
+        let p = path.to_owned();
+        server.should_upgrade(move |head| {
+            head.path() == p && handshake::offers_protocol(head.header("upgrade"), "websocket")
+        });
+        let ep = Rc::clone(self);
+        server.on_upgrade(move |lp, req, id, rest| ep.upgrade(lp, &req, id, rest));
+        let ep = Rc::clone(self);
+        server.on_closing(move |lp| ep.going_away(lp));
+    }
+
     /// Runs the opening handshake on an upgraded connection (the arguments of
     /// [`http::Server::on_upgrade`]): answers 400/426 and ends the connection on a bad request,
     /// else writes `101 Switching Protocols`, calls the handler, then feeds `rest` (frames that
     /// came in the same read as the request head) to the new socket.
     pub fn upgrade(self: &Rc<Self>, lp: &mut Loop, req: &http::Request, id: TcpId, rest: Bytes) {
         let mut out = BytesMut::new();
-        let accept = match handshake::validate_request(req.method(), |n| req.header_bytes(n)) {
+        let line = handshake::RequestLine {
+            method: req.method(),
+            http_1_1: req.version() != http::Version::Http10,
+            key_fields: req
+                .headers()
+                .filter(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-key"))
+                .count(),
+        };
+        let accept = match handshake::validate_request(line, |n| req.header_bytes(n)) {
             Ok(accept) => accept,
             Err(e) => {
                 log::debug!("ws: refusing upgrade of {}: {e}", req.path());
-                handshake::write_error_response(&mut out, e);
-                let _ = lp.tcp_write_bytes(id, out.freeze());
-                let _ = lp.tcp_end(id);
-                // The socket is half-open (as HTTP set it up): make sure it goes away.
-                lp.set_timeout(CLOSE_TIMEOUT_MS, move |lp| {
-                    let _ = lp.tcp_destroy(id);
-                });
+                // The socket is half-open (as HTTP set it up): the refusal makes sure it goes
+                // away even if the client keeps its side open.
+                http::refuse_upgrade(lp, id, e.status(), e.response_headers(), e.reason());
                 return;
             }
         };
+        if self.going_away.get() {
+            // The server is shutting down: no new WebSocket (another instance will take it).
+            http::refuse_upgrade(lp, id, 503, &[], "shutting down");
+            return;
+        }
         handshake::write_accept_response(&mut out, &accept);
         if lp.tcp_write_bytes(id, out.freeze()).is_err() {
             return;

@@ -18,6 +18,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// Close code 1000: normal closure.
 pub const CLOSE_NORMAL: u16 = 1000;
+/// Close code 1001: going away (server shutdown).
+pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// Close code 1002: protocol error.
 pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 /// Close code 1007: invalid frame payload data (e.g. bad UTF-8).

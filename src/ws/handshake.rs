@@ -79,6 +79,10 @@ pub enum HandshakeError {
     MissingKey,
     /// `Sec-WebSocket-Key` does not base64-decode to 16 bytes.
     BadKey,
+    /// `Sec-WebSocket-Key` sent more than once (§4.2.1: exactly once).
+    DuplicateKey,
+    /// The request is HTTP/1.0 (§4.1: HTTP/1.1 or higher).
+    OldHttpVersion,
 }
 
 impl HandshakeError {
@@ -99,6 +103,8 @@ impl HandshakeError {
             HandshakeError::UnsupportedVersion => "unsupported Sec-WebSocket-Version",
             HandshakeError::MissingKey => "missing Sec-WebSocket-Key",
             HandshakeError::BadKey => "invalid Sec-WebSocket-Key",
+            HandshakeError::DuplicateKey => "Sec-WebSocket-Key sent more than once",
+            HandshakeError::OldHttpVersion => "WebSocket upgrade requires HTTP/1.1",
         }
     }
 }
@@ -123,23 +129,48 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
         .any(|t| trim(t).eq_ignore_ascii_case(token))
 }
 
+/// Whether an `Upgrade` field value offers `protocol`: a comma list with a
+/// token equal to it (ASCII case-insensitive; a `/version` suffix is not
+/// matched, `websocket` has none).
+pub fn offers_protocol(upgrade: Option<&[u8]>, protocol: &str) -> bool {
+    upgrade.is_some_and(|v| has_token(v, protocol.as_bytes()))
+}
+
+/// What [`validate_request`] needs to know about the HTTP request besides
+/// single header values.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestLine<'a> {
+    /// The method, e.g. `"GET"`.
+    pub method: &'a str,
+    /// HTTP/1.1 or later (§4.1 refuses HTTP/1.0).
+    pub http_1_1: bool,
+    /// How many `Sec-WebSocket-Key` fields the request carries (§4.2.1:
+    /// exactly one).
+    pub key_fields: usize,
+}
+
 /// Validates an upgrade request and returns the `Sec-WebSocket-Accept` value.
 ///
 /// `header(name)` must look headers up case-insensitively (names are passed
-/// in canonical case, e.g. `"Sec-WebSocket-Key"`). `Upgrade` must contain
-/// the token `websocket` and `Connection` the token `upgrade` (comma lists,
-/// case-insensitive); `Sec-WebSocket-Version` must be exactly `13`. Values
-/// are trimmed of surrounding whitespace. `Host` and `Origin` are not checked.
+/// in canonical case, e.g. `"Sec-WebSocket-Key"`). The method must be `GET`
+/// on HTTP/1.1 or later, `Upgrade` must contain the token `websocket` and
+/// `Connection` the token `upgrade` (comma lists, case-insensitive);
+/// `Sec-WebSocket-Version` must be exactly `13` and `Sec-WebSocket-Key` sent
+/// exactly once. Values are trimmed of surrounding whitespace. `Host` and
+/// `Origin` are not checked.
 ///
 /// The returned slices carry their own lifetime `'h` (the request buffer);
 /// with the elided form `Fn(&str) -> Option<&[u8]>` they would have to
 /// borrow from the *name* argument, i.e. effectively be `'static`.
 pub fn validate_request<'h>(
-    method: &str,
+    line: RequestLine<'_>,
     header: impl Fn(&str) -> Option<&'h [u8]>,
 ) -> Result<[u8; 28], HandshakeError> {
-    if method != "GET" {
+    if line.method != "GET" {
         return Err(HandshakeError::NotGet);
+    }
+    if !line.http_1_1 {
+        return Err(HandshakeError::OldHttpVersion);
     }
     if !header("Upgrade").is_some_and(|v| has_token(v, b"websocket")) {
         return Err(HandshakeError::MissingUpgrade);
@@ -149,6 +180,9 @@ pub fn validate_request<'h>(
     }
     if header("Sec-WebSocket-Version").map(trim) != Some(&b"13"[..]) {
         return Err(HandshakeError::UnsupportedVersion);
+    }
+    if line.key_fields > 1 {
+        return Err(HandshakeError::DuplicateKey);
     }
     let key = header("Sec-WebSocket-Key")
         .map(trim)
@@ -168,24 +202,15 @@ pub fn write_accept_response(out: &mut BytesMut, accept: &[u8; 28]) {
     out.put_slice(b"\r\n\r\n");
 }
 
-/// Writes an error response for a refused upgrade (includes
-/// `Sec-WebSocket-Version: 13` for a 426) with `Connection: close`.
-pub fn write_error_response(out: &mut BytesMut, err: HandshakeError) {
-    let status = match err.status() {
-        426 => "426 Upgrade Required",
-        _ => "400 Bad Request",
-    };
-    let body = err.reason();
-    out.put_slice(b"HTTP/1.1 ");
-    out.put_slice(status.as_bytes());
-    out.put_slice(b"\r\n");
-    if err == HandshakeError::UnsupportedVersion {
-        out.put_slice(b"Sec-WebSocket-Version: 13\r\n");
+impl HandshakeError {
+    /// Header fields the refusal carries besides the usual ones:
+    /// `Sec-WebSocket-Version: 13` for a 426 (§4.4).
+    pub fn response_headers(&self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            HandshakeError::UnsupportedVersion => &[("Sec-WebSocket-Version", "13")],
+            _ => &[],
+        }
     }
-    out.put_slice(b"Content-Type: text/plain\r\nConnection: close\r\nContent-Length: ");
-    out.put_slice(body.len().to_string().as_bytes());
-    out.put_slice(b"\r\n\r\n");
-    out.put_slice(body.as_bytes());
 }
 
 #[cfg(test)]
@@ -221,9 +246,21 @@ mod tests {
         h
     }
 
+    fn line(method: &str, http_1_1: bool, key_fields: usize) -> RequestLine<'_> {
+        RequestLine {
+            method,
+            http_1_1,
+            key_fields,
+        }
+    }
+
     fn check(h: &[(&str, &str)]) -> Result<[u8; 28], HandshakeError> {
         let f = lookup(h);
-        validate_request("GET", |n| f(n))
+        let keys = h
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-key"))
+            .count();
+        validate_request(line("GET", true, keys), |n| f(n))
     }
 
     /// RFC 6455 §1.3 gives `s3pPLMBiTxaQ9kYGzzhZRbK+xOo=` (cross-checked
@@ -267,8 +304,14 @@ mod tests {
     fn each_handshake_violation_maps_to_its_error_and_status() {
         let f = lookup(&[]);
         assert_eq!(
-            validate_request("POST", |n| f(n)),
+            validate_request(line("POST", true, 0), |n| f(n)),
             Err(HandshakeError::NotGet)
+        );
+        let g = good();
+        let f = lookup(&g);
+        assert_eq!(
+            validate_request(line("GET", false, 1), |n| f(n)),
+            Err(HandshakeError::OldHttpVersion)
         );
         use HandshakeError::*;
         let cases = [
@@ -308,6 +351,14 @@ mod tests {
                 with("sec-websocket-key", Some("dGhlIHNhbXBsZSBub25jZQA=")),
                 BadKey,
             ),
+            (
+                [
+                    good(),
+                    vec![("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")],
+                ]
+                .concat(),
+                DuplicateKey,
+            ),
         ];
         for (h, e) in cases {
             assert_eq!(check(&h), Err(e), "{h:?}");
@@ -319,11 +370,17 @@ mod tests {
 
     #[test]
     fn version_error_response_advertises_version_13() {
-        let mut out = BytesMut::new();
-        write_error_response(&mut out, HandshakeError::UnsupportedVersion);
-        let s = std::str::from_utf8(&out).unwrap();
-        assert!(s.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
-        assert!(s.contains("\r\nSec-WebSocket-Version: 13\r\n"));
-        assert!(s.ends_with("\r\n\r\nunsupported Sec-WebSocket-Version"));
+        assert_eq!(
+            HandshakeError::UnsupportedVersion.response_headers(),
+            &[("Sec-WebSocket-Version", "13")]
+        );
+        assert!(HandshakeError::BadKey.response_headers().is_empty());
+    }
+
+    #[test]
+    fn upgrade_offers_are_matched_as_tokens() {
+        assert!(offers_protocol(Some(b"h2c, WebSocket"), "websocket"));
+        assert!(!offers_protocol(Some(b"h2c"), "websocket"));
+        assert!(!offers_protocol(None, "websocket"));
     }
 }

@@ -23,11 +23,12 @@ pub enum Event {
     Close(Option<(u16, String)>),
 }
 
-/// `true` for close codes a peer may send (§7.4): 1000-1003, 1007-1011 and
-/// the registered/private ranges 3000-4999. 1004-1006, 1012-1015 and other
-/// codes below 3000 are rejected.
+/// `true` for close codes a peer may send (§7.4): 1000-1003, 1007-1014
+/// (1012 Service Restart, 1013 Try Again Later, 1014 Bad Gateway are in
+/// IANA's registry) and the registered/private ranges 3000-4999. 1004-1006,
+/// 1015 and other codes below 3000 are rejected.
 pub fn is_valid_close_code(code: u16) -> bool {
-    matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999)
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
 const INVALID_UTF8: CloseReason = CloseReason {
@@ -440,7 +441,8 @@ mod tests {
             vec![Event::Close(Some((1000, "bye ☺".to_owned())))]
         );
         for code in [
-            1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999,
+            1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999,
+            4000, 4999,
         ] {
             let (evs, err) = run(&frame(true, OpCode::Close, &code.to_be_bytes()), 10, 10);
             assert_eq!(
@@ -449,8 +451,7 @@ mod tests {
             );
         }
         for code in [
-            0u16, 999, 1004, 1005, 1006, 1012, 1013, 1014, 1015, 1016, 1100, 2000, 2999, 5000,
-            65535,
+            0u16, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
         ] {
             assert_eq!(
                 err_of(&frame(true, OpCode::Close, &code.to_be_bytes())),

@@ -28,9 +28,9 @@ mod pubsub;
 mod socket;
 pub mod utf8;
 
-pub use endpoint::{echo_handler, Endpoint, WsHandler, WsOptions};
+pub use endpoint::{echo_handler, Endpoint, WsHandler, WsOptions, DEFAULT_MAX_PAYLOAD};
 pub use pubsub::Hub;
 pub use socket::{
     is_sendable_close_code, Message, SendStatus, WebSocket, CLOSE_ABNORMAL, CLOSE_NO_STATUS,
-    CLOSE_TIMEOUT_MS,
+    CLOSE_TIMEOUT_MS, DEFAULT_MAX_BACKPRESSURE,
 };

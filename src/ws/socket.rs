@@ -37,6 +37,10 @@ pub const CLOSE_ABNORMAL: u16 = 1006;
 /// Close code reported when the peer's Close frame had no payload (never sent, §7.1.5).
 pub const CLOSE_NO_STATUS: u16 = 1005;
 
+/// The queued-bytes bound above which reading pauses when `max_backpressure` is 0 (sends
+/// unlimited): reading stays bounded whatever the options.
+pub const DEFAULT_MAX_BACKPRESSURE: usize = 64 * 1024;
+
 /// Binary payloads at least this large are written as a separate buffer after the header
 /// (no copy); smaller ones are copied next to the header so one buffer goes to the kernel.
 const ZERO_COPY_MIN: usize = 16 * 1024;
@@ -164,6 +168,10 @@ pub(crate) struct Conn {
     inbuf: BytesMut,
     pub(crate) hub: Hub,
     pub(crate) max_backpressure: usize,
+    /// Reading pauses while more than this many bytes are queued for the peer (every frame
+    /// counts: replies, pongs, publishes), and resumes when the queue empties.
+    read_pause_at: usize,
+    read_paused: bool,
     pub(crate) topics: Vec<Rc<str>>,
     /// Corked by the current publish batch of its hub (see [`Hub::begin_batch`]).
     pub(crate) hub_corked: bool,
@@ -230,6 +238,12 @@ impl WebSocket {
             inbuf: BytesMut::new(),
             hub,
             max_backpressure,
+            read_pause_at: if max_backpressure > 0 {
+                max_backpressure
+            } else {
+                DEFAULT_MAX_BACKPRESSURE
+            },
+            read_paused: false,
             topics: Vec::new(),
             hub_corked: false,
             last_recv: lp.now(),
@@ -329,6 +343,9 @@ impl WebSocket {
         let mut out = BytesMut::new();
         frame::encode_close(&mut out, code, reason);
         let _ = lp.tcp_write_bytes(id, out.freeze());
+        // The peer's Close must be read even if it never reads ours; nothing read from now on
+        // is answered, so reading cannot grow the queue.
+        self.resume_reading(lp);
         self.arm_close_timer(lp);
     }
 
@@ -439,6 +456,30 @@ impl WebSocket {
         // Stale when a callback destroyed the connection: nothing left to send.
         let _ = lp.tcp_uncork(id);
         hub.end_batch(lp);
+        self.pause_if_backed_up(lp);
+    }
+
+    /// Backpressure on input: while more than `read_pause_at` bytes wait for the peer, read
+    /// nothing more (the kernel buffer fills and TCP pushes back on the peer), so a peer that
+    /// sends but never reads (echoes, pings answered with pongs) cannot grow the queue.
+    /// Reading resumes when the queue empties (`on_tcp_drain`).
+    fn pause_if_backed_up(&self, lp: &mut Loop) {
+        let mut c = self.0.borrow_mut();
+        if c.read_paused || c.state != State::Open {
+            return;
+        }
+        if lp.tcp_queued(c.id).unwrap_or(0) > c.read_pause_at {
+            c.read_paused = true;
+            let _ = lp.tcp_pause(c.id);
+        }
+    }
+
+    fn resume_reading(&self, lp: &mut Loop) {
+        let mut c = self.0.borrow_mut();
+        if c.read_paused {
+            c.read_paused = false;
+            let _ = lp.tcp_resume(c.id);
+        }
     }
 
     /// Decodes and dispatches every complete event in the input buffer.
@@ -530,6 +571,7 @@ impl WebSocket {
             let _ = lp.tcp_write_bytes(id, out.freeze());
         }
         let _ = lp.tcp_end(id);
+        self.resume_reading(lp);
         self.arm_close_timer(lp);
     }
 
@@ -558,6 +600,7 @@ impl WebSocket {
     }
 
     pub(crate) fn on_tcp_drain(&self, lp: &mut Loop) {
+        self.resume_reading(lp);
         let cb = self.0.borrow_mut().on_drain.take();
         if let Some(mut cb) = cb {
             cb(lp, self);
