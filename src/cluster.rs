@@ -159,3 +159,43 @@ pub fn run(
     }
     first_err.map_or(Ok(()), Err)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::{run, ClusterOptions};
+
+    /// The default uncaught-panic policy under a cluster: a panic in a callback the app
+    /// scheduled (here a timer) leaves the worker's `run`, and the worker starts again with a
+    /// fresh loop and setup; with a hook the same panic stays in the loop.
+    #[test]
+    fn worker_whose_timer_panics_without_a_hook_is_restarted_and_with_one_is_not() {
+        for hook in [false, true] {
+            let setups = Arc::new(AtomicUsize::new(0));
+            let caught = Arc::new(AtomicUsize::new(0));
+            let (s, c) = (Arc::clone(&setups), Arc::clone(&caught));
+            let options = ClusterOptions {
+                workers: 1,
+                max_restarts: 3,
+            };
+            run(options, move |lp, _index| {
+                if hook {
+                    let c = Arc::clone(&c);
+                    lp.on_uncaught_panic(move |_lp, _p| {
+                        c.fetch_add(1, Ordering::SeqCst);
+                    });
+                }
+                if s.fetch_add(1, Ordering::SeqCst) == 0 {
+                    lp.set_timeout(1, |_lp| panic!("bug in a timer"));
+                }
+                Ok(())
+            })
+            .unwrap();
+            let want = if hook { (1, 1) } else { (2, 0) };
+            let got = (setups.load(Ordering::SeqCst), caught.load(Ordering::SeqCst));
+            assert_eq!(got, want, "hook: {hook}");
+        }
+    }
+}

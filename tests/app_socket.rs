@@ -4,12 +4,13 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use oneloop::app::{body, files, logger, App, Body};
 use oneloop::http::ServerConfig;
-use oneloop::runtime::Loop;
+use oneloop::runtime::{Loop, LoopOptions};
 use serde_json::json;
 
 /// Starts `build()`'s app on its own thread and loop; the thread lives until the test ends.
@@ -196,4 +197,176 @@ fn json_bodies_over_a_socket_parse_and_limits_answer_413() {
         "POST /p HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n{nope",
     );
     assert_eq!(s, 400);
+}
+
+/// [`serve`] on a loop made by `make_loop` (a hook installed, a pool size chosen).
+fn serve_on(
+    make_loop: impl FnOnce() -> Loop + Send + 'static,
+    build: impl FnOnce() -> App + Send + 'static,
+) -> SocketAddr {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let app = build();
+        let mut lp = make_loop();
+        let server = app
+            .listen_on(&mut lp, "127.0.0.1:0", ServerConfig::default(), |_, _| {})
+            .unwrap();
+        tx.send(server.local_addr().unwrap()).unwrap();
+        lp.set_timeout(20_000, |lp| lp.stop());
+        lp.run().unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(5)).unwrap()
+}
+
+/// A loop whose uncaught-panic hook counts into `count`.
+fn loop_with_counting_hook(count: Arc<AtomicUsize>) -> impl FnOnce() -> Loop + Send {
+    move || {
+        let mut lp = Loop::new().unwrap();
+        lp.on_uncaught_panic(move |_lp, p| {
+            assert!(p.message().contains("deferred bug"), "{p}");
+            count.fetch_add(1, Ordering::SeqCst);
+        });
+        lp
+    }
+}
+
+#[test]
+fn panic_in_timer_reaches_uncaught_hook_and_loop_keeps_serving() {
+    let panics = Arc::new(AtomicUsize::new(0));
+    let addr = serve_on(loop_with_counting_hook(Arc::clone(&panics)), || {
+        let mut app = App::new();
+        app.get("/later", |_req, res| {
+            let res = res.clone();
+            res.loop_handle().clone().set_timeout(5, move |_lp| {
+                res.set("x-half", "done"); // holds the response, then fails
+                panic!("deferred bug in a timer");
+            });
+        });
+        app.get("/ok", |_req, res| res.send_text("ok"));
+        app
+    });
+    // The panic is attributable to the request (its callback held the open response): 500.
+    let (s, _, body) = get(addr, "/later", "");
+    assert_eq!((s, body.as_slice()), (500, &b"Internal Server Error"[..]));
+    assert_eq!(panics.load(Ordering::SeqCst), 1);
+    // And the loop goes on serving.
+    let (s, _, body) = get(addr, "/ok", "");
+    assert_eq!((s, body.as_slice()), (200, &b"ok"[..]));
+}
+
+#[test]
+fn panic_in_pool_completion_or_deferred_next_answers_its_request_500() {
+    let panics = Arc::new(AtomicUsize::new(0));
+    let addr = serve_on(loop_with_counting_hook(Arc::clone(&panics)), || {
+        let mut app = App::new();
+        app.use_(|req, _res, next| {
+            if req.path() == "/mw" {
+                // A middleware's deferred continuation panics while holding `next`.
+                req.loop_handle().set_timeout(1, move |_lp| {
+                    let _keep = next;
+                    panic!("deferred bug in middleware");
+                });
+            } else {
+                next.call();
+            }
+        });
+        app.get("/work", |_req, res| {
+            let res = res.clone();
+            res.loop_handle().clone().queue_work(
+                || Err::<u64, &str>("disk on fire"),
+                move |_lp, r| {
+                    let n = r.unwrap().expect("deferred bug in a completion");
+                    res.json(&json!({ "n": n }));
+                },
+            );
+        });
+        app
+    });
+    for path in ["/work", "/mw", "/work"] {
+        let (s, _, _) = get(addr, path, "");
+        assert_eq!(s, 500, "{path}");
+    }
+    assert_eq!(panics.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn missing_static_file_fall_through_is_not_cached() {
+    let dir = fixture_dir("cache");
+    let addr = serve(move || {
+        let mut app = App::new();
+        let stat = files::static_files_with(
+            dir,
+            files::StaticOptions {
+                max_age_secs: Some(86_400),
+                index: true,
+            },
+        );
+        app.use_(move |req, res, next| stat(req, res, next));
+        app.get("/health", |_req, res| res.send_text("ok"));
+        app
+    });
+    let (s, head, _) = get(addr, "/health", "");
+    assert_eq!((s, header(&head, "cache-control")), (200, None));
+    let (s, head, _) = get(addr, "/nope.txt", "");
+    assert_eq!((s, header(&head, "cache-control")), (404, None));
+    // What the middleware serves itself is cached: 200 and 304.
+    let (s, head, _) = get(addr, "/hello.txt", "");
+    assert_eq!(s, 200);
+    assert_eq!(
+        header(&head, "cache-control"),
+        Some("public, max-age=86400")
+    );
+    let etag = header(&head, "etag").unwrap().to_string();
+    let (s, head, _) = get(addr, "/hello.txt", &format!("If-None-Match: {etag}\r\n"));
+    assert_eq!(s, 304);
+    assert_eq!(
+        header(&head, "cache-control"),
+        Some("public, max-age=86400")
+    );
+}
+
+/// The loop thread must not touch the disk, not even to ask "is this a directory?". Observed
+/// through a directory that becomes a file between the middleware call (loop thread) and the
+/// pool job: a one-thread pool runs a job queued just before the middleware's own, and that
+/// job swaps `thing/` (with an `index.html`) for a plain file `thing`. Whatever the answer
+/// says about the file must come from the pool job's view: the plain file, no HTML type. A
+/// directory check on the loop thread saw the directory and typed the file `text/html`.
+#[test]
+fn static_middleware_never_stats_on_the_loop_thread() {
+    let dir = fixture_dir("loop-thread-stat");
+    let _ = std::fs::remove_file(dir.join("thing")); // left by an earlier run
+    std::fs::create_dir_all(dir.join("thing")).unwrap();
+    std::fs::write(dir.join("thing/index.html"), "<h1>dir</h1>").unwrap();
+    let root = dir.clone();
+    let one_thread_pool = || {
+        Loop::with_options(LoopOptions {
+            threadpool_size: 1,
+            ..LoopOptions::default()
+        })
+        .unwrap()
+    };
+    let addr = serve_on(one_thread_pool, move || {
+        let mut app = App::new();
+        let swap_dir = root.join("thing");
+        app.use_(move |req, _res, next| {
+            let swap_dir = swap_dir.clone();
+            req.loop_handle().queue_work(
+                move || {
+                    std::fs::remove_dir_all(&swap_dir).unwrap();
+                    std::fs::write(&swap_dir, "plain file").unwrap();
+                },
+                |_lp, _| {},
+            );
+            next.call();
+        });
+        let stat = files::static_files(root);
+        app.use_(move |req, res, next| stat(req, res, next));
+        app
+    });
+    let (s, head, body) = get(addr, "/thing", "");
+    assert_eq!((s, body.as_slice()), (200, &b"plain file"[..]));
+    assert_eq!(
+        header(&head, "content-type"),
+        Some("application/octet-stream")
+    );
 }

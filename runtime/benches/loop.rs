@@ -68,6 +68,10 @@ fn new_loop() -> Loop {
     if matches!(observe.as_str(), "trace" | "both") {
         lp.start_trace_file("/dev/null").expect("trace");
     }
+    // The uncaught-panic hook puts every callback under `catch_unwind`; measure both paths.
+    if std::env::var("ONELOOP_BENCH_PANIC_HOOK").is_ok_and(|v| v == "1") {
+        lp.on_uncaught_panic(|_lp, _panic| {});
+    }
     lp
 }
 

@@ -23,6 +23,7 @@ use crate::tcp::Net;
 use crate::threadpool::{self, AnyResult, Done, ThreadPool, WorkError};
 use crate::timers::{Timer, TimerCallback, TimerDelay, TimerHeap};
 use crate::trace::{CallbackKind, LoopMetrics, Observer, Phase, TraceEvent, TraceSink};
+use crate::uncaught::HookSlot;
 
 /// Token of the waker the thread pool (and [`LoopWaker`]) use.
 pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX - 1);
@@ -249,6 +250,8 @@ pub struct Loop {
     metrics: LoopMetrics,
     /// Trace sink, Chrome trace, metrics, step log: `None` while nothing watches.
     pub(crate) observer: Option<Box<Observer>>,
+    /// [`Loop::on_uncaught_panic`]'s hook; every callback goes through [`Loop::invoke`].
+    pub(crate) uncaught_panic: HookSlot,
 }
 
 impl Loop {
@@ -303,6 +306,7 @@ impl Loop {
             refs: 0,
             metrics: LoopMetrics::default(),
             observer: None,
+            uncaught_panic: HookSlot::Unset,
         };
         if options.trace_to_stderr {
             lp.set_trace(Some(Box::new(|ev: &TraceEvent| eprintln!("{ev}"))));
@@ -774,9 +778,9 @@ impl Loop {
             };
             self.trace_timer_callback(due);
             match callback {
-                TimerCallback::Once(callback) => callback(self),
+                TimerCallback::Once(callback) => self.invoke(CallbackKind::Timer, callback),
                 TimerCallback::Repeat(mut callback) => {
-                    callback(self);
+                    self.invoke(CallbackKind::Timer, |lp| callback(lp));
                     if let Some(t) = self.timers.get_mut(key) {
                         // Still live: the interval was not cleared by its own callback.
                         t.callback = Some(TimerCallback::Repeat(callback));
@@ -811,7 +815,7 @@ impl Loop {
                 break;
             };
             self.trace_callback(CallbackKind::Pending);
-            cb(self);
+            self.invoke(CallbackKind::Pending, cb);
             self.drain_ticks_and_microtasks();
         }
     }
@@ -997,7 +1001,7 @@ impl Loop {
                 self.refed_immediates -= 1;
             }
             self.trace_callback(CallbackKind::Immediate);
-            cb(self);
+            self.invoke(CallbackKind::Immediate, cb);
             self.drain_ticks_and_microtasks();
         }
     }
@@ -1018,7 +1022,7 @@ impl Loop {
         let closing = std::mem::take(&mut self.closing);
         for cb in closing {
             self.trace_callback(CallbackKind::Close);
-            cb(self);
+            self.invoke(CallbackKind::Close, cb);
             self.drain_ticks_and_microtasks();
         }
     }
@@ -1068,7 +1072,7 @@ impl Loop {
                 }
                 while let Some(tick) = batch.pop_front() {
                     self.trace_callback(CallbackKind::NextTick);
-                    tick(self);
+                    self.invoke(CallbackKind::NextTick, tick);
                 }
                 self.tick_batch = batch;
             }
@@ -1077,7 +1081,7 @@ impl Loop {
             }
             while let Some(task) = self.microtasks.pop_front() {
                 self.trace_callback(CallbackKind::Microtask);
-                task(self);
+                self.invoke(CallbackKind::Microtask, task);
             }
             if self.ticks.borrow().is_empty() {
                 break;
@@ -1171,7 +1175,7 @@ impl Loop {
             };
             if let Some(after) = req.after.take() {
                 self.trace_callback(CallbackKind::Work);
-                after(self, result);
+                self.invoke(CallbackKind::Work, |lp| after(lp, result));
                 self.drain_ticks_and_microtasks();
             }
         }
@@ -1196,7 +1200,7 @@ impl Loop {
         let mut callbacks = std::mem::take(&mut self.before_exit);
         for cb in callbacks.iter_mut() {
             self.trace_callback(CallbackKind::BeforeExit);
-            cb(self);
+            self.invoke(CallbackKind::BeforeExit, |lp| cb(lp));
             self.drain_ticks_and_microtasks();
         }
         // Keep callbacks registered during the drain, after the existing ones.

@@ -32,6 +32,7 @@ pub mod tcp;
 mod threadpool;
 mod timers;
 pub mod trace;
+mod uncaught;
 
 pub use chrome_trace::ChromeTrace;
 pub use clock::Clock;
@@ -45,3 +46,4 @@ pub use tcp::{DropInfo, ListenOptions, SocketOptions, TcpError};
 pub use threadpool::{WorkError, DEFAULT_POOL_SIZE, MAX_POOL_SIZE};
 pub use timers::{TimerDelay, TIMEOUT_MAX_MS};
 pub use trace::{CallbackKind, LoopMetrics, Phase, TraceEvent};
+pub use uncaught::UncaughtPanic;

@@ -69,7 +69,7 @@ impl Loop {
                     continue;
                 };
                 self.trace_callback(CallbackKind::Signal);
-                cb(self, signum);
+                self.invoke(CallbackKind::Signal, |lp| cb(lp, signum));
                 if let Some(w) = self.signal_watchers.get_mut(key) {
                     w.callback = Some(cb);
                 }

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::handle::Key;
+use crate::uncaught::panic_message;
 
 /// Default number of worker threads (libuv's `UV_THREADPOOL_SIZE` default).
 pub const DEFAULT_POOL_SIZE: usize = 4;
@@ -182,16 +183,8 @@ fn worker(shared: Arc<Shared>) {
                     .unwrap_or_else(|p| p.into_inner());
             }
         };
-        let result = catch_unwind(AssertUnwindSafe(job.work)).map_err(|payload| {
-            let msg = if let Some(s) = payload.downcast_ref::<&str>() {
-                (*s).to_string()
-            } else if let Some(s) = payload.downcast_ref::<String>() {
-                s.clone()
-            } else {
-                "non-string panic payload".to_string()
-            };
-            WorkError::Panicked(msg)
-        });
+        let result = catch_unwind(AssertUnwindSafe(job.work))
+            .map_err(|payload| WorkError::Panicked(panic_message(&*payload)));
         lock(&shared.done).push(Done {
             key: job.key,
             result,

@@ -59,6 +59,8 @@ enum Outcome {
         range: Option<(u64, u64)>,
         etag: String,
         last_modified: String,
+        /// From the extension of the file actually read (`index.html` for a directory).
+        content_type: &'static str,
     },
     Failed(String),
 }
@@ -154,6 +156,7 @@ fn load(path: &Path, index: bool, cond: &Conditions) -> Outcome {
         f.take(len).read_to_end(&mut body)?;
         Ok(body)
     };
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     match read() {
         Ok(body) => Outcome::Body {
             body,
@@ -161,6 +164,7 @@ fn load(path: &Path, index: bool, cond: &Conditions) -> Outcome {
             range,
             etag,
             last_modified,
+            content_type: mime_for(ext),
         },
         Err(e) => Outcome::Failed(e.to_string()),
     }
@@ -190,26 +194,26 @@ fn serve(
 ) {
     let cond = conditions(req);
     let res = res.clone();
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_string();
-    let dir_index = path.is_dir();
+    // Everything that touches the disk (is it a directory? which file? its metadata) happens
+    // in the pool job; the loop thread only answers with the outcome.
     res.loop_handle().clone().queue_work(
         move || load(&path, index, &cond),
         move |_lp, outcome| {
             let outcome = outcome.unwrap_or_else(|e| Outcome::Failed(e.to_string()));
-            let mime = if dir_index { "html" } else { ext.as_str() };
-            respond(&res, outcome, mime, max_age, on_missing);
+            respond(&res, outcome, max_age, on_missing);
         },
     );
 }
 
-fn respond(res: &Res, outcome: Outcome, ext: &str, max_age: Option<u64>, on_missing: Option<Next>) {
+/// `Cache-Control` for a response the file layer itself serves (200, 206, 304); never on a
+/// fall-through or an error, which belong to whoever answers them.
+fn set_cache_control(res: &Res, max_age: Option<u64>) {
     if let Some(secs) = max_age {
         res.set("cache-control", &format!("public, max-age={secs}"));
     }
+}
+
+fn respond(res: &Res, outcome: Outcome, max_age: Option<u64>, on_missing: Option<Next>) {
     match outcome {
         Outcome::Missing => match on_missing {
             Some(next) => next.call(),
@@ -222,6 +226,7 @@ fn respond(res: &Res, outcome: Outcome, ext: &str, max_age: Option<u64>, on_miss
             etag,
             last_modified,
         } => {
+            set_cache_control(res, max_age);
             res.set("etag", &etag).set("last-modified", &last_modified);
             res.status(304).end();
         }
@@ -235,8 +240,10 @@ fn respond(res: &Res, outcome: Outcome, ext: &str, max_age: Option<u64>, on_miss
             range,
             etag,
             last_modified,
+            content_type,
         } => {
-            res.set_static("content-type", mime_for(ext))
+            set_cache_control(res, max_age);
+            res.set_static("content-type", content_type)
                 .set_static("accept-ranges", "bytes")
                 .set("etag", &etag)
                 .set("last-modified", &last_modified);

@@ -62,6 +62,39 @@ struct Core {
     /// The app's JSON scratch buffer (see `AppInner::json_scratch`).
     json_scratch: Rc<Cell<Vec<u8>>>,
     handle: LoopHandle,
+    /// Set on the core [`Core::drop`] makes to answer 500: it never makes another.
+    panic_reply: bool,
+}
+
+/// A panic unwinding through the last clone of an unfinished response (a handler's timer,
+/// thread-pool completion or body callback panicked while holding it, or the `Next` holding
+/// it): the panic is attributable to this request, so it is answered 500, from the next tick,
+/// outside the unwinding (which a loop with an uncaught-panic hook stops; without a hook the
+/// loop is gone and nothing is sent). Dropping an unfinished response without a panic stays
+/// as it was (the connection's timeouts end it, as in Node).
+impl Drop for Core {
+    fn drop(&mut self) {
+        if self.panic_reply || !std::thread::panicking() {
+            return;
+        }
+        let target = match &self.target {
+            Target::Http(r) => Target::Http(r.clone()),
+            Target::Inject(r) => Target::Inject(Rc::clone(r)),
+        };
+        let res = Res {
+            core: Rc::new(Core {
+                target,
+                is_head: self.is_head,
+                if_none_match: None,
+                etag: false,
+                finish_hooks: RefCell::new(std::mem::take(self.finish_hooks.get_mut())),
+                json_scratch: Rc::clone(&self.json_scratch),
+                handle: self.handle.clone(),
+                panic_reply: true,
+            }),
+        };
+        self.handle.next_tick(move |_lp| res.answer_panic());
+    }
 }
 
 /// The response a handler or middleware writes (Express's `res`). Cloning it is cheap and
@@ -161,8 +194,26 @@ impl Res {
                 finish_hooks: RefCell::new(Vec::new()),
                 json_scratch,
                 handle,
+                panic_reply: false,
             }),
         }
+    }
+
+    /// The 500 for a panic attributable to this response (see `Core`'s `Drop`). A response
+    /// whose head already went out cannot change its status; it is left as is (Node leaves
+    /// such a response open too).
+    fn answer_panic(&self) {
+        let head_sent = match &self.core.target {
+            Target::Http(r) => r.headers_sent(),
+            Target::Inject(_) => false,
+        };
+        if self.finished() || head_sent {
+            return;
+        }
+        log::error!("a callback holding an open response panicked: answering 500");
+        self.status(500)
+            .set_static("content-type", "text/plain; charset=utf-8");
+        self.send_bytes(b"Internal Server Error");
     }
 
     /// Sets the status code (`res.status(404)`); chainable.

@@ -387,7 +387,7 @@ impl Loop {
             return;
         };
         self.trace_callback(CallbackKind::Io);
-        cb(self, conn);
+        self.invoke(CallbackKind::Io, |lp| cb(lp, conn));
         if let Some(server) = self.net.server_mut(id) {
             if server.on_connection.is_none() {
                 server.on_connection = Some(cb);
@@ -402,7 +402,7 @@ impl Loop {
             return;
         };
         self.trace_callback(CallbackKind::Io);
-        cb(self, info);
+        self.invoke(CallbackKind::Io, |lp| cb(lp, info));
         if let Some(server) = self.net.server_mut(id) {
             if server.on_drop.is_none() {
                 server.on_drop = Some(cb);
@@ -417,7 +417,7 @@ impl Loop {
             return;
         };
         self.trace_callback(CallbackKind::Io);
-        cb(self, e);
+        self.invoke(CallbackKind::Io, |lp| cb(lp, e));
         if let Some(server) = self.net.server_mut(id) {
             if server.on_error.is_none() {
                 server.on_error = Some(cb);

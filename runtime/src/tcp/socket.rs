@@ -117,7 +117,7 @@ pub(crate) struct Socket {
 /// Takes a callback out of its slot, runs it with the loop, and puts it back unless the socket
 /// closed or the callback installed a replacement. Ticks and microtasks drain afterwards.
 macro_rules! emit {
-    ($lp:ident, $id:expr, $field:ident, |$cb:ident| $call:expr) => {{
+    ($lp:ident, $id:expr, $field:ident, |$cb:ident, $arg:ident| $call:expr) => {{
         let id: TcpId = $id;
         if let Some(mut $cb) = $lp
             .net
@@ -125,7 +125,7 @@ macro_rules! emit {
             .and_then(|s| s.callbacks.$field.take())
         {
             $lp.trace_callback(CallbackKind::Io);
-            $call;
+            $lp.invoke(CallbackKind::Io, |$arg| $call);
             if let Some(s) = $lp.net.socket_mut(id) {
                 if s.callbacks.$field.is_none() {
                     s.callbacks.$field = Some($cb);
@@ -479,7 +479,7 @@ impl Loop {
             s.need_drain = drain_due || s.queued >= s.options.high_water_mark;
         } else if drain_due {
             self.defer(move |lp| {
-                emit!(lp, id, on_drain, |cb| cb(lp, id));
+                emit!(lp, id, on_drain, |cb, lp| cb(lp, id));
             });
         }
     }
@@ -589,7 +589,7 @@ impl Loop {
             self.socket_shutdown_write(id);
         }
         if need_drain {
-            emit!(self, id, on_drain, |cb| cb(self, id));
+            emit!(self, id, on_drain, |cb, lp| cb(lp, id));
         }
     }
 
@@ -668,7 +668,7 @@ impl Loop {
                     s.bytes_read += n as u64;
                     s.touch(now);
                     let short = n < buf.len();
-                    emit!(self, id, on_data, |cb| cb(self, id, &buf[..n]));
+                    emit!(self, id, on_data, |cb, lp| cb(lp, id, &buf[..n]));
                     // A short read drained the kernel buffer: a new edge will report new data or
                     // the FIN, unless the FIN was already reported with this event.
                     if short && !drain {
@@ -687,7 +687,7 @@ impl Loop {
     }
 
     fn socket_on_eof(&mut self, id: TcpId) {
-        emit!(self, id, on_end, |cb| cb(self, id));
+        emit!(self, id, on_end, |cb, lp| cb(lp, id));
         let Some(s) = self.net.socket_mut(id) else {
             return;
         };
@@ -717,7 +717,7 @@ impl Loop {
             match s.stream.peer_addr() {
                 Ok(_) => {
                     s.connecting = false;
-                    emit!(self, id, on_connect, |cb| cb(self, id));
+                    emit!(self, id, on_connect, |cb, lp| cb(lp, id));
                     // Writes queued while connecting, then the FIN if `end` was called.
                     self.socket_flush(id);
                 }
@@ -756,7 +756,7 @@ impl Loop {
         if self.net.socket(id).is_none() {
             return;
         }
-        if !emit!(self, id, on_error, |cb| cb(self, id, &e)) {
+        if !emit!(self, id, on_error, |cb, lp| cb(lp, id, &e)) {
             log::debug!("socket {} error: {e}", id.index());
         }
         self.socket_close(id, true);
@@ -845,7 +845,7 @@ impl Loop {
         }
         let ms = t.ms;
         t.last_active = now;
-        emit!(self, id, on_timeout, |cb| cb(self, id));
+        emit!(self, id, on_timeout, |cb, lp| cb(lp, id));
         // Keep watching: the next idle period emits again (Node re-arms on activity; emitting
         // once per idle period is the observable behaviour).
         let still = self
