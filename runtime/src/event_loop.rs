@@ -36,7 +36,23 @@ const EVENTS_CAPACITY: usize = 1024;
 pub type Task = Box<dyn FnOnce(&mut Loop)>;
 type WorkDone = Box<dyn FnOnce(&mut Loop, AnyResult)>;
 pub(crate) type SignalCallback = Box<dyn FnMut(&mut Loop, i32)>;
-type BeforeExitCallback = Box<dyn FnMut(&mut Loop)>;
+
+/// A `'beforeExit'` listener's callback: every emit, or the first one only.
+enum BeforeExitCallback {
+    Every(Box<dyn FnMut(&mut Loop)>),
+    Once(Box<dyn FnOnce(&mut Loop)>),
+}
+
+/// A registered `'beforeExit'` listener; `callback` is `None` while an emit runs it.
+struct BeforeExitListener {
+    id: u64,
+    callback: Option<BeforeExitCallback>,
+}
+
+/// A `'beforeExit'` listener from [`Loop::on_before_exit`] or [`Loop::once_before_exit`], for
+/// [`Loop::remove_before_exit`]. Ids are never reused.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct BeforeExitId(u64);
 
 /// How [`Loop::run_mode`] runs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -181,8 +197,9 @@ impl LoopWaker {
 /// A single-threaded event loop with Node's phases and queues.
 ///
 /// # Guarantees
-/// - One iteration runs the phases in libuv's order: timers, pending, idle, prepare, poll, check,
-///   close ([`Loop::run_iteration`]).
+/// - One iteration runs the phases in libuv >= 1.45's order: pending, idle, prepare, poll,
+///   check, close, timers ([`Loop::run_iteration`]); `run` also runs due timers once before the
+///   first iteration.
 /// - After **every** callback the loop drains the `next_tick` queue, then the microtask queue,
 ///   repeating until both are empty (Node >= 11).
 /// - Timers due at the same millisecond run in the order they were armed; a timer that becomes
@@ -210,6 +227,8 @@ pub struct Loop {
     cursor: usize,
     /// Whether `step` already ran before-exit callbacks since the loop last had work.
     step_exit_done: bool,
+    /// Set by `run`'s pre-loop timers pass, which opens the iteration `run_iteration` finishes.
+    iteration_begun: bool,
     stop_flag: bool,
     phase: Phase,
 
@@ -232,7 +251,8 @@ pub struct Loop {
     microtasks: VecDeque<Task>,
     pending: VecDeque<Task>,
     pub(crate) closing: Vec<Task>,
-    before_exit: Vec<BeforeExitCallback>,
+    before_exit: Vec<BeforeExitListener>,
+    next_before_exit_id: u64,
 
     pub(crate) work: GenSlab<WorkRequest>,
     pool: ThreadPool,
@@ -280,6 +300,7 @@ impl Loop {
             virtual_ns: (options.clock == Clock::Virtual).then_some(0),
             cursor: 0,
             step_exit_done: false,
+            iteration_begun: false,
             stop_flag: false,
             phase: Phase::Main,
             timers: GenSlab::default(),
@@ -294,6 +315,7 @@ impl Loop {
             pending: VecDeque::new(),
             closing: Vec::new(),
             before_exit: Vec::new(),
+            next_before_exit_id: 0,
             work: GenSlab::default(),
             pool,
             done_buf: Vec::new(),
@@ -335,8 +357,20 @@ impl Loop {
         self.phase = Phase::Main;
         self.drain_ticks_and_microtasks();
         loop {
-            while self.is_alive() && !self.stop_flag {
+            let mut alive = self.is_alive();
+            // libuv runs due timers once before its loop in DEFAULT mode ("for backwards
+            // compatibility"); after that, timers run at the tail of each iteration. This pass
+            // opens iteration 1 (or the first iteration after a before-exit restart).
+            if mode == RunMode::Default && alive && !self.stop_flag && self.cursor == 0 {
+                self.begin_iteration();
+                self.iteration_begun = true;
+                self.run_timers();
+            }
+            while alive && !self.stop_flag {
                 self.run_iteration(mode)?;
+                // Decided after the tail timers ran: an unref'd timer due when the last ref'd
+                // work finished has already fired.
+                alive = self.is_alive();
                 if mode != RunMode::Default {
                     break;
                 }
@@ -354,10 +388,10 @@ impl Loop {
         Ok(self.is_alive())
     }
 
-    /// One turn of the loop: every phase of [`Phase::ITERATION`] in order (libuv's `uv_run`;
-    /// see docs/event-loop.md and [`Loop::run_phase`] for what each does). libuv >= 1.45 runs
-    /// timers at the tail of an iteration instead of the head; since nothing runs between the
-    /// tail of one iteration and the head of the next, the order callbacks observe is the same.
+    /// One turn of the loop: every phase of [`Phase::ITERATION`] in order (libuv >= 1.45's
+    /// `uv_run`; see docs/event-loop.md and [`Loop::run_phase`] for what each does). Timers run
+    /// at the tail, after the close phase and before the caller asks [`Loop::is_alive`], so a
+    /// timer (ref'd or not) that is due when the last ref'd work finishes still fires.
     ///
     /// If [`Loop::step`] stopped in the middle of an iteration, this finishes that iteration.
     pub fn run_iteration(&mut self, mode: RunMode) -> io::Result<()> {
@@ -368,14 +402,17 @@ impl Loop {
         // inlines, with no per-phase dispatch (measured: walking the list through `run_phase`
         // cost ~30% more instructions per empty iteration, out-of-line phase calls included).
         // `tests::run_iteration_enters_the_phases_of_phase_iteration` keeps the two in step.
-        self.begin_iteration(); // count it, refresh the cached time
-        self.run_timers(); // due timers, in (due, seq) order
+        if !std::mem::take(&mut self.iteration_begun) {
+            self.begin_iteration(); // count it, refresh the cached time
+        }
         self.run_pending(); // I/O callbacks deferred by the last iteration
         self.run_idle();
         self.run_prepare();
         self.run_poll(mode)?; // wait, then I/O callbacks and thread-pool completions
         self.run_check(); // immediates queued before this phase began
         self.run_closing(); // close callbacks
+        self.update_time();
+        self.run_timers(); // due timers (libuv >= 1.45: at the tail, before the alive check)
         self.end_iteration();
         Ok(())
     }
@@ -395,7 +432,10 @@ impl Loop {
     /// [`Loop::run_iteration`] calls the same functions in [`Phase::ITERATION`] order.
     fn run_phase(&mut self, phase: Phase, mode: RunMode) -> io::Result<()> {
         match phase {
-            Phase::Timers => self.run_timers(), // due timers, in (due, seq) order
+            Phase::Timers => {
+                self.update_time();
+                self.run_timers(); // due timers, at the tail of the iteration
+            }
             Phase::Pending => self.run_pending(), // I/O callbacks deferred by the last iteration
             Phase::Idle => self.run_idle(),
             Phase::Prepare => self.run_prepare(),
@@ -473,7 +513,7 @@ impl Loop {
             Phase::Main
         } else if self.is_alive() && !self.stop_flag {
             self.begin_iteration();
-            Phase::Timers
+            Phase::ITERATION[0]
         } else if !self.step_exit_done && !self.before_exit.is_empty() {
             self.step_exit_done = true;
             Phase::BeforeExit
@@ -1184,24 +1224,81 @@ impl Loop {
 
     /// Calls `callback` each time the loop runs out of work, before `run` returns (Node's
     /// `process.on('beforeExit')`). Work it schedules keeps the loop running.
-    pub fn on_before_exit(&mut self, callback: impl FnMut(&mut Loop) + 'static) {
-        self.before_exit.push(Box::new(callback));
+    ///
+    /// # Guarantees
+    /// One out-of-work moment is one event, as in Node: every listener registered when it
+    /// begins runs, in registration order (even one another listener removes meanwhile, as
+    /// `EventEmitter.emit` runs a copy of its list), and only then do the `next_tick` and
+    /// microtask queues drain. A listener added during the event first runs at the next one.
+    pub fn on_before_exit(&mut self, callback: impl FnMut(&mut Loop) + 'static) -> BeforeExitId {
+        self.add_before_exit(BeforeExitCallback::Every(Box::new(callback)))
     }
 
+    /// Like [`Loop::on_before_exit`], but the listener is removed before its first run (Node's
+    /// `process.once('beforeExit')`).
+    pub fn once_before_exit(&mut self, callback: impl FnOnce(&mut Loop) + 'static) -> BeforeExitId {
+        self.add_before_exit(BeforeExitCallback::Once(Box::new(callback)))
+    }
+
+    /// Removes a `'beforeExit'` listener (Node's `process.removeListener`). During an event it
+    /// still runs if the event began before it was removed (see [`Loop::on_before_exit`]).
+    ///
+    /// # Errors
+    /// [`HandleError::Stale`] if it was removed already (a once-listener is removed when it
+    /// runs).
+    pub fn remove_before_exit(&mut self, id: BeforeExitId) -> Result<(), HandleError> {
+        let index = self
+            .before_exit
+            .iter()
+            .position(|l| l.id == id.0)
+            .ok_or(HandleError::Stale)?;
+        self.before_exit.remove(index);
+        Ok(())
+    }
+
+    fn add_before_exit(&mut self, callback: BeforeExitCallback) -> BeforeExitId {
+        let id = self.next_before_exit_id;
+        self.next_before_exit_id += 1;
+        self.before_exit.push(BeforeExitListener {
+            id,
+            callback: Some(callback),
+        });
+        BeforeExitId(id)
+    }
+
+    /// Emits `'beforeExit'` once: every listener, then one tick and microtask drain. Returns
+    /// whether any listener ran.
     fn run_before_exit(&mut self) -> bool {
         if self.before_exit.is_empty() {
             return false;
         }
         self.phase = Phase::BeforeExit;
-        let mut callbacks = std::mem::take(&mut self.before_exit);
-        for cb in callbacks.iter_mut() {
+        // The copy `EventEmitter.emit` runs: once-listeners leave the list now, the others
+        // lend their callback for the event.
+        let mut event: Vec<(u64, BeforeExitCallback)> = Vec::with_capacity(self.before_exit.len());
+        self.before_exit.retain_mut(|l| {
+            if let Some(cb) = l.callback.take() {
+                let once = matches!(cb, BeforeExitCallback::Once(_));
+                event.push((l.id, cb));
+                !once
+            } else {
+                true
+            }
+        });
+        for (id, cb) in event {
             self.trace_callback(CallbackKind::BeforeExit);
-            cb(self);
-            self.drain_ticks_and_microtasks();
+            match cb {
+                BeforeExitCallback::Once(cb) => cb(self),
+                BeforeExitCallback::Every(mut cb) => {
+                    cb(self);
+                    // Back in its slot unless a listener removed it meanwhile.
+                    if let Some(l) = self.before_exit.iter_mut().find(|l| l.id == id) {
+                        l.callback = Some(BeforeExitCallback::Every(cb));
+                    }
+                }
+            }
         }
-        // Keep callbacks registered during the drain, after the existing ones.
-        callbacks.append(&mut self.before_exit);
-        self.before_exit = callbacks;
+        self.drain_ticks_and_microtasks();
         true
     }
 

@@ -327,3 +327,81 @@ fn a_timer_armed_after_a_blocking_callback_counts_its_delay_from_real_time() {
         });
     });
 }
+
+/// Runs `scenario` on both clocks like [`assert_same_as_node`], and logs `exit` after `run`
+/// returns (node's `process.on('exit')`).
+fn assert_same_as_node_with_exit(name: &str, scenario: impl Fn(&mut Loop, &Log)) {
+    let expected = node_output(name);
+    for clock in [Clock::Real, Clock::Virtual] {
+        let log = Log::default();
+        let mut lp = new_loop(clock);
+        scenario(&mut lp, &log);
+        lp.run().expect("run");
+        push(&log, "exit");
+        assert_eq!(
+            *log.borrow(),
+            expected,
+            "{name} on a {clock:?} clock: oneloop (left) vs node (right)"
+        );
+    }
+}
+
+#[test]
+fn an_unrefd_timer_due_when_the_last_refd_work_ends_still_fires() {
+    assert_same_as_node_with_exit("tail_timers_unrefd_due_at_end", |lp, log| {
+        let t = lp.set_timeout(5, say(log, "unref-timer"));
+        lp.unref(t).unwrap();
+        let l = log.clone();
+        lp.set_immediate(move |lp| {
+            push(&l, "immediate");
+            spin(lp, 20);
+        });
+    });
+}
+
+#[test]
+fn before_exit_runs_every_listener_then_drains_ticks_and_microtasks() {
+    assert_same_as_node_with_exit("before_exit_one_event", |lp, log| {
+        let n = Rc::new(RefCell::new(0));
+        let (l, n1) = (log.clone(), n.clone());
+        lp.on_before_exit(move |lp| {
+            *n1.borrow_mut() += 1;
+            let k = *n1.borrow();
+            push(&l, &format!("listener-1 #{k}"));
+            lp.next_tick(say(&l, "tick-from-1"));
+            lp.queue_microtask(say(&l, "micro-from-1"));
+            if k == 1 {
+                lp.set_timeout(1, say(&l, "timer"));
+            }
+        });
+        let l = log.clone();
+        lp.on_before_exit(move |_| push(&l, &format!("listener-2 #{}", n.borrow())));
+    });
+}
+
+#[test]
+fn a_once_before_exit_listener_runs_once_and_a_removed_one_still_runs_in_that_event() {
+    assert_same_as_node_with_exit("before_exit_once_and_remove", |lp, log| {
+        let n = Rc::new(RefCell::new(0));
+        let fourth: Rc<RefCell<Option<oneloop_runtime::BeforeExitId>>> = Rc::default();
+        let (l, n1) = (log.clone(), n.clone());
+        lp.on_before_exit(move |_| {
+            *n1.borrow_mut() += 1;
+            push(&l, &format!("listener-1 #{}", n1.borrow()));
+        });
+        lp.once_before_exit(say(log, "once"));
+        let (l, n3, f3) = (log.clone(), n.clone(), fourth.clone());
+        lp.on_before_exit(move |lp| {
+            let k = *n3.borrow();
+            push(&l, &format!("listener-3 #{k}"));
+            if k == 1 {
+                let id = f3.borrow().expect("fourth registered");
+                lp.remove_before_exit(id).expect("fourth still registered");
+                lp.set_timeout(1, say(&l, "timer"));
+            }
+        });
+        let l = log.clone();
+        let id = lp.on_before_exit(move |_| push(&l, &format!("listener-4 #{}", n.borrow())));
+        *fourth.borrow_mut() = Some(id);
+    });
+}
