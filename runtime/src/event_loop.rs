@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::clock::{self, Clock};
-use crate::handle::{GenSlab, Handle, HandleError, ImmediateId, Key, SignalId, TimerId, WorkId};
+use crate::handle::{GenSlab, Handle, HandleError, ImmediateId, SignalId, TimerId, WorkId};
 use crate::metrics::QueueDepths;
 use crate::signal::Signals;
 use crate::tcp::Net;
@@ -234,8 +234,6 @@ pub struct Loop {
 
     pub(crate) timers: GenSlab<Timer>,
     timer_heap: TimerHeap,
-    /// Scratch list of `(key, seq)` due in this timers phase (kept to reuse its allocation).
-    ready_timers: Vec<(Key, u64)>,
 
     /// Queued immediates in order, a ring buffer (arming writes at the back, the check phase
     /// reads from the front): the id of `immediates[i]` is `immediate_base + i`.
@@ -305,7 +303,6 @@ impl Loop {
             phase: Phase::Main,
             timers: GenSlab::default(),
             timer_heap: TimerHeap::default(),
-            ready_timers: Vec::new(),
             immediates: VecDeque::new(),
             immediate_base: 0,
             refed_immediates: 0,
@@ -578,7 +575,7 @@ impl Loop {
     fn next_timer_due(&self) -> Option<u64> {
         // The heap may start with stale entries; they only make the wait shorter (a spurious
         // wake-up), never longer.
-        self.timer_heap.peek().map(|(due, _, _)| due)
+        self.timer_heap.next_expiry()
     }
 
     // ---------------------------------------------------------------------------------------
@@ -706,6 +703,7 @@ impl Loop {
             delay: Timer::delay_from(delay),
             repeat,
             refed: true,
+            armed: true,
             created_at,
         });
         self.refs += 1;
@@ -723,6 +721,8 @@ impl Loop {
     /// [`HandleError::Stale`] if the timer already fired (one-shot) or was cleared.
     pub fn clear_timeout(&mut self, id: TimerId) -> Result<(), HandleError> {
         let timer = self.timers.remove(id.0).ok_or(HandleError::Stale)?;
+        // Node's `unenroll`: a list left without timers leaves the queue (it can delay nothing).
+        self.timer_heap.forget(&timer, timer.armed, true);
         if timer.refed {
             self.refs -= 1;
         }
@@ -748,6 +748,9 @@ impl Loop {
         self.update_time();
         let now = self.now_ms;
         let timer = self.timers.get_mut(id.0).ok_or(HandleError::Stale)?;
+        // Node's `L.append`: out of its place in the list (which stays), onto the tail.
+        self.timer_heap.forget(timer, timer.armed, false);
+        timer.armed = true;
         self.timer_heap.arm(id.0, timer, now);
         self.maybe_compact_timer_heap();
         Ok(())
@@ -760,50 +763,63 @@ impl Loop {
     }
 
     fn maybe_compact_timer_heap(&mut self) {
-        if self.timer_heap.len() > 64 && self.timer_heap.len() > 2 * self.timers.len() {
+        if self.phase != Phase::Timers
+            && self.timer_heap.len() > 64
+            && self.timer_heap.len() > 2 * self.timers.len()
+        {
             let timers = &self.timers;
             self.timer_heap
                 .compact(|seq, key| timers.get(key).is_some_and(|t| t.seq == seq));
         }
     }
 
-    /// Runs every timer due at the cached loop time, in `(due, seq)` order (libuv's
-    /// `uv__run_timers`). Due timers are collected first and then run, so a timer armed by one
-    /// of these callbacks waits for the next iteration even if it is already due.
+    /// Runs every timer due at the cached loop time the way Node's `processTimers` does: the
+    /// lists in `(expiry, id)` order, and within the first list every due timer before the next
+    /// list (`listOnTimeout`). A timer armed or refreshed by one of these callbacks is due after
+    /// `now`, so it waits for a later timers phase even if it is due by the time it is reached.
     ///
     /// An interval is re-armed *after* its callback returns, `delay` ms from the time the
-    /// callback started, as Node's `listOnTimeout` does (libuv re-arms before the callback; Node's
-    /// JS timers, which are what users observe, re-insert after it).
+    /// callback started, whatever the callback did (a `refresh_timer` of itself included), as
+    /// Node's `listOnTimeout` re-inserts it (libuv re-arms before the callback; Node's JS
+    /// timers, which are what users observe, re-insert after it).
     #[inline(always)] // one copy in `run_iteration`, one in the cold `run_phase`
     fn run_timers(&mut self) {
         self.enter_phase(Phase::Timers);
-        let mut ready = std::mem::take(&mut self.ready_timers);
-        while let Some((due, seq, key)) = self.timer_heap.peek() {
-            if due > self.now_ms {
-                break;
-            }
-            self.timer_heap.pop();
-            if self.timers.get(key).is_some_and(|t| t.seq == seq) {
-                ready.push((key, seq));
-            } // else a stale entry: cleared or re-armed since it was pushed
+        let now = self.now_ms;
+        while let Some(list) = self.timer_heap.expired_list(now) {
+            self.run_timer_list(list, now);
         }
-        for &(key, seq) in &ready {
-            // A callback earlier in this batch may have cleared or refreshed this timer.
-            let Some(timer) = self.timers.get_mut(key) else {
+    }
+
+    /// Node's `listOnTimeout` for the first list in the queue: it stays first while it runs
+    /// (lists created or re-armed meanwhile expire after `now`).
+    fn run_timer_list(&mut self, list: usize, now: u64) {
+        loop {
+            let Some((due, seq, key)) = self.timer_heap.front(list) else {
+                self.timer_heap.remove_first(); // out of timers: the list leaves the queue
+                return;
+            };
+            let Some(timer) = self.timers.get_mut(key).filter(|t| t.seq == seq && t.armed) else {
+                self.timer_heap.pop_front(list); // stale: cleared, refreshed or re-armed
                 continue;
             };
-            if timer.seq != seq {
-                continue;
+            if due > now {
+                // The head is not due: the list waits for it (with a new list id, as Node).
+                self.timer_heap.reschedule_first(due, now);
+                return;
             }
+            self.timer_heap.pop_front(list);
+            self.timer_heap.forget(timer, true, false);
+            timer.armed = false;
             let Some(callback) = timer.callback.take() else {
                 continue;
             };
             let repeat = timer.repeat;
-            let due = timer.due;
             if !repeat {
-                let timer = self.timers.remove(key).expect("checked above");
-                if timer.refed {
-                    self.refs -= 1;
+                if let Some(timer) = self.timers.remove(key) {
+                    if timer.refed {
+                        self.refs -= 1;
+                    }
                 }
             }
             let started = if repeat {
@@ -818,19 +834,18 @@ impl Loop {
                 TimerCallback::Repeat(mut callback) => {
                     callback(self);
                     if let Some(t) = self.timers.get_mut(key) {
-                        // Still live: the interval was not cleared by its own callback.
+                        // Still live (not cleared by its own callback): the next turn is due
+                        // `delay` after the callback started, at the tail of its list, even if
+                        // the callback refreshed it (Node's `insert(timer, .., start)`).
                         t.callback = Some(TimerCallback::Repeat(callback));
-                        if t.seq == seq {
-                            // Not refreshed by its own callback either: schedule the next turn.
-                            self.timer_heap.arm(key, t, started);
-                        }
+                        self.timer_heap.forget(t, t.armed, false);
+                        t.armed = true;
+                        self.timer_heap.arm(key, t, started);
                     }
                 }
             }
             self.drain_ticks_and_microtasks();
         }
-        ready.clear();
-        self.ready_timers = ready;
     }
 
     // ---------------------------------------------------------------------------------------

@@ -405,3 +405,65 @@ fn a_once_before_exit_listener_runs_once_and_a_removed_one_still_runs_in_that_ev
         *fourth.borrow_mut() = Some(id);
     });
 }
+
+#[test]
+fn overdue_timers_run_list_by_list_not_by_due_time() {
+    assert_same_as_node("lists_overdue_by_duration", |lp, log| {
+        let l = log.clone();
+        lp.set_immediate(move |lp| {
+            lp.set_timeout(10, say(&l, "d10-first"));
+            lp.set_timeout(15, say(&l, "d15"));
+            spin(lp, 8);
+            lp.set_timeout(10, say(&l, "d10-second"));
+            spin(lp, 30);
+        });
+    });
+}
+
+#[test]
+fn an_interval_refreshed_in_its_own_callback_is_still_rearmed_from_its_start() {
+    assert_same_as_node("interval_refresh_in_own_callback", |lp, log| {
+        let l = log.clone();
+        let id: Rc<RefCell<Option<TimerId>>> = Rc::default();
+        let id2 = id.clone();
+        let mut n = 0;
+        let iv = lp.set_interval(20, move |lp| {
+            n += 1;
+            push(&l, &format!("iv-{n}"));
+            let me = id2.borrow().expect("armed");
+            if n == 1 {
+                spin(lp, 10);
+                lp.refresh_timer(me).unwrap();
+            }
+            if n == 3 {
+                lp.clear_interval(me).unwrap();
+            }
+        });
+        *id.borrow_mut() = Some(iv);
+        lp.set_timeout(45, say(log, "t-45"));
+    });
+}
+
+#[test]
+fn a_timeout_armed_and_cleared_in_an_interval_callback_cannot_delay_the_interval() {
+    assert_same_as_node("interval_with_cleared_sibling", |lp, log| {
+        let l = log.clone();
+        let id: Rc<RefCell<Option<TimerId>>> = Rc::default();
+        let id2 = id.clone();
+        let mut n = 0;
+        let iv = lp.set_interval(20, move |lp| {
+            n += 1;
+            push(&l, &format!("iv-{n}"));
+            if n == 1 {
+                spin(lp, 10);
+                let t = lp.set_timeout(20, say(&l, "never"));
+                lp.clear_timeout(t).unwrap();
+            }
+            if n == 2 {
+                lp.clear_interval(id2.borrow().unwrap()).unwrap();
+            }
+        });
+        *id.borrow_mut() = Some(iv);
+        lp.set_timeout(45, say(log, "t-45"));
+    });
+}
