@@ -432,7 +432,7 @@ fn an_interval_refreshed_in_its_own_callback_is_still_rearmed_from_its_start() {
             push(&l, &format!("iv-{n}"));
             let me = id2.borrow().expect("armed");
             if n == 1 {
-                spin(lp, 10);
+                spin(lp, 20);
                 lp.refresh_timer(me).unwrap();
             }
             if n == 3 {
@@ -440,7 +440,7 @@ fn an_interval_refreshed_in_its_own_callback_is_still_rearmed_from_its_start() {
             }
         });
         *id.borrow_mut() = Some(iv);
-        lp.set_timeout(45, say(log, "t-45"));
+        lp.set_timeout(50, say(log, "t-50"));
     });
 }
 
@@ -455,7 +455,7 @@ fn a_timeout_armed_and_cleared_in_an_interval_callback_cannot_delay_the_interval
             n += 1;
             push(&l, &format!("iv-{n}"));
             if n == 1 {
-                spin(lp, 10);
+                spin(lp, 20);
                 let t = lp.set_timeout(20, say(&l, "never"));
                 lp.clear_timeout(t).unwrap();
             }
@@ -464,6 +464,6 @@ fn a_timeout_armed_and_cleared_in_an_interval_callback_cannot_delay_the_interval
             }
         });
         *id.borrow_mut() = Some(iv);
-        lp.set_timeout(45, say(log, "t-45"));
+        lp.set_timeout(50, say(log, "t-50"));
     });
 }
