@@ -11,11 +11,13 @@
 //!
 //! let mut lp = Loop::new()?;
 //! let path = std::env::temp_dir().join(format!("oneloop-fs-doc-{}", std::process::id()));
+//! let written = path.clone();
 //! fs::write_file(&mut lp, &path, b"hello".to_vec(), fs::WriteOptions::default(), move |lp, r| {
 //!     r.expect("write");
-//!     fs::read_file(lp, &path, move |lp, r| {
+//!     let read = written.clone();
+//!     fs::read_file(lp, &written, move |lp, r| {
 //!         assert_eq!(r.expect("read"), b"hello");
-//!         fs::unlink(lp, &path, |_lp, r| r.expect("unlink")).expect("pool");
+//!         fs::unlink(lp, &read, |_lp, r| r.expect("unlink")).expect("pool");
 //!     })
 //!     .expect("pool");
 //! })?;
