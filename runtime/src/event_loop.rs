@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::clock::{self, Clock};
-use crate::handle::{GenSlab, Handle, HandleError, ImmediateId, Key, SignalId, TimerId, WorkId};
+use crate::handle::{GenSlab, Handle, HandleError, ImmediateId, SignalId, TimerId, WorkId};
 use crate::metrics::QueueDepths;
 use crate::signal::Signals;
 use crate::tcp::Net;
@@ -37,7 +37,23 @@ const EVENTS_CAPACITY: usize = 1024;
 pub type Task = Box<dyn FnOnce(&mut Loop)>;
 type WorkDone = Box<dyn FnOnce(&mut Loop, AnyResult)>;
 pub(crate) type SignalCallback = Box<dyn FnMut(&mut Loop, i32)>;
-type BeforeExitCallback = Box<dyn FnMut(&mut Loop)>;
+
+/// A `'beforeExit'` listener's callback: every emit, or the first one only.
+enum BeforeExitCallback {
+    Every(Box<dyn FnMut(&mut Loop)>),
+    Once(Box<dyn FnOnce(&mut Loop)>),
+}
+
+/// A registered `'beforeExit'` listener; `callback` is `None` while an emit runs it.
+struct BeforeExitListener {
+    id: u64,
+    callback: Option<BeforeExitCallback>,
+}
+
+/// A `'beforeExit'` listener from [`Loop::on_before_exit`] or [`Loop::once_before_exit`], for
+/// [`Loop::remove_before_exit`]. Ids are never reused.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct BeforeExitId(u64);
 
 /// How [`Loop::run_mode`] runs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -182,8 +198,9 @@ impl LoopWaker {
 /// A single-threaded event loop with Node's phases and queues.
 ///
 /// # Guarantees
-/// - One iteration runs the phases in libuv's order: timers, pending, idle, prepare, poll, check,
-///   close ([`Loop::run_iteration`]).
+/// - One iteration runs the phases in libuv >= 1.45's order: pending, idle, prepare, poll,
+///   check, close, timers ([`Loop::run_iteration`]); `run` also runs due timers once before the
+///   first iteration.
 /// - After **every** callback the loop drains the `next_tick` queue, then the microtask queue,
 ///   repeating until both are empty (Node >= 11).
 /// - Timers due at the same millisecond run in the order they were armed; a timer that becomes
@@ -211,13 +228,13 @@ pub struct Loop {
     cursor: usize,
     /// Whether `step` already ran before-exit callbacks since the loop last had work.
     step_exit_done: bool,
+    /// Set by `run`'s pre-loop timers pass, which opens the iteration `run_iteration` finishes.
+    iteration_begun: bool,
     stop_flag: bool,
     phase: Phase,
 
     pub(crate) timers: GenSlab<Timer>,
     timer_heap: TimerHeap,
-    /// Scratch list of `(key, seq)` due in this timers phase (kept to reuse its allocation).
-    ready_timers: Vec<(Key, u64)>,
 
     /// Queued immediates in order, a ring buffer (arming writes at the back, the check phase
     /// reads from the front): the id of `immediates[i]` is `immediate_base + i`.
@@ -233,7 +250,8 @@ pub struct Loop {
     microtasks: VecDeque<Task>,
     pending: VecDeque<Task>,
     pub(crate) closing: Vec<Task>,
-    before_exit: Vec<BeforeExitCallback>,
+    before_exit: Vec<BeforeExitListener>,
+    next_before_exit_id: u64,
 
     pub(crate) work: GenSlab<WorkRequest>,
     pool: ThreadPool,
@@ -283,11 +301,11 @@ impl Loop {
             virtual_ns: (options.clock == Clock::Virtual).then_some(0),
             cursor: 0,
             step_exit_done: false,
+            iteration_begun: false,
             stop_flag: false,
             phase: Phase::Main,
             timers: GenSlab::default(),
             timer_heap: TimerHeap::default(),
-            ready_timers: Vec::new(),
             immediates: VecDeque::new(),
             immediate_base: 0,
             refed_immediates: 0,
@@ -297,6 +315,7 @@ impl Loop {
             pending: VecDeque::new(),
             closing: Vec::new(),
             before_exit: Vec::new(),
+            next_before_exit_id: 0,
             work: GenSlab::default(),
             pool,
             done_buf: Vec::new(),
@@ -339,8 +358,21 @@ impl Loop {
         self.phase = Phase::Main;
         self.drain_ticks_and_microtasks();
         loop {
-            while self.is_alive() && !self.stop_flag {
+            let mut alive = self.is_alive();
+            // libuv runs due timers once before its loop in DEFAULT mode ("for backwards
+            // compatibility"); after that, timers run at the tail of each iteration. This pass
+            // opens iteration 1 (or the first iteration after a before-exit restart).
+            if mode == RunMode::Default && alive && !self.stop_flag && self.cursor == 0 {
+                self.begin_iteration();
+                self.update_time();
+                self.iteration_begun = true;
+                self.run_timers();
+            }
+            while alive && !self.stop_flag {
                 self.run_iteration(mode)?;
+                // Decided after the tail timers ran: an unref'd timer due when the last ref'd
+                // work finished has already fired.
+                alive = self.is_alive();
                 if mode != RunMode::Default {
                     break;
                 }
@@ -358,10 +390,10 @@ impl Loop {
         Ok(self.is_alive())
     }
 
-    /// One turn of the loop: every phase of [`Phase::ITERATION`] in order (libuv's `uv_run`;
-    /// see docs/event-loop.md and [`Loop::run_phase`] for what each does). libuv >= 1.45 runs
-    /// timers at the tail of an iteration instead of the head; since nothing runs between the
-    /// tail of one iteration and the head of the next, the order callbacks observe is the same.
+    /// One turn of the loop: every phase of [`Phase::ITERATION`] in order (libuv >= 1.45's
+    /// `uv_run`; see docs/event-loop.md and [`Loop::run_phase`] for what each does). Timers run
+    /// at the tail, after the close phase and before the caller asks [`Loop::is_alive`], so a
+    /// timer (ref'd or not) that is due when the last ref'd work finishes still fires.
     ///
     /// If [`Loop::step`] stopped in the middle of an iteration, this finishes that iteration.
     pub fn run_iteration(&mut self, mode: RunMode) -> io::Result<()> {
@@ -372,14 +404,17 @@ impl Loop {
         // inlines, with no per-phase dispatch (measured: walking the list through `run_phase`
         // cost ~30% more instructions per empty iteration, out-of-line phase calls included).
         // `tests::run_iteration_enters_the_phases_of_phase_iteration` keeps the two in step.
-        self.begin_iteration(); // count it, refresh the cached time
-        self.run_timers(); // due timers, in (due, seq) order
+        if !std::mem::take(&mut self.iteration_begun) {
+            self.begin_iteration(); // count it
+        }
         self.run_pending(); // I/O callbacks deferred by the last iteration
         self.run_idle();
         self.run_prepare();
         self.run_poll(mode)?; // wait, then I/O callbacks and thread-pool completions
         self.run_check(); // immediates queued before this phase began
         self.run_closing(); // close callbacks
+        self.update_time();
+        self.run_timers(); // due timers (libuv >= 1.45: at the tail, before the alive check)
         self.end_iteration();
         Ok(())
     }
@@ -399,7 +434,10 @@ impl Loop {
     /// [`Loop::run_iteration`] calls the same functions in [`Phase::ITERATION`] order.
     fn run_phase(&mut self, phase: Phase, mode: RunMode) -> io::Result<()> {
         match phase {
-            Phase::Timers => self.run_timers(), // due timers, in (due, seq) order
+            Phase::Timers => {
+                self.update_time();
+                self.run_timers(); // due timers, at the tail of the iteration
+            }
             Phase::Pending => self.run_pending(), // I/O callbacks deferred by the last iteration
             Phase::Idle => self.run_idle(),
             Phase::Prepare => self.run_prepare(),
@@ -420,6 +458,11 @@ impl Loop {
     /// The poll phase: never blocks in `NoWait` mode, else waits [`Loop::poll_timeout`].
     #[inline(always)]
     fn run_poll(&mut self, mode: RunMode) -> io::Result<()> {
+        if self.virtual_ns.is_some() {
+            // Time moved by `advance` since the last timers phase counts before the jump to the
+            // next deadline (free on a virtual clock: no clock read).
+            self.update_time();
+        }
         let timeout = match mode {
             RunMode::NoWait => Some(Duration::ZERO),
             _ => self.poll_timeout(),
@@ -431,7 +474,9 @@ impl Loop {
     fn begin_iteration(&mut self) {
         self.metrics.iterations += 1;
         self.step_exit_done = false;
-        self.update_time();
+        // No clock read here: as in libuv, the cached time is refreshed by poll (after a wait)
+        // and right before the timers phase; a third read per iteration cost ~15 ns (half an
+        // empty iteration).
         if self.observer.is_some() {
             let depths = self.queue_depths_if_timed();
             if let Some(obs) = self.observer.as_deref_mut() {
@@ -477,7 +522,7 @@ impl Loop {
             Phase::Main
         } else if self.is_alive() && !self.stop_flag {
             self.begin_iteration();
-            Phase::Timers
+            Phase::ITERATION[0]
         } else if !self.step_exit_done && !self.before_exit.is_empty() {
             self.step_exit_done = true;
             Phase::BeforeExit
@@ -542,15 +587,15 @@ impl Loop {
     fn next_timer_due(&self) -> Option<u64> {
         // The heap may start with stale entries; they only make the wait shorter (a spurious
         // wake-up), never longer.
-        self.timer_heap.peek().map(|(due, _, _)| due)
+        self.timer_heap.next_expiry()
     }
 
     // ---------------------------------------------------------------------------------------
     // Time
     // ---------------------------------------------------------------------------------------
 
-    /// The cached loop time in milliseconds (libuv's `uv_now`): refreshed at the start of each
-    /// iteration and after poll, not while callbacks run.
+    /// The cached loop time in milliseconds (libuv's `uv_now`): refreshed after poll waits,
+    /// right before each timers phase, and when a timer is armed; not while callbacks run.
     pub fn now(&self) -> u64 {
         self.now_ms
     }
@@ -670,6 +715,7 @@ impl Loop {
             delay: Timer::delay_from(delay),
             repeat,
             refed: true,
+            armed: true,
             created_at,
         });
         self.refs += 1;
@@ -687,6 +733,8 @@ impl Loop {
     /// [`HandleError::Stale`] if the timer already fired (one-shot) or was cleared.
     pub fn clear_timeout(&mut self, id: TimerId) -> Result<(), HandleError> {
         let timer = self.timers.remove(id.0).ok_or(HandleError::Stale)?;
+        // Node's `unenroll`: a list left without timers leaves the queue (it can delay nothing).
+        self.timer_heap.forget(&timer, timer.armed, true);
         if timer.refed {
             self.refs -= 1;
         }
@@ -712,6 +760,9 @@ impl Loop {
         self.update_time();
         let now = self.now_ms;
         let timer = self.timers.get_mut(id.0).ok_or(HandleError::Stale)?;
+        // Node's `L.append`: out of its place in the list (which stays), onto the tail.
+        self.timer_heap.forget(timer, timer.armed, false);
+        timer.armed = true;
         self.timer_heap.arm(id.0, timer, now);
         self.maybe_compact_timer_heap();
         Ok(())
@@ -724,50 +775,63 @@ impl Loop {
     }
 
     fn maybe_compact_timer_heap(&mut self) {
-        if self.timer_heap.len() > 64 && self.timer_heap.len() > 2 * self.timers.len() {
+        if self.phase != Phase::Timers
+            && self.timer_heap.len() > 64
+            && self.timer_heap.len() > 2 * self.timers.len()
+        {
             let timers = &self.timers;
             self.timer_heap
                 .compact(|seq, key| timers.get(key).is_some_and(|t| t.seq == seq));
         }
     }
 
-    /// Runs every timer due at the cached loop time, in `(due, seq)` order (libuv's
-    /// `uv__run_timers`). Due timers are collected first and then run, so a timer armed by one
-    /// of these callbacks waits for the next iteration even if it is already due.
+    /// Runs every timer due at the cached loop time the way Node's `processTimers` does: the
+    /// lists in `(expiry, id)` order, and within the first list every due timer before the next
+    /// list (`listOnTimeout`). A timer armed or refreshed by one of these callbacks is due after
+    /// `now`, so it waits for a later timers phase even if it is due by the time it is reached.
     ///
     /// An interval is re-armed *after* its callback returns, `delay` ms from the time the
-    /// callback started, as Node's `listOnTimeout` does (libuv re-arms before the callback; Node's
-    /// JS timers, which are what users observe, re-insert after it).
+    /// callback started, whatever the callback did (a `refresh_timer` of itself included), as
+    /// Node's `listOnTimeout` re-inserts it (libuv re-arms before the callback; Node's JS
+    /// timers, which are what users observe, re-insert after it).
     #[inline(always)] // one copy in `run_iteration`, one in the cold `run_phase`
     fn run_timers(&mut self) {
         self.enter_phase(Phase::Timers);
-        let mut ready = std::mem::take(&mut self.ready_timers);
-        while let Some((due, seq, key)) = self.timer_heap.peek() {
-            if due > self.now_ms {
-                break;
-            }
-            self.timer_heap.pop();
-            if self.timers.get(key).is_some_and(|t| t.seq == seq) {
-                ready.push((key, seq));
-            } // else a stale entry: cleared or re-armed since it was pushed
+        let now = self.now_ms;
+        while let Some(list) = self.timer_heap.expired_list(now) {
+            self.run_timer_list(list, now);
         }
-        for &(key, seq) in &ready {
-            // A callback earlier in this batch may have cleared or refreshed this timer.
-            let Some(timer) = self.timers.get_mut(key) else {
+    }
+
+    /// Node's `listOnTimeout` for the first list in the queue: it stays first while it runs
+    /// (lists created or re-armed meanwhile expire after `now`).
+    fn run_timer_list(&mut self, list: usize, now: u64) {
+        loop {
+            let Some((due, seq, key)) = self.timer_heap.front(list) else {
+                self.timer_heap.remove_first(); // out of timers: the list leaves the queue
+                return;
+            };
+            let Some(timer) = self.timers.get_mut(key).filter(|t| t.seq == seq && t.armed) else {
+                self.timer_heap.pop_front(list); // stale: cleared, refreshed or re-armed
                 continue;
             };
-            if timer.seq != seq {
-                continue;
+            if due > now {
+                // The head is not due: the list waits for it (with a new list id, as Node).
+                self.timer_heap.reschedule_first(due, now);
+                return;
             }
+            self.timer_heap.pop_front(list);
+            self.timer_heap.forget(timer, true, false);
+            timer.armed = false;
             let Some(callback) = timer.callback.take() else {
                 continue;
             };
             let repeat = timer.repeat;
-            let due = timer.due;
             if !repeat {
-                let timer = self.timers.remove(key).expect("checked above");
-                if timer.refed {
-                    self.refs -= 1;
+                if let Some(timer) = self.timers.remove(key) {
+                    if timer.refed {
+                        self.refs -= 1;
+                    }
                 }
             }
             let started = if repeat {
@@ -782,19 +846,18 @@ impl Loop {
                 TimerCallback::Repeat(mut callback) => {
                     self.invoke(CallbackKind::Timer, |lp| callback(lp));
                     if let Some(t) = self.timers.get_mut(key) {
-                        // Still live: the interval was not cleared by its own callback.
+                        // Still live (not cleared by its own callback): the next turn is due
+                        // `delay` after the callback started, at the tail of its list, even if
+                        // the callback refreshed it (Node's `insert(timer, .., start)`).
                         t.callback = Some(TimerCallback::Repeat(callback));
-                        if t.seq == seq {
-                            // Not refreshed by its own callback either: schedule the next turn.
-                            self.timer_heap.arm(key, t, started);
-                        }
+                        self.timer_heap.forget(t, t.armed, false);
+                        t.armed = true;
+                        self.timer_heap.arm(key, t, started);
                     }
                 }
             }
             self.drain_ticks_and_microtasks();
         }
-        ready.clear();
-        self.ready_timers = ready;
     }
 
     // ---------------------------------------------------------------------------------------
@@ -1188,24 +1251,81 @@ impl Loop {
 
     /// Calls `callback` each time the loop runs out of work, before `run` returns (Node's
     /// `process.on('beforeExit')`). Work it schedules keeps the loop running.
-    pub fn on_before_exit(&mut self, callback: impl FnMut(&mut Loop) + 'static) {
-        self.before_exit.push(Box::new(callback));
+    ///
+    /// # Guarantees
+    /// One out-of-work moment is one event, as in Node: every listener registered when it
+    /// begins runs, in registration order (even one another listener removes meanwhile, as
+    /// `EventEmitter.emit` runs a copy of its list), and only then do the `next_tick` and
+    /// microtask queues drain. A listener added during the event first runs at the next one.
+    pub fn on_before_exit(&mut self, callback: impl FnMut(&mut Loop) + 'static) -> BeforeExitId {
+        self.add_before_exit(BeforeExitCallback::Every(Box::new(callback)))
     }
 
+    /// Like [`Loop::on_before_exit`], but the listener is removed before its first run (Node's
+    /// `process.once('beforeExit')`).
+    pub fn once_before_exit(&mut self, callback: impl FnOnce(&mut Loop) + 'static) -> BeforeExitId {
+        self.add_before_exit(BeforeExitCallback::Once(Box::new(callback)))
+    }
+
+    /// Removes a `'beforeExit'` listener (Node's `process.removeListener`). During an event it
+    /// still runs if the event began before it was removed (see [`Loop::on_before_exit`]).
+    ///
+    /// # Errors
+    /// [`HandleError::Stale`] if it was removed already (a once-listener is removed when it
+    /// runs).
+    pub fn remove_before_exit(&mut self, id: BeforeExitId) -> Result<(), HandleError> {
+        let index = self
+            .before_exit
+            .iter()
+            .position(|l| l.id == id.0)
+            .ok_or(HandleError::Stale)?;
+        self.before_exit.remove(index);
+        Ok(())
+    }
+
+    fn add_before_exit(&mut self, callback: BeforeExitCallback) -> BeforeExitId {
+        let id = self.next_before_exit_id;
+        self.next_before_exit_id += 1;
+        self.before_exit.push(BeforeExitListener {
+            id,
+            callback: Some(callback),
+        });
+        BeforeExitId(id)
+    }
+
+    /// Emits `'beforeExit'` once: every listener, then one tick and microtask drain. Returns
+    /// whether any listener ran.
     fn run_before_exit(&mut self) -> bool {
         if self.before_exit.is_empty() {
             return false;
         }
         self.phase = Phase::BeforeExit;
-        let mut callbacks = std::mem::take(&mut self.before_exit);
-        for cb in callbacks.iter_mut() {
+        // The copy `EventEmitter.emit` runs: once-listeners leave the list now, the others
+        // lend their callback for the event.
+        let mut event: Vec<(u64, BeforeExitCallback)> = Vec::with_capacity(self.before_exit.len());
+        self.before_exit.retain_mut(|l| {
+            if let Some(cb) = l.callback.take() {
+                let once = matches!(cb, BeforeExitCallback::Once(_));
+                event.push((l.id, cb));
+                !once
+            } else {
+                true
+            }
+        });
+        for (id, cb) in event {
             self.trace_callback(CallbackKind::BeforeExit);
-            self.invoke(CallbackKind::BeforeExit, |lp| cb(lp));
-            self.drain_ticks_and_microtasks();
+            match cb {
+                BeforeExitCallback::Once(cb) => self.invoke(CallbackKind::BeforeExit, |lp| cb(lp)),
+                BeforeExitCallback::Every(mut cb) => {
+                    self.invoke(CallbackKind::BeforeExit, |lp| cb(lp));
+                    // Back in its slot unless a listener removed it meanwhile.
+                    if let Some(l) = self.before_exit.iter_mut().find(|l| l.id == id) {
+                        l.callback = Some(BeforeExitCallback::Every(cb));
+                    }
+                }
+            }
         }
-        // Keep callbacks registered during the drain, after the existing ones.
-        callbacks.append(&mut self.before_exit);
-        self.before_exit = callbacks;
+        self.drain_ticks_and_microtasks();
         true
     }
 

@@ -37,7 +37,7 @@ mod uncaught;
 pub use chrome_trace::ChromeTrace;
 pub use clock::Clock;
 pub use event_loop::{
-    ActiveHandle, Loop, LoopHandle, LoopOptions, LoopWaker, RunMode, StepReport, Task,
+    ActiveHandle, BeforeExitId, Loop, LoopHandle, LoopOptions, LoopWaker, RunMode, StepReport, Task,
 };
 pub use handle::{Handle, HandleError, ImmediateId, ServerId, SignalId, TcpId, TimerId, WorkId};
 pub use hdrhistogram::Histogram;

@@ -1,10 +1,9 @@
-//! The timer queue: per-delay FIFO lists (Node's `TimersList`) under a min-heap of their heads,
-//! keyed by `(due, seq)`.
+//! The timer queue, as Node's `lib/internal/timers.js` keeps it: one FIFO list per delay
+//! (`TimersList`) under a priority queue of lists keyed by `(expiry, list id)`.
 //!
-//! `seq` comes from a per-loop counter bumped every time a timer is (re)armed, so timers due at
-//! the same millisecond fire in the order they were armed (libuv's `start_id`, Node's FIFO lists).
-//! Clearing or re-arming a timer does not search the heap: the stale heap entry stays behind and
-//! is skipped when it surfaces, because its `seq` no longer matches the timer's (lazy deletion).
+//! `seq` comes from a per-loop counter bumped every time a timer is (re)armed; an entry whose
+//! `seq` no longer matches its timer's is stale (cleared, refreshed, or running) and is skipped
+//! where it surfaces, so clearing or refreshing never searches a list.
 
 use std::cmp::Reverse;
 use std::collections::binary_heap::PeekMut;
@@ -82,6 +81,9 @@ pub(crate) struct Timer {
     pub(crate) delay: u32,
     pub(crate) repeat: bool,
     pub(crate) refed: bool,
+    /// Whether the timer has a live entry in its list (false while its callback runs, until a
+    /// refresh or an interval's re-arm puts it back).
+    pub(crate) armed: bool,
     /// Where the timer was created, for "why is the loop alive" reports.
     pub(crate) created_at: &'static std::panic::Location<'static>,
 }
@@ -93,77 +95,123 @@ impl Timer {
     }
 }
 
-/// One FIFO list per distinct delay, as Node's `TimersList`: timers armed with the same delay
-/// are armed in nondecreasing `due` order, so each list is (almost) sorted by construction and
-/// only its head needs a place in the heap.
+/// One FIFO list per distinct delay, as Node's `TimersList`: timers are appended when armed,
+/// so a list holds them in arming order (not necessarily in `due` order: an interval re-armed
+/// after its callback lands behind a timer its callback armed, as in Node).
+///
+/// `expiry` and `id` are the list's place in the queue, exactly as Node keeps them: set when
+/// the list is created (`expiry` = its first timer's due time, `id` from a per-loop counter),
+/// *not* touched when a timer is appended, and renewed (new `id` too) only when the timers phase
+/// finds the list's head not yet due. Lists due at the same millisecond run in `id` order.
 struct TimerList {
     delay: u64,
     entries: VecDeque<(u64, u64, Key)>,
+    expiry: u64,
+    id: u64,
+    /// Armed timers in `entries` (the rest are stale: cleared, refreshed or running).
+    live: usize,
+    /// Emptied by a clear (Node's `unenroll` deletes such a list): the next timer with this
+    /// delay gets a new list, and this one leaves the queue when it surfaces.
+    dead: bool,
 }
 
-/// The timer queue: per-delay FIFO lists plus a min-heap of their heads keyed by `(due, seq)`.
+/// The timer queue, Node's `lib/internal/timers.js` structure: per-delay FIFO lists plus a
+/// priority queue of the lists keyed by `(expiry, id)`.
 ///
-/// Arming is an append to its list (plus a heap push when the list was empty) and firing is a
-/// pop from a heap with one entry per *distinct delay*, not per timer: with thousands of timers
-/// sharing a few delays (the common server case: one idle timeout per connection), both are
-/// O(1) in practice, where a heap of every timer costs O(log n) per fire.
+/// Arming is an append to its list (plus a heap push when the list is new): O(1) for a delay
+/// already in use, the common server case (one idle timeout per connection). The timers phase
+/// ([`Loop::run_timers`](crate::Loop)) runs every due timer of the first list before it moves to
+/// the next list, as Node's `listOnTimeout` does.
 ///
-/// An interval re-armed after its callback can land behind a timer its callback armed with the
-/// same delay; that timer then runs first even though the interval's deadline is a hair earlier,
-/// which is Node's order too (its lists are insertion-ordered).
+/// Clearing or re-arming a timer does not search its list: the old entry stays behind and is
+/// skipped wherever it surfaces, because its `seq` no longer matches the timer's. A skipped
+/// entry is never a list's head for scheduling purposes, so a cleared timer can never delay
+/// another, as in Node where it is unlinked at once.
 #[derive(Default)]
 pub(crate) struct TimerHeap {
     heads: BinaryHeap<Reverse<(u64, u64, usize)>>,
     lists: Vec<TimerList>,
-    /// Indices of `lists` that are empty and may be reused.
+    /// Indices of `lists` that left the queue and may be reused.
     free: Vec<usize>,
-    /// Delay -> index of its list, for lists that are not empty.
+    /// Delay -> index of its list, for lists that are in the queue and not dead.
     by_delay: HashMap<u64, usize>,
     /// The list the last `arm` used (a cache in front of `by_delay`).
     last: Option<usize>,
     len: usize,
     next_seq: u64,
+    next_list_id: u64,
 }
 
 impl TimerHeap {
     /// Arms `timer` (stored under `key`) to fire at `now + timer.delay`; bumps the timer's `seq`,
-    /// so any older entry for it is now stale.
+    /// so any older entry for it is now stale. The caller has made that older entry stale in
+    /// the books already ([`TimerHeap::forget`]).
     pub(crate) fn arm(&mut self, key: Key, timer: &mut Timer, now: u64) {
         timer.due = now.saturating_add(u64::from(timer.delay));
         timer.seq = self.next_seq;
         self.next_seq += 1;
         let entry = (timer.due, timer.seq, key);
-        let index = self.list_for(u64::from(timer.delay));
+        let index = self.list_for(u64::from(timer.delay), timer.due);
         let list = &mut self.lists[index];
-        if list.entries.is_empty() {
-            self.heads.push(Reverse((entry.0, entry.1, index)));
-        }
         list.entries.push_back(entry);
+        list.live += 1;
         self.len += 1;
     }
 
-    fn list_for(&mut self, delay: u64) -> usize {
+    /// Takes a timer out of the books: `armed` if it has an entry in a list (that entry turns
+    /// stale); `cleared` if this is `clear_timeout` (Node's `unenroll`), which drops the list of
+    /// its delay when that list is left with no armed timer. A timer about to run or be re-armed
+    /// leaves its list in place, as Node's `L.remove` does.
+    pub(crate) fn forget(&mut self, timer: &Timer, armed: bool, cleared: bool) {
+        if let Some(&index) = self.by_delay.get(&u64::from(timer.delay)) {
+            let list = &mut self.lists[index];
+            if armed {
+                list.live = list.live.saturating_sub(1);
+            }
+            if cleared && list.live == 0 {
+                list.dead = true;
+                self.by_delay.remove(&list.delay);
+                if self.last == Some(index) {
+                    self.last = None;
+                }
+            }
+        }
+    }
+
+    fn list_for(&mut self, delay: u64, due: u64) -> usize {
         if let Some(i) = self.last {
-            if self.lists[i].delay == delay && !self.lists[i].entries.is_empty() {
+            if self.lists[i].delay == delay && !self.lists[i].dead {
                 return i;
             }
         }
         let i = match self.by_delay.get(&delay) {
             Some(&i) => i,
             None => {
+                let id = self.next_list_id;
+                self.next_list_id += 1;
+                let fresh = TimerList {
+                    delay,
+                    entries: VecDeque::new(),
+                    expiry: due,
+                    id,
+                    live: 0,
+                    dead: false,
+                };
                 let i = match self.free.pop() {
                     Some(i) => {
-                        self.lists[i].delay = delay;
+                        let old = std::mem::replace(&mut self.lists[i], fresh);
+                        // Keep the ring buffer's allocation.
+                        let mut entries = old.entries;
+                        entries.clear();
+                        self.lists[i].entries = entries;
                         i
                     }
                     None => {
-                        self.lists.push(TimerList {
-                            delay,
-                            entries: VecDeque::new(),
-                        });
+                        self.lists.push(fresh);
                         self.lists.len() - 1
                     }
                 };
+                self.heads.push(Reverse((due, id, i)));
                 self.by_delay.insert(delay, i);
                 i
             }
@@ -172,35 +220,60 @@ impl TimerHeap {
         i
     }
 
-    /// The earliest entry `(due, seq, key)`, which may be stale.
-    pub(crate) fn peek(&self) -> Option<(u64, u64, Key)> {
-        let Reverse((_, _, index)) = self.heads.peek()?;
-        self.lists[*index].entries.front().copied()
+    /// When the first list in the queue expires (the poll timeout's deadline). May be early
+    /// (a list whose timers were all cleared or refreshed): a spurious wake-up, never a late one.
+    pub(crate) fn next_expiry(&self) -> Option<u64> {
+        self.heads.peek().map(|Reverse((expiry, _, _))| *expiry)
     }
 
-    pub(crate) fn pop(&mut self) -> Option<(u64, u64, Key)> {
-        let mut top = self.heads.peek_mut()?;
-        let Reverse((_, _, index)) = *top;
-        let list = &mut self.lists[index];
-        let entry = list.entries.pop_front();
-        match list.entries.front() {
-            // The list's next timer replaces its head in place (one sift-down, no pop + push).
-            Some(&(due, seq, _)) => *top = Reverse((due, seq, index)),
-            None => {
-                PeekMut::pop(top);
-                self.release(index);
-            }
+    /// The first list in the queue if it has expired at `now`.
+    pub(crate) fn expired_list(&self, now: u64) -> Option<usize> {
+        match self.heads.peek() {
+            Some(&Reverse((expiry, _, index))) if expiry <= now => Some(index),
+            _ => None,
         }
-        self.len -= entry.is_some() as usize;
-        entry
     }
 
-    fn release(&mut self, index: usize) {
-        let delay = self.lists[index].delay;
-        self.by_delay.remove(&delay);
-        self.free.push(index);
-        if self.last == Some(index) {
-            self.last = None;
+    /// The first entry of list `index`, stale or not.
+    pub(crate) fn front(&self, index: usize) -> Option<(u64, u64, Key)> {
+        self.lists[index].entries.front().copied()
+    }
+
+    /// Drops the first entry of list `index` (the caller found it stale or is about to run it).
+    pub(crate) fn pop_front(&mut self, index: usize) {
+        if self.lists[index].entries.pop_front().is_some() {
+            self.len -= 1;
+        }
+    }
+
+    /// Node's "list wait": the head of the first list is not due at `now`; the list moves to
+    /// `max(due, now + 1)` with a new id.
+    pub(crate) fn reschedule_first(&mut self, due: u64, now: u64) {
+        let id = self.next_list_id;
+        self.next_list_id += 1;
+        if let Some(mut top) = self.heads.peek_mut() {
+            let Reverse((_, _, index)) = *top;
+            let expiry = due.max(now + 1);
+            self.lists[index].expiry = expiry;
+            self.lists[index].id = id;
+            *top = Reverse((expiry, id, index));
+        }
+    }
+
+    /// The first list ran out of timers: it leaves the queue (Node's `timerListQueue.shift()`).
+    pub(crate) fn remove_first(&mut self) {
+        if let Some(top) = self.heads.peek_mut() {
+            let Reverse((_, _, index)) = PeekMut::pop(top);
+            let list = &mut self.lists[index];
+            self.len -= list.entries.len();
+            list.entries.clear();
+            if !list.dead {
+                self.by_delay.remove(&list.delay);
+            }
+            if self.last == Some(index) {
+                self.last = None;
+            }
+            self.free.push(index);
         }
     }
 
@@ -209,24 +282,14 @@ impl TimerHeap {
         self.len
     }
 
-    /// Drops stale entries, so a timer refreshed in a tight loop cannot grow the queue without
-    /// bound.
+    /// Drops stale entries, so a timer refreshed in a tight loop cannot grow a list without
+    /// bound. Lists keep their place in the queue (an emptied list leaves it when it surfaces).
+    /// Not called while the timers phase runs.
     pub(crate) fn compact(&mut self, is_live: impl Fn(u64, Key) -> bool) {
-        self.heads.clear();
         self.len = 0;
-        for index in 0..self.lists.len() {
-            let list = &mut self.lists[index];
-            if list.entries.is_empty() {
-                continue;
-            }
+        for list in &mut self.lists {
             list.entries.retain(|&(_, seq, key)| is_live(seq, key));
-            match list.entries.front() {
-                Some(&(due, seq, _)) => {
-                    self.len += list.entries.len();
-                    self.heads.push(Reverse((due, seq, index)));
-                }
-                None => self.release(index),
-            }
+            self.len += list.entries.len();
         }
     }
 }

@@ -41,14 +41,17 @@ pub enum Phase {
 impl Phase {
     /// The phases of one iteration, in the order
     /// [`Loop::run_iteration`](crate::Loop::run_iteration) runs them.
+    /// Timers come last, as in libuv >= 1.45 (`uv_run` runs them after the close phase, before it
+    /// decides whether the loop is still alive); `run` also runs them once before the first
+    /// iteration.
     pub const ITERATION: [Phase; 7] = [
-        Phase::Timers,
         Phase::Pending,
         Phase::Idle,
         Phase::Prepare,
         Phase::Poll,
         Phase::Check,
         Phase::Close,
+        Phase::Timers,
     ];
 
     /// Every phase, `Main` and `BeforeExit` included.

@@ -327,3 +327,143 @@ fn a_timer_armed_after_a_blocking_callback_counts_its_delay_from_real_time() {
         });
     });
 }
+
+/// Runs `scenario` on both clocks like [`assert_same_as_node`], and logs `exit` after `run`
+/// returns (node's `process.on('exit')`).
+fn assert_same_as_node_with_exit(name: &str, scenario: impl Fn(&mut Loop, &Log)) {
+    let expected = node_output(name);
+    for clock in [Clock::Real, Clock::Virtual] {
+        let log = Log::default();
+        let mut lp = new_loop(clock);
+        scenario(&mut lp, &log);
+        lp.run().expect("run");
+        push(&log, "exit");
+        assert_eq!(
+            *log.borrow(),
+            expected,
+            "{name} on a {clock:?} clock: oneloop (left) vs node (right)"
+        );
+    }
+}
+
+#[test]
+fn an_unrefd_timer_due_when_the_last_refd_work_ends_still_fires() {
+    assert_same_as_node_with_exit("tail_timers_unrefd_due_at_end", |lp, log| {
+        let t = lp.set_timeout(5, say(log, "unref-timer"));
+        lp.unref(t).unwrap();
+        let l = log.clone();
+        lp.set_immediate(move |lp| {
+            push(&l, "immediate");
+            spin(lp, 20);
+        });
+    });
+}
+
+#[test]
+fn before_exit_runs_every_listener_then_drains_ticks_and_microtasks() {
+    assert_same_as_node_with_exit("before_exit_one_event", |lp, log| {
+        let n = Rc::new(RefCell::new(0));
+        let (l, n1) = (log.clone(), n.clone());
+        lp.on_before_exit(move |lp| {
+            *n1.borrow_mut() += 1;
+            let k = *n1.borrow();
+            push(&l, &format!("listener-1 #{k}"));
+            lp.next_tick(say(&l, "tick-from-1"));
+            lp.queue_microtask(say(&l, "micro-from-1"));
+            if k == 1 {
+                lp.set_timeout(1, say(&l, "timer"));
+            }
+        });
+        let l = log.clone();
+        lp.on_before_exit(move |_| push(&l, &format!("listener-2 #{}", n.borrow())));
+    });
+}
+
+#[test]
+fn a_once_before_exit_listener_runs_once_and_a_removed_one_still_runs_in_that_event() {
+    assert_same_as_node_with_exit("before_exit_once_and_remove", |lp, log| {
+        let n = Rc::new(RefCell::new(0));
+        let fourth: Rc<RefCell<Option<oneloop_runtime::BeforeExitId>>> = Rc::default();
+        let (l, n1) = (log.clone(), n.clone());
+        lp.on_before_exit(move |_| {
+            *n1.borrow_mut() += 1;
+            push(&l, &format!("listener-1 #{}", n1.borrow()));
+        });
+        lp.once_before_exit(say(log, "once"));
+        let (l, n3, f3) = (log.clone(), n.clone(), fourth.clone());
+        lp.on_before_exit(move |lp| {
+            let k = *n3.borrow();
+            push(&l, &format!("listener-3 #{k}"));
+            if k == 1 {
+                let id = f3.borrow().expect("fourth registered");
+                lp.remove_before_exit(id).expect("fourth still registered");
+                lp.set_timeout(1, say(&l, "timer"));
+            }
+        });
+        let l = log.clone();
+        let id = lp.on_before_exit(move |_| push(&l, &format!("listener-4 #{}", n.borrow())));
+        *fourth.borrow_mut() = Some(id);
+    });
+}
+
+#[test]
+fn overdue_timers_run_list_by_list_not_by_due_time() {
+    assert_same_as_node("lists_overdue_by_duration", |lp, log| {
+        let l = log.clone();
+        lp.set_immediate(move |lp| {
+            lp.set_timeout(10, say(&l, "d10-first"));
+            lp.set_timeout(15, say(&l, "d15"));
+            spin(lp, 8);
+            lp.set_timeout(10, say(&l, "d10-second"));
+            spin(lp, 30);
+        });
+    });
+}
+
+#[test]
+fn an_interval_refreshed_in_its_own_callback_is_still_rearmed_from_its_start() {
+    assert_same_as_node("interval_refresh_in_own_callback", |lp, log| {
+        let l = log.clone();
+        let id: Rc<RefCell<Option<TimerId>>> = Rc::default();
+        let id2 = id.clone();
+        let mut n = 0;
+        let iv = lp.set_interval(20, move |lp| {
+            n += 1;
+            push(&l, &format!("iv-{n}"));
+            let me = id2.borrow().expect("armed");
+            if n == 1 {
+                spin(lp, 20);
+                lp.refresh_timer(me).unwrap();
+            }
+            if n == 3 {
+                lp.clear_interval(me).unwrap();
+            }
+        });
+        *id.borrow_mut() = Some(iv);
+        lp.set_timeout(50, say(log, "t-50"));
+    });
+}
+
+#[test]
+fn a_timeout_armed_and_cleared_in_an_interval_callback_cannot_delay_the_interval() {
+    assert_same_as_node("interval_with_cleared_sibling", |lp, log| {
+        let l = log.clone();
+        let id: Rc<RefCell<Option<TimerId>>> = Rc::default();
+        let id2 = id.clone();
+        let mut n = 0;
+        let iv = lp.set_interval(20, move |lp| {
+            n += 1;
+            push(&l, &format!("iv-{n}"));
+            if n == 1 {
+                spin(lp, 20);
+                let t = lp.set_timeout(20, say(&l, "never"));
+                lp.clear_timeout(t).unwrap();
+            }
+            if n == 2 {
+                lp.clear_interval(id2.borrow().unwrap()).unwrap();
+            }
+        });
+        *id.borrow_mut() = Some(iv);
+        lp.set_timeout(50, say(log, "t-50"));
+    });
+}

@@ -1,0 +1,13 @@
+// An interval's next turn is inserted at (callback start + period) after its callback returns,
+// whatever the callback did: a refresh() inside its own callback (after a 20 ms block) does not
+// move it (lib/internal/timers.js listOnTimeout's `insert(timer, .., start)`).
+const log = (s) => console.log(s);
+const spin = (ms) => { const end = Date.now() + ms; while (Date.now() < end); };
+let n = 0;
+const iv = setInterval(() => {
+  n += 1;
+  log('iv-' + n);
+  if (n === 1) { spin(20); iv.refresh(); }
+  if (n === 3) clearInterval(iv);
+}, 20);
+setTimeout(() => log('t-50'), 50);
