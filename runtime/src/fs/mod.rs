@@ -87,6 +87,24 @@ fn at<'p>(syscall: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> Fs
     move |e| FsError::new(syscall, Some(path), e)
 }
 
+/// A request whose syscall takes one path and whose error names it.
+#[track_caller]
+fn path_request<T: Send + 'static>(
+    lp: &mut Loop,
+    syscall: &'static str,
+    path: &Path,
+    op: impl FnOnce(&Path) -> io::Result<T> + Send + 'static,
+    callback: impl FnOnce(&mut Loop, FsResult<T>) + 'static,
+) -> io::Result<WorkId> {
+    let path = path.to_path_buf();
+    request(
+        lp,
+        syscall,
+        move || op(&path).map_err(at(syscall, &path)),
+        callback,
+    )
+}
+
 /// Reads a whole file (Node's `fs.readFile(path, cb)`).
 #[track_caller]
 pub fn read_file(
@@ -197,13 +215,7 @@ pub fn stat(
     path: impl AsRef<Path>,
     callback: impl FnOnce(&mut Loop, FsResult<stdfs::Metadata>) + 'static,
 ) -> io::Result<WorkId> {
-    let path = path.as_ref().to_path_buf();
-    request(
-        lp,
-        "stat",
-        move || stdfs::metadata(&path).map_err(at("stat", &path)),
-        callback,
-    )
+    path_request(lp, "stat", path.as_ref(), |p| stdfs::metadata(p), callback)
 }
 
 /// Metadata of `path` itself, not following a final symlink (Node's `fs.lstat`).
@@ -213,11 +225,11 @@ pub fn lstat(
     path: impl AsRef<Path>,
     callback: impl FnOnce(&mut Loop, FsResult<stdfs::Metadata>) + 'static,
 ) -> io::Result<WorkId> {
-    let path = path.as_ref().to_path_buf();
-    request(
+    path_request(
         lp,
         "lstat",
-        move || stdfs::symlink_metadata(&path).map_err(at("lstat", &path)),
+        path.as_ref(),
+        |p| stdfs::symlink_metadata(p),
         callback,
     )
 }
@@ -254,20 +266,14 @@ pub fn mkdir(
     recursive: bool,
     callback: impl FnOnce(&mut Loop, FsResult<()>) + 'static,
 ) -> io::Result<WorkId> {
-    let path = path.as_ref().to_path_buf();
-    request(
-        lp,
-        "mkdir",
-        move || {
-            if recursive {
-                stdfs::create_dir_all(&path)
-            } else {
-                stdfs::create_dir(&path)
-            }
-            .map_err(at("mkdir", &path))
-        },
-        callback,
-    )
+    let mkdir = move |p: &Path| {
+        if recursive {
+            stdfs::create_dir_all(p)
+        } else {
+            stdfs::create_dir(p)
+        }
+    };
+    path_request(lp, "mkdir", path.as_ref(), mkdir, callback)
 }
 
 /// Removes an empty directory (Node's `fs.rmdir`).
@@ -277,11 +283,11 @@ pub fn rmdir(
     path: impl AsRef<Path>,
     callback: impl FnOnce(&mut Loop, FsResult<()>) + 'static,
 ) -> io::Result<WorkId> {
-    let path = path.as_ref().to_path_buf();
-    request(
+    path_request(
         lp,
         "rmdir",
-        move || stdfs::remove_dir(&path).map_err(at("rmdir", &path)),
+        path.as_ref(),
+        |p| stdfs::remove_dir(p),
         callback,
     )
 }
@@ -293,11 +299,11 @@ pub fn unlink(
     path: impl AsRef<Path>,
     callback: impl FnOnce(&mut Loop, FsResult<()>) + 'static,
 ) -> io::Result<WorkId> {
-    let path = path.as_ref().to_path_buf();
-    request(
+    path_request(
         lp,
         "unlink",
-        move || stdfs::remove_file(&path).map_err(at("unlink", &path)),
+        path.as_ref(),
+        |p| stdfs::remove_file(p),
         callback,
     )
 }
