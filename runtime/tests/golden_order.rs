@@ -467,3 +467,43 @@ fn a_timeout_armed_and_cleared_in_an_interval_callback_cannot_delay_the_interval
         lp.set_timeout(50, say(log, "t-50"));
     });
 }
+
+#[test]
+fn fs_and_dns_callbacks_run_as_pool_completions_and_an_ip_literal_on_the_next_tick() {
+    use oneloop_runtime::{dns, fs};
+    assert_same_as_node("fs_dns_callbacks", |lp, log| {
+        let l = log.clone();
+        fs::stat(
+            lp,
+            concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+            move |lp, r| {
+                push(
+                    &l,
+                    &format!("stat {}", if r.is_ok() { "ok" } else { "error" }),
+                );
+                lp.set_immediate(say(&l, "immediate"));
+                lp.next_tick(say(&l, "tick"));
+                lp.queue_microtask(say(&l, "microtask"));
+                let l = l.clone();
+                fs::read_file(lp, "/nonexistent/oneloop-golden", move |lp, r| {
+                    push(&l, &r.map_or_else(|e| e.to_string(), |_| "read".into()));
+                    let l2 = l.clone();
+                    dns::lookup(lp, "127.0.0.1", dns::Family::Any, move |_lp, a| {
+                        push(&l2, &format!("literal {}", a.expect("a literal")))
+                    })
+                    .expect("pool");
+                    lp.next_tick(say(&l, "tick-2"));
+                    lp.set_immediate(move |lp| {
+                        push(&l, "immediate-2");
+                        dns::lookup(lp, "localhost", dns::Family::V4, move |_lp, a| {
+                            push(&l, &format!("localhost {}", a.expect("localhost")))
+                        })
+                        .expect("pool");
+                    });
+                })
+                .expect("pool");
+            },
+        )
+        .expect("pool");
+    });
+}
