@@ -9,25 +9,17 @@ mod examples_common;
 mod ws_common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use examples_common::{example_binary, start_and_read_line, Running};
+use examples_common::{example_binary, free_port, start_and_read_line, Running};
 use oneloop::ws::frame::OpCode;
 use ws_common::{frame, good_request, upgrade_request, Client, KEY};
 
 /// A server may hold at most this much resident memory during a flood (debug build; idle it
 /// is a few MiB). Without read backpressure hello reached 1.37 GB in 4 s.
 const RSS_BOUND_KB: u64 = 96 * 1024;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Starts an example with `--port P` and `extra`, waits for its "listening" line.
 fn start(example: &str, extra: &[&str]) -> (Running, std::net::SocketAddr) {

@@ -7,23 +7,15 @@
 mod examples_common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use examples_common::{example_binary, Running};
+use examples_common::{example_binary, free_port, Running};
 use serde_json::Value;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A fresh directory under the system temp dir.
 fn temp_dir(tag: &str) -> PathBuf {

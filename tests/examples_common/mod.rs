@@ -80,3 +80,12 @@ pub fn start_and_read_line(mut cmd: Command, wait: Duration) -> (Running, String
         .expect("the example printed no line in time");
     (running, line)
 }
+
+/// A loopback port free a moment ago, for an example's `--port`.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
