@@ -373,6 +373,21 @@ impl Response {
         conn::response_finished(&self.conn);
     }
 
+    /// Destroys the connection (Node's `res.destroy()`), for a response that cannot be
+    /// completed once its head went out (the source of its body failed): the client sees the
+    /// body cut short instead of waiting for bytes that never come. A no-op once the exchange
+    /// is over or the connection gone.
+    pub fn destroy(&self) {
+        if self.with(|_| ()).is_none() {
+            return;
+        }
+        let conn = self.conn.clone();
+        self.handle.next_tick(move |lp| {
+            let id = conn.borrow().id;
+            let _ = lp.tcp_destroy(id);
+        });
+    }
+
     /// The loop handle this response schedules its flushes on.
     pub fn loop_handle(&self) -> &LoopHandle {
         &self.handle
