@@ -19,8 +19,10 @@
 
 pub mod body;
 mod chain;
+pub mod cors;
 pub mod error;
 pub mod files;
+pub mod helmet;
 pub mod logger;
 pub mod overload;
 pub mod path;
@@ -167,6 +169,12 @@ impl Router {
         self.layers.push((String::new(), Rc::new(f)));
         self
     }
+
+    /// Adds a ready-made [`Middleware`] for every request under this router's mount point.
+    pub fn use_mw(&mut self, mw: Middleware) -> &mut Self {
+        self.layers.push((String::new(), mw));
+        self
+    }
 }
 
 /// An application: routes, middleware and settings, served by oneloop's HTTP server.
@@ -307,6 +315,21 @@ impl App {
         self.inner.borrow_mut().layers.push(Layer {
             prefix: normalize_prefix(prefix),
             mw: Rc::new(f),
+        });
+        self
+    }
+
+    /// Adds a ready-made [`Middleware`] for every request: `app.use_mw(cors::cors(..))`
+    /// (Express's `app.use(cors())`). A closure goes to [`App::use_`].
+    pub fn use_mw(&mut self, mw: Middleware) -> &mut Self {
+        self.use_mw_at("", mw)
+    }
+
+    /// Adds a ready-made [`Middleware`] for requests under `prefix`.
+    pub fn use_mw_at(&mut self, prefix: &str, mw: Middleware) -> &mut Self {
+        self.inner.borrow_mut().layers.push(Layer {
+            prefix: normalize_prefix(prefix),
+            mw,
         });
         self
     }
