@@ -3,17 +3,14 @@
 //! tests/node/package.json, installed by ./test.sh), and the status and every CORS and security
 //! header must match.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod express_twin;
 
+use std::net::SocketAddr;
+
+use express_twin::{exchange, serve_express, serve_oneloop};
 use oneloop::app::cors::{cors, AllowOrigin, CorsOptions};
 use oneloop::app::helmet::{self, Csp, FrameOptions, HelmetOptions, Hsts};
 use oneloop::app::App;
-use oneloop::http::ServerConfig;
-use oneloop::runtime::Loop;
 
 /// The headers compared; any other (Date, Content-Length, Connection...) may differ.
 const COMPARED: [&str; 22] = [
@@ -120,88 +117,23 @@ fn oneloop_app() -> App {
     app
 }
 
-fn serve_oneloop() -> SocketAddr {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let app = oneloop_app();
-        let mut lp = Loop::new().unwrap();
-        let server = app
-            .listen_on(&mut lp, "127.0.0.1:0", ServerConfig::default(), |_, _| {})
-            .unwrap();
-        tx.send(server.local_addr().unwrap()).unwrap();
-        lp.set_timeout(30_000, |lp| lp.stop()); // bounded
-        lp.run().unwrap();
-    });
-    rx.recv_timeout(Duration::from_secs(5)).unwrap()
-}
-
-/// The Express twin; killed on drop.
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve_express() -> (Node, SocketAddr) {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node");
-    assert!(
-        std::path::Path::new(dir).join("node_modules/cors").is_dir()
-            && std::path::Path::new(dir).join("node_modules/helmet").is_dir(),
-        "tests/node/node_modules is missing cors/helmet: run ./test.sh (it runs `npm ci --prefix tests/node`)"
-    );
-    let mut child = Command::new("node")
-        .arg("security_app.js")
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("node (v20) must be installed");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line.trim().parse().expect("the twin prints its port");
-    (Node(child), SocketAddr::from(([127, 0, 0, 1], port)))
-}
-
-/// Sends `method path` with `headers`; returns the status and the compared headers, lower-cased
-/// names, sorted.
-fn exchange(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n");
-    for (n, v) in headers {
-        req.push_str(&format!("{n}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf);
-    let head = text.split("\r\n\r\n").next().unwrap_or("");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap_or("")
-        .get(9..12)
-        .unwrap_or("")
-        .to_owned();
-    let mut kept: Vec<String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+/// The status and the compared headers of one exchange, sorted, as text.
+fn compared(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> String {
+    let reply = exchange(addr, method, path, headers);
+    let mut kept: Vec<String> = reply
+        .headers
+        .iter()
         .filter(|(n, _)| COMPARED.contains(&n.as_str()))
         .map(|(n, v)| format!("{n}: {v}"))
         .collect();
     kept.sort();
-    format!("{status}\n{}", kept.join("\n"))
+    format!("{}\n{}", reply.status, kept.join("\n"))
 }
 
 #[test]
 fn cors_and_helmet_headers_match_the_npm_packages_under_express() {
-    let (_node, express) = serve_express();
-    let oneloop = serve_oneloop();
+    let (_twin, express) = serve_express("security_app.js", &["cors", "helmet", "express"]);
+    let oneloop = serve_oneloop(oneloop_app);
     let a = ("Origin", "https://a.example");
     let preflight = [
         ("Origin", "https://a.example"),
@@ -240,8 +172,8 @@ fn cors_and_helmet_headers_match_the_npm_packages_under_express() {
     ];
     let mut differences = Vec::new();
     for (method, path, headers) in &cases {
-        let theirs = exchange(express, method, path, headers);
-        let ours = exchange(oneloop, method, path, headers);
+        let theirs = compared(express, method, path, headers);
+        let ours = compared(oneloop, method, path, headers);
         if theirs != ours {
             differences.push(format!(
                 "{method} {path} {headers:?}\n--- express:\n{theirs}\n--- oneloop:\n{ours}\n"

@@ -19,6 +19,7 @@
 
 pub mod body;
 mod chain;
+pub mod cookies;
 pub mod cors;
 pub mod error;
 pub mod files;
