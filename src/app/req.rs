@@ -1,5 +1,6 @@
 //! The app-layer request: the HTTP request plus route params, parsed query and parsed body.
 
+use std::any::Any;
 use std::cell::OnceCell;
 use std::rc::Rc;
 
@@ -74,6 +75,45 @@ pub(crate) enum ParamValue {
     Owned(String),
 }
 
+/// Values of any type, at most one per type: what middleware leaves for later middleware and
+/// the handler (an authenticated user, a parsed token, a start time). Empty costs nothing; the
+/// first insert allocates.
+#[derive(Default)]
+pub struct Locals {
+    values: Vec<Box<dyn Any>>,
+}
+
+impl Locals {
+    /// Stores `value`, replacing (and returning) the value of its type stored before.
+    pub fn insert<T: 'static>(&mut self, value: T) -> Option<T> {
+        let old = self.remove::<T>();
+        self.values.push(Box::new(value));
+        old
+    }
+
+    /// The value of type `T`, if one was stored.
+    pub fn get<T: 'static>(&self) -> Option<&T> {
+        self.values.iter().find_map(|v| v.downcast_ref::<T>())
+    }
+
+    /// The value of type `T`, mutably.
+    pub fn get_mut<T: 'static>(&mut self) -> Option<&mut T> {
+        self.values.iter_mut().find_map(|v| v.downcast_mut::<T>())
+    }
+
+    /// Takes the value of type `T` out.
+    pub fn remove<T: 'static>(&mut self) -> Option<T> {
+        let at = self.values.iter().position(|v| v.is::<T>())?;
+        self.values.swap_remove(at).downcast::<T>().ok().map(|b| *b)
+    }
+}
+
+impl std::fmt::Debug for Locals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Locals({} values)", self.values.len())
+    }
+}
+
 pub(crate) enum Source {
     Http(http::Request),
     Inject(InjectRequest),
@@ -87,9 +127,13 @@ pub struct Req {
     pub(crate) params: Vec<(Rc<str>, ParamValue)>,
     /// `params` as owned pairs, built on the first [`Req::params`] call.
     params_owned: OnceCell<Vec<(String, String)>>,
-    query: Option<Vec<(String, String)>>,
+    query: OnceCell<Vec<(String, String)>>,
     /// The parsed body (see the body parsers in [`body`](super::body)).
     pub body: Body,
+    /// Per-request data for later middleware and the handler, one value per type (Express's
+    /// `res.locals` / `req.user`): `req.locals.insert(User { .. })`, then
+    /// `req.locals.get::<User>()`.
+    pub locals: Locals,
     /// A per-request id (`req-N`, Fastify's `reqId`), for logs.
     pub id: u64,
     pub(crate) handle: LoopHandle,
@@ -102,7 +146,8 @@ impl Req {
             source,
             params: Vec::new(),
             params_owned: OnceCell::new(),
-            query: None,
+            query: OnceCell::new(),
+            locals: Locals::default(),
             body: Body::None,
             id,
             handle,
@@ -160,7 +205,7 @@ impl Req {
     }
 
     /// The first query value for `key` (percent-decoded, `+` as space).
-    pub fn query(&mut self, key: &str) -> Option<&str> {
+    pub fn query(&self, key: &str) -> Option<&str> {
         self.query_all()
             .iter()
             .find(|(k, _)| k == key)
@@ -168,12 +213,9 @@ impl Req {
     }
 
     /// Every query pair in order; repeated keys are kept (`a=1&a=3`).
-    pub fn query_all(&mut self) -> &[(String, String)] {
-        if self.query.is_none() {
-            let parsed = self.query_string().map(parse_query).unwrap_or_default();
-            self.query = Some(parsed);
-        }
-        self.query.as_deref().unwrap_or(&[])
+    pub fn query_all(&self) -> &[(String, String)] {
+        self.query
+            .get_or_init(|| self.query_string().map(parse_query).unwrap_or_default())
     }
 
     /// A header value (case-insensitive name), if valid UTF-8.
