@@ -30,6 +30,7 @@ pub mod path;
 mod req;
 mod res;
 pub mod router;
+pub mod session;
 mod ws;
 
 use std::cell::{Cell, RefCell};

@@ -512,6 +512,19 @@ impl Res {
         }
     }
 
+    /// Keeps only the header fields `keep` accepts (name, value), while the head is unsent.
+    pub(crate) fn retain_headers(&self, mut keep: impl FnMut(&str, &[u8]) -> bool) {
+        match &self.core.target {
+            Target::Http(r) => {
+                r.retain_headers(keep);
+            }
+            Target::Inject(r) => r
+                .borrow_mut()
+                .headers
+                .retain(|(n, v)| keep(n, v.as_bytes())),
+        }
+    }
+
     /// Drops a `content-length` set for a body that will not be sent.
     fn remove_content_length(&self) {
         match &self.core.target {

@@ -243,6 +243,17 @@ impl Response {
         self
     }
 
+    /// Keeps only the headers `keep` accepts (name, value), while the head is unsent: e.g.
+    /// one `Set-Cookie` of several removed.
+    pub fn retain_headers(&self, mut keep: impl FnMut(&str, &[u8]) -> bool) -> &Self {
+        self.with(|ex| {
+            if !ex.res.headers_sent {
+                ex.res.headers.retain(|(n, v)| keep(n, v));
+            }
+        });
+        self
+    }
+
     /// Sets the status and headers in one call (Node's `writeHead`); they are sent with the
     /// first `write` or `end`.
     pub fn write_head(&self, status: u16, headers: &[(&'static str, &'static str)]) -> &Self {
