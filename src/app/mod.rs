@@ -27,6 +27,7 @@ pub mod helmet;
 pub mod logger;
 pub mod overload;
 pub mod path;
+pub mod rate_limit;
 mod req;
 mod res;
 pub mod router;
