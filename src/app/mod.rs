@@ -115,6 +115,9 @@ pub(crate) struct AppInner {
     not_found: Option<Handler>,
     etag: bool,
     next_id: Cell<u64>,
+    /// Random per app (so per worker and per start): makes request ids unique across workers
+    /// and restarts (see [`Req::request_id`]).
+    id_prefix: Rc<str>,
     /// Route parameter names seen so far, shared by every request's params.
     param_names: RefCell<Vec<Rc<str>>>,
     /// The scratch buffer `Res::json` serializes into, shared by this app's responses (taken
@@ -262,6 +265,7 @@ impl App {
                 not_found: None,
                 etag: true,
                 next_id: Cell::new(0),
+                id_prefix: req::random_id_prefix().into(),
                 param_names: RefCell::new(Vec::new()),
                 json_scratch: Rc::default(),
             })),
