@@ -5,7 +5,7 @@ use std::cell::OnceCell;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use oneloop_runtime::LoopHandle;
+use oneloop_runtime::{Loop, LoopHandle};
 
 use super::path::{parse_query, split_target};
 use crate::http;
@@ -192,6 +192,13 @@ impl Req {
                 None => format!("{}-{}", self.id_prefix, self.id),
             }
         })
+    }
+
+    /// Runs `f` with the loop as soon as the current callback returns (a `next_tick`: before
+    /// any other callback, timer or I/O), for what needs `&mut Loop` from a handler: the HTTP
+    /// client, `Hub::publish`, timers with handles.
+    pub fn with_loop(&self, f: impl FnOnce(&mut Loop) + 'static) {
+        self.handle.next_tick(f);
     }
 
     /// The method.

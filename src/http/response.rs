@@ -51,6 +51,7 @@ impl IntoHeaderValue for HeaderValue {
 }
 
 type DrainCb = Box<dyn FnMut(&mut Loop)>;
+pub(crate) type AbortCb = Box<dyn FnOnce(&mut Loop)>;
 
 /// Per-exchange response state, owned by the connection.
 pub(crate) struct ResponseState {
@@ -62,6 +63,8 @@ pub(crate) struct ResponseState {
     pub(crate) close_delimited: bool,
     pub(crate) finished: bool,
     pub(crate) on_drain: Option<DrainCb>,
+    /// Run if the connection goes before the response finished (see [`Response::on_abort`]).
+    pub(crate) on_abort: Option<AbortCb>,
     trailers: Vec<(String, Vec<u8>)>,
 }
 
@@ -77,6 +80,7 @@ impl ResponseState {
             close_delimited: false,
             finished: false,
             on_drain: None,
+            on_abort: None,
             trailers: Vec::new(),
         }
     }
@@ -295,6 +299,14 @@ impl Response {
                 }
             }
         });
+    }
+
+    /// Calls `callback` once if the connection closes (the client went away, a timeout, a
+    /// protocol error) before this response finished (Node's `res.on('close')` with
+    /// `!res.writableFinished`): the moment to abort upstream work done for it. Replaces an
+    /// earlier callback.
+    pub fn on_abort(&self, callback: impl FnOnce(&mut Loop) + 'static) {
+        self.with(|ex| ex.res.on_abort = Some(Box::new(callback)));
     }
 
     /// Calls `callback` when a `write` that returned false has drained.

@@ -406,12 +406,15 @@ fn accept(lp: &mut Loop, shared: &Rc<Shared>, id: TcpId) {
     });
     let s = Rc::clone(shared);
     let c = conn;
-    let _ = lp.tcp_on_close(id, move |_lp, id, _had_error| {
+    let _ = lp.tcp_on_close(id, move |lp, id, _had_error| {
         let mut conn = c.borrow_mut();
         conn.phase = Phase::Detached;
-        conn.ex = None;
+        let aborted = conn::abandon_exchange(&mut conn);
         drop(conn);
         s.forget(id);
+        if let Some(on_abort) = aborted {
+            on_abort(lp);
+        }
     });
 }
 
