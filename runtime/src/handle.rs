@@ -168,11 +168,15 @@ typed_id!(
     SignalId
 );
 typed_id!(
-    /// A TCP connection (accepted or connected).
+    /// A stream socket, accepted or connected: TCP, or a Unix domain socket (a pipe from
+    /// [`Loop::pipe_connect`](crate::Loop::pipe_connect) or a pipe server, or a child
+    /// process's stdio). One id type for both, as Node's one `net.Socket` class: every
+    /// `tcp_*` socket operation works on either.
     TcpId
 );
 typed_id!(
-    /// A listening TCP server.
+    /// A listening server: TCP ([`Loop::tcp_listen`](crate::Loop::tcp_listen)) or a Unix
+    /// domain socket ([`Loop::pipe_listen`](crate::Loop::pipe_listen)).
     ServerId
 );
 

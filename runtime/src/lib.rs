@@ -42,7 +42,7 @@ pub use event_loop::{
 pub use handle::{Handle, HandleError, ImmediateId, ServerId, SignalId, TcpId, TimerId, WorkId};
 pub use hdrhistogram::Histogram;
 pub use metrics::{LoopStats, PhaseStats, QueueDepths};
-pub use tcp::{DropInfo, ListenOptions, SocketOptions, TcpError};
+pub use tcp::{DropInfo, ListenOptions, SocketOptions, StreamAddr, TcpError};
 pub use threadpool::{WorkError, DEFAULT_POOL_SIZE, MAX_POOL_SIZE};
 pub use timers::{TimerDelay, TIMEOUT_MAX_MS};
 pub use trace::{CallbackKind, LoopMetrics, Phase, TraceEvent};
