@@ -177,7 +177,11 @@ fn client_socket_path_against_node_on_a_path_matches_curl() {
     let err = std::rc::Rc::new(std::cell::RefCell::new(None));
     let e = err.clone();
     http::request(&mut lp, req, move |_lp, res| {
-        *e.borrow_mut() = Some(res.err().expect("no server there").to_string());
+        let msg = match res {
+            Ok(_) => panic!("no server there"),
+            Err(err) => err.to_string(),
+        };
+        *e.borrow_mut() = Some(msg);
     })
     .unwrap();
     lp.run().unwrap();
