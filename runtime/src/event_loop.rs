@@ -261,6 +261,7 @@ pub struct Loop {
     pub(crate) signal_watchers: GenSlab<SignalWatcher>,
 
     pub(crate) net: Net,
+    pub(crate) processes: crate::process::Processes,
 
     /// Ref'd active handles: timers, signals, sockets, servers (immediates are counted in
     /// `refed_immediates` alone: one counter to touch per immediate, not two).
@@ -321,6 +322,7 @@ impl Loop {
             done_buf: Vec::new(),
             signals: None,
             signal_watchers: GenSlab::default(),
+            processes: Default::default(),
             net: Net::default(),
             refs: 0,
             metrics: LoopMetrics::default(),
@@ -1364,6 +1366,7 @@ impl Loop {
             Handle::Signal(id) => self.signal_watchers.get(id.0).map(|s| s.refed),
             Handle::Tcp(id) => self.net.socket_refed(id),
             Handle::Server(id) => self.net.server_refed(id),
+            Handle::Process(id) => self.processes.refed(id),
         };
         refed.ok_or(HandleError::Stale)
     }
@@ -1385,6 +1388,7 @@ impl Loop {
             Handle::Signal(id) => self.signal_watchers.get_mut(id.0).map(|s| &mut s.refed),
             Handle::Tcp(id) => self.net.socket_refed_mut(id),
             Handle::Server(id) => self.net.server_refed_mut(id),
+            Handle::Process(id) => return self.process_set_ref(id, refed),
         }
         .ok_or(HandleError::Stale)?;
         if *flag != refed {

@@ -180,6 +180,11 @@ typed_id!(
     ServerId
 );
 
+typed_id!(
+    /// A child process from [`Loop::spawn`](crate::Loop::spawn).
+    ProcessId
+);
+
 impl TcpId {
     /// A number that identifies this connection while it lives (its slot index); for logs.
     pub fn index(self) -> usize {
@@ -200,6 +205,8 @@ pub enum Handle {
     Tcp(TcpId),
     /// A TCP server.
     Server(ServerId),
+    /// A child process (ref'd: keeps the loop alive until it exits).
+    Process(ProcessId),
 }
 
 macro_rules! into_handle {
@@ -211,7 +218,7 @@ macro_rules! into_handle {
         }
     )*};
 }
-into_handle!(TimerId => Timer, ImmediateId => Immediate, SignalId => Signal, TcpId => Tcp, ServerId => Server);
+into_handle!(TimerId => Timer, ImmediateId => Immediate, SignalId => Signal, TcpId => Tcp, ServerId => Server, ProcessId => Process);
 
 #[cfg(test)]
 mod tests {

@@ -23,6 +23,7 @@ pub use server::{DropInfo, ListenOptions};
 pub use socket::SocketOptions;
 pub use stream::StreamAddr;
 
+pub(crate) use pipe::errno_name;
 pub(crate) use server::Server;
 pub(crate) use socket::Socket;
 

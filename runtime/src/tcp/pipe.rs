@@ -121,6 +121,30 @@ impl Loop {
         Ok(id)
     }
 
+    /// Registers one end of a connected Unix socket (a socketpair end, e.g. a child process's
+    /// stdio) as a socket of this loop.
+    #[track_caller]
+    pub(crate) fn pipe_adopt(
+        &mut self,
+        stream: std::os::unix::net::UnixStream,
+        options: SocketOptions,
+    ) -> io::Result<TcpId> {
+        stream.set_nonblocking(true)?;
+        self.socket_adopt(
+            Stream::Unix(UnixStream::from_std(stream)),
+            None,
+            options,
+            true,
+        )
+    }
+
+    /// Marks a socket as a stdio stream of `process`.
+    pub(crate) fn net_set_process(&mut self, id: TcpId, process: crate::handle::ProcessId) {
+        if let Some(s) = self.net.socket_mut(id) {
+            s.process = Some(process);
+        }
+    }
+
     /// The path a pipe server listens on.
     ///
     /// # Errors

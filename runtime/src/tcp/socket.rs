@@ -13,7 +13,7 @@ use socket2::{Domain, Protocol, Socket as RawSocket, Type};
 
 use super::stream::{not_ip, Stream, StreamAddr};
 use super::{IoEntry, TcpError, DEFAULT_HIGH_WATER_MARK, READ_BUFFER_SIZE};
-use crate::handle::{ServerId, TcpId, TimerId};
+use crate::handle::{ProcessId, ServerId, TcpId, TimerId};
 use crate::trace::CallbackKind;
 use crate::Loop;
 
@@ -114,6 +114,8 @@ pub(crate) struct Socket {
     bytes_written: u64,
     pub(crate) refed: bool,
     pub(crate) created_at: &'static Location<'static>,
+    /// The child process this socket is a stdio stream of: told when the socket closes.
+    pub(crate) process: Option<ProcessId>,
 }
 
 /// Takes a callback out of its slot, runs it with the loop, and puts it back unless the socket
@@ -190,6 +192,7 @@ impl Loop {
             bytes_written: 0,
             refed: true,
             created_at: Location::caller(),
+            process: None,
         })));
         let id = TcpId(key);
         let registered = match self.net.entries.get_mut(key) {
@@ -788,6 +791,9 @@ impl Loop {
         // `server_maybe_finish_close`) runs after its last connection's, as in Node.
         if let Some(cb) = s.callbacks.on_close.take() {
             self.queue_close(move |lp| cb(lp, id, had_error));
+        }
+        if let Some(process) = s.process {
+            self.process_stdio_closed(process, id);
         }
         if let Some(server) = s.server {
             if let Some(srv) = self.net.server_mut(server) {
