@@ -11,10 +11,13 @@
 //!   child not yet reaped is polled with `try_wait` (`waitpid(pid, WNOHANG)`): only our own
 //!   pids, never `waitpid(-1)`, so children spawned by other code (`std::process::Command`
 //!   elsewhere in the program) are left alone.
-//! - **Events, as Node.** `on_exit(code, signal)` runs from the poll phase when the child is
-//!   reaped (stdio may still hold data: a grandchild can keep a pipe open). `on_close(code,
-//!   signal)` runs from a close phase once the child exited *and* every piped stdio stream
-//!   closed; then the id goes stale.
+//! - **Events, as Node** (lib/internal/child_process.js). `on_exit(code, signal)` runs from
+//!   the poll phase when the child is reaped (stdout may still deliver data: a grandchild can
+//!   keep the pipe open); the parent's end of a piped stdin is destroyed then, as Node does.
+//!   `on_close(code, signal)` runs once the child exited *and* its piped stdout and stderr
+//!   closed: right after `on_exit` (before the ticks it queued, as Node emits `'close'`
+//!   synchronously from the exit handler) if they already had, otherwise from the close
+//!   phase after the last of them closed. Then the id goes stale.
 //! - **Liveness.** A running child keeps the loop alive while ref'd (libuv: the process
 //!   handle is active until exit); `unref` lets the loop exit while it runs. Piped stdio
 //!   streams are sockets with their own refs, as in libuv and Node: unref them too (or use
@@ -273,8 +276,9 @@ impl Loop {
         Ok(())
     }
 
-    /// Calls `callback(lp, code, signal)` from a close phase once the child has exited and
-    /// all its piped stdio streams have closed (Node's `'close'`). The id is stale by then.
+    /// Calls `callback(lp, code, signal)` once the child has exited and its piped stdout and
+    /// stderr have closed (Node's `'close'`): right after `on_exit` if they already had,
+    /// else from the close phase after the last one closed. The id is stale by then.
     ///
     /// # Errors
     /// [`HandleError::Stale`] if the process is gone.
@@ -381,14 +385,25 @@ impl Loop {
                 self.refs -= 1;
             }
             let id = ProcessId(key);
-            if let Some(cb) = self
-                .processes
-                .entries
-                .get_mut(key)
-                .and_then(|p| p.on_exit.take())
-            {
+            let stdin = p.stdio[0].take();
+            if let Some(stdin) = stdin {
+                let _ = self.tcp_destroy(stdin);
+            }
+            let Some(p) = self.processes.entries.get_mut(key) else {
+                continue;
+            };
+            let on_exit = p.on_exit.take();
+            if on_exit.is_some() || p.on_close.is_some() {
                 self.trace_callback(CallbackKind::Process);
-                self.invoke(CallbackKind::Process, |lp| cb(lp, exit.code, exit.signal));
+                self.invoke(CallbackKind::Process, |lp| {
+                    if let Some(cb) = on_exit {
+                        cb(lp, exit.code, exit.signal);
+                    }
+                    // Node emits 'close' from the exit handler itself when stdout and stderr
+                    // are already closed: same callback slot, so ticks queued by `on_exit`
+                    // run after both.
+                    lp.process_close_now(id);
+                });
                 self.after_callback();
             }
             self.process_maybe_close(id);
@@ -405,6 +420,24 @@ impl Loop {
             }
         }
         self.process_maybe_close(id);
+    }
+
+    /// If exited with stdout and stderr closed: free the slot and run `on_close` now.
+    fn process_close_now(&mut self, id: ProcessId) {
+        let done = self
+            .processes
+            .entries
+            .get(id.0)
+            .is_some_and(|p| p.exit.is_some() && p.stdio.iter().all(Option::is_none));
+        if !done {
+            return;
+        }
+        if let Some(mut p) = self.processes.entries.remove(id.0) {
+            let exit = p.exit.expect("checked above");
+            if let Some(cb) = p.on_close.take() {
+                cb(self, exit.code, exit.signal);
+            }
+        }
     }
 
     /// Once exited with every stdio stream closed: free the slot and queue `on_close`.
