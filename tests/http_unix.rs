@@ -190,3 +190,44 @@ fn client_socket_path_against_node_on_a_path_matches_curl() {
     drop(_node);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `oneloop-load --unix-socket`: the load generator's socket-path option drives exactly the
+/// requests asked for through a oneloop server on a path, with no errors.
+#[test]
+fn the_load_generator_counts_requests_over_a_unix_socket() {
+    use oneloop::load::{self, LoadConfig};
+    let dir = temp_dir("load");
+    let path = dir.join("load.sock");
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let p = path.clone();
+    let server_thread = thread::spawn(move || {
+        let mut lp = Loop::new().unwrap();
+        let server = http::create_server_with(&mut lp, ServerConfig::default(), http_common::route);
+        server
+            .listen_path(&mut lp, &p, move |_lp| ready_tx.send(()).unwrap())
+            .unwrap();
+        let s = server.clone();
+        let poll = lp.set_interval(Duration::from_millis(5), move |lp| {
+            if stop_rx.try_recv().is_ok() {
+                s.close(lp, |_| {});
+            }
+        });
+        lp.unref(poll).unwrap();
+        lp.run().unwrap();
+    });
+    ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let mut c = LoadConfig::new("http://localhost/n/7").unwrap();
+    c.socket_path = Some(path.clone());
+    c.connections = 4;
+    c.requests = Some(1000);
+    c.duration = Duration::from_secs(20);
+    let r = load::run(c, None).expect("load run");
+    stop_tx.send(()).unwrap();
+    server_thread.join().unwrap();
+    assert_eq!(r.requests, 1000);
+    assert_eq!(r.statuses.get(&200), Some(&1000));
+    assert_eq!(r.errors.total(), 0, "{:?}", r.errors);
+    assert_eq!(r.connects, 4);
+    let _ = std::fs::remove_dir_all(&dir);
+}
