@@ -122,7 +122,8 @@ pub struct StepReport {
 /// A handle that keeps the loop alive, as reported by [`Loop::active_handles`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActiveHandle {
-    /// "timer", "interval", "immediate", "signal", "tcp", "server" or "work".
+    /// "timer", "interval", "immediate", "signal", "tcp", "server", "pipe", "pipe_server",
+    /// "process", "work" or "closing".
     pub kind: &'static str,
     /// Where it was created, when known (`file:line`).
     pub created_at: Option<String>,

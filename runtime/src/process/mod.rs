@@ -157,6 +157,19 @@ impl Loop {
     /// [`Loop::process_stderr`]); [`Loop::process_on_exit`] and [`Loop::process_on_close`]
     /// report how it ended.
     ///
+    /// ```
+    /// use oneloop_runtime::{Loop, SpawnOptions};
+    /// let mut lp = Loop::new()?;
+    /// let child = lp.spawn(SpawnOptions::new("sh", ["-c", "echo hi; exit 3"]))?;
+    /// let stdout = lp.process_stdout(child).expect("piped by default");
+    /// lp.tcp_on_data(stdout, |_lp, _id, data| assert_eq!(data, b"hi\n"))?;
+    /// lp.process_on_exit(child, |_lp, code, signal| {
+    ///     assert_eq!((code, signal), (Some(3), None));
+    /// })?;
+    /// lp.run()?; // returns once the child exited and its stdio closed
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// When the child cannot be started, with Node's message: `spawn nosuchprog ENOENT` (kind
     /// `NotFound`) for a missing program, `spawn ./file EACCES` for one not executable, and

@@ -62,6 +62,29 @@ impl Loop {
     ///
     /// Closing the server removes the socket file.
     ///
+    /// ```
+    /// use oneloop_runtime::{ListenOptions, Loop, SocketOptions};
+    /// let path = std::env::temp_dir().join(format!("doc-pipe-{}.sock", std::process::id()));
+    /// let mut lp = Loop::new()?;
+    /// let server = lp.pipe_listen(&path, ListenOptions::default(), |lp, conn| {
+    ///     lp.tcp_on_data(conn, |lp, id, data| {
+    ///         lp.tcp_write(id, data).unwrap();
+    ///     })
+    ///     .unwrap();
+    /// })?;
+    /// let client = lp.pipe_connect(&path, SocketOptions::default(), |lp, id| {
+    ///     lp.tcp_write(id, b"ping").unwrap();
+    /// })?;
+    /// lp.tcp_on_data(client, move |lp, id, data| {
+    ///     assert_eq!(data, b"ping");
+    ///     lp.tcp_destroy(id).unwrap();
+    ///     lp.tcp_server_close(server, |_| {}).unwrap(); // removes the socket file
+    /// })?;
+    /// lp.run()?;
+    /// assert!(!path.exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// `AddrInUse` ("listen EADDRINUSE: address already in use <path>") if a file exists at
     /// `path`, stale or not (as Node: remove a stale one yourself); `NotFound` or
