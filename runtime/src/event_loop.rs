@@ -922,7 +922,9 @@ impl Loop {
         let timeout = match self.virtual_ns {
             None => timeout,
             Some(_) => {
-                let has_io = self.net.entries.len() > 0 || self.signal_watchers.len() > 0;
+                let has_io = self.net.entries.len() > 0
+                    || self.signal_watchers.len() > 0
+                    || self.processes.has_children();
                 let w = clock::virtual_wait(timeout, has_io, self.work.len() > 0);
                 jump = Some((w, timeout));
                 w.real_timeout

@@ -303,3 +303,27 @@ fn children_exiting_together_are_all_reaped() {
     codes.sort();
     assert_eq!(codes, (0..8).collect::<Vec<_>>());
 }
+
+/// On a virtual clock a running child is an outside event like a socket: a 10 s timer does not
+/// jump ahead of a child that exits after 0.2 s of real time.
+#[test]
+fn on_a_virtual_clock_a_running_child_is_waited_for_in_real_time() {
+    let mut lp = Loop::with_virtual_clock().unwrap();
+    let log = Log::default();
+    let child = lp
+        .spawn(SpawnOptions {
+            stdio: [StdioMode::Ignore; 3],
+            ..sh("sleep 0.2; exit 5")
+        })
+        .unwrap();
+    let l = log.clone();
+    lp.process_on_exit(child, move |_lp, code, _| {
+        l.borrow_mut().push(format!("exit {code:?}"))
+    })
+    .unwrap();
+    let l = log.clone();
+    let timer = lp.set_timeout(10_000, move |_| l.borrow_mut().push("timer".into()));
+    lp.unref(timer).unwrap();
+    lp.run().unwrap();
+    assert_eq!(*log.borrow(), ["exit Some(5)"]);
+}

@@ -113,6 +113,12 @@ pub(crate) struct Processes {
 }
 
 impl Processes {
+    /// Children not yet closed: on a virtual clock they count as I/O (only the outside world
+    /// says when a child exits, so time must follow the real wait).
+    pub(crate) fn has_children(&self) -> bool {
+        self.entries.len() > 0
+    }
+
     pub(crate) fn watching_sigchld(&self) -> bool {
         self.sigchld
     }
