@@ -327,3 +327,32 @@ fn on_a_virtual_clock_a_running_child_is_waited_for_in_real_time() {
     lp.run().unwrap();
     assert_eq!(*log.borrow(), ["exit Some(5)"]);
 }
+
+/// As Node (`stdin.destroy()` in `onexit`): when the child exits, the parent's end of its piped
+/// stdin is destroyed (its `on_close` runs, without error), even if never ended and even while
+/// a background grandchild still holds the pipe's other end (so no EOF would close it).
+#[test]
+fn a_childs_piped_stdin_is_destroyed_when_it_exits() {
+    let mut lp = Loop::new().unwrap();
+    watchdog(&mut lp, 20);
+    let child = lp
+        .spawn(SpawnOptions {
+            stdio: [StdioMode::Pipe, StdioMode::Ignore, StdioMode::Ignore],
+            ..sh("exec 3<&0; (sleep 1 <&3) & exit 0")
+        })
+        .unwrap();
+    let stdin = lp.process_stdin(child).unwrap();
+    let closed = Rc::new(Cell::new(None));
+    let c = closed.clone();
+    lp.tcp_on_close(stdin, move |_lp, _id, had_error| c.set(Some(had_error)))
+        .unwrap();
+    let seen = Rc::new(Cell::new(true));
+    let s = seen.clone();
+    lp.process_on_exit(child, move |lp, _, _| {
+        s.set(lp.process_stdin(child).is_some() || lp.tcp_is_open(stdin))
+    })
+    .unwrap();
+    lp.run().unwrap();
+    assert!(!seen.get(), "stdin gone by the time on_exit runs");
+    assert_eq!(closed.get(), Some(false));
+}

@@ -229,7 +229,7 @@ impl Loop {
             let Some(end) = end else { continue };
             match self.pipe_adopt(end, SocketOptions::default()) {
                 Ok(sock) => {
-                    self.net_set_process(sock, id);
+                    self.net_set_process(sock, Some(id));
                     if let Some(p) = self.processes.entries.get_mut(key) {
                         p.stdio[fd] = Some(sock);
                     }
@@ -406,6 +406,9 @@ impl Loop {
             let id = ProcessId(key);
             let stdin = p.stdio[0].take();
             if let Some(stdin) = stdin {
+                // Detached first: its close must not count toward this process's close,
+                // which has not even run `on_exit` yet.
+                self.net_set_process(stdin, None);
                 let _ = self.tcp_destroy(stdin);
             }
             let Some(p) = self.processes.entries.get_mut(key) else {

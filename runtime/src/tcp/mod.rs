@@ -170,7 +170,8 @@ impl Loop {
         }
     }
 
-    /// Open TCP sockets on this loop (accepted and connected).
+    /// Open stream sockets on this loop (accepted and connected; TCP and pipes, child process
+    /// stdio included).
     pub fn tcp_socket_count(&self) -> usize {
         self.net.socket_count()
     }

@@ -161,10 +161,10 @@ impl Loop {
         )
     }
 
-    /// Marks a socket as a stdio stream of `process`.
-    pub(crate) fn net_set_process(&mut self, id: TcpId, process: crate::handle::ProcessId) {
+    /// Marks a socket as a stdio stream of `process` (`None`: no longer).
+    pub(crate) fn net_set_process(&mut self, id: TcpId, process: Option<crate::handle::ProcessId>) {
         if let Some(s) = self.net.socket_mut(id) {
-            s.process = Some(process);
+            s.process = process;
         }
     }
 
