@@ -401,3 +401,57 @@ fn unrefd_pipe_servers_and_sockets_let_the_loop_exit_and_why_alive_names_them() 
     lp.tcp_server_close(server, |_| {}).unwrap();
     lp.run().unwrap();
 }
+
+/// The shared state machine on a pipe: `max_connections` drops the second connection and
+/// reports it with pipe addresses (the server's path, an unnamed peer), and an idle timeout
+/// fires on a pipe socket without closing it.
+#[test]
+fn max_connections_drop_and_idle_timeout_work_on_pipes() {
+    let dir = TempDir::new("drop");
+    let path = dir.path("d.sock");
+    let mut lp = Loop::new().unwrap();
+    watchdog(&mut lp, 10);
+    let options = ListenOptions {
+        max_connections: Some(1),
+        ..ListenOptions::default()
+    };
+    let timeouts = Rc::new(Cell::new(0));
+    let t = timeouts.clone();
+    let server = lp
+        .pipe_listen(&path, options, move |lp, conn| {
+            lp.tcp_set_timeout(conn, 30).unwrap();
+            let t = t.clone();
+            lp.tcp_on_timeout(conn, move |lp, id| {
+                t.set(t.get() + 1);
+                assert!(lp.tcp_is_open(id), "a timeout does not close");
+                lp.tcp_destroy(id).unwrap();
+            })
+            .unwrap();
+        })
+        .unwrap();
+    let drops = Rc::new(RefCell::new(Vec::new()));
+    let d = drops.clone();
+    lp.tcp_server_on_drop(server, move |lp, info| {
+        d.borrow_mut().push(info);
+        lp.tcp_server_close(server, |_| {}).unwrap();
+    })
+    .unwrap();
+    let first = lp
+        .pipe_connect(&path, SocketOptions::default(), |_, _| {})
+        .unwrap();
+    // The second connects once the first was accepted (it would otherwise race it).
+    let p = path.clone();
+    lp.set_timeout(10, move |lp| {
+        let second = lp
+            .pipe_connect(&p, SocketOptions::default(), |_, _| {})
+            .unwrap();
+        lp.unref(second).unwrap();
+    });
+    lp.unref(first).unwrap();
+    lp.run().unwrap();
+    assert_eq!(timeouts.get(), 1);
+    let drops = drops.borrow();
+    assert_eq!(drops.len(), 1);
+    assert_eq!(drops[0].local, StreamAddr::Unix(Some(path.clone())));
+    assert_eq!(drops[0].remote, StreamAddr::Unix(None));
+}

@@ -82,7 +82,7 @@ pub(crate) struct Server {
     pub(crate) created_at: &'static Location<'static>,
 }
 
-fn bind_listener(addr: SocketAddr, options: &ListenOptions) -> io::Result<Listener> {
+fn bind_listener(addr: SocketAddr, options: &ListenOptions) -> io::Result<TcpListener> {
     let socket = RawSocket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?; // as Node and libuv do on Unix
     if options.reuse_port {
@@ -94,7 +94,7 @@ fn bind_listener(addr: SocketAddr, options: &ListenOptions) -> io::Result<Listen
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(options.backlog)?;
-    Ok(Listener::Tcp(TcpListener::from_std(socket.into())))
+    Ok(TcpListener::from_std(socket.into()))
 }
 
 impl Server {
@@ -129,11 +129,14 @@ impl Loop {
         on_connection: impl FnMut(&mut Loop, TcpId) + 'static,
     ) -> io::Result<ServerId> {
         let listener = bind_listener(addr, &options)?;
-        let local = match &listener {
-            Listener::Tcp(l) => StreamAddr::Ip(l.local_addr()?),
-            Listener::Unix(_) => unreachable!("bind_listener binds TCP"),
-        };
-        self.server_start(listener, local, None, options, Box::new(on_connection))
+        let local = StreamAddr::Ip(listener.local_addr()?);
+        self.server_start(
+            Listener::Tcp(listener),
+            local,
+            None,
+            options,
+            Box::new(on_connection),
+        )
     }
 
     /// Registers a bound listener as a server of this loop (TCP or pipe).
