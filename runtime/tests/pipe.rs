@@ -455,3 +455,34 @@ fn max_connections_drop_and_idle_timeout_work_on_pipes() {
     assert_eq!(drops[0].local, StreamAddr::Unix(Some(path.clone())));
     assert_eq!(drops[0].remote, StreamAddr::Unix(None));
 }
+
+/// A Linux abstract name (`"\0name"`, Node's spelling): listen, connect and echo with no file
+/// in the file system; the client sees the name as its peer.
+#[test]
+fn abstract_socket_names_work_without_a_file() {
+    use std::os::unix::ffi::OsStrExt;
+    let name = format!("\0oneloop-abstract-{}", std::process::id());
+    let path = PathBuf::from(std::ffi::OsStr::from_bytes(name.as_bytes()));
+    let mut lp = Loop::new().unwrap();
+    watchdog(&mut lp, 10);
+    let server = pipe_echo_server(&mut lp, &path, 1);
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let peer = Rc::new(RefCell::new(None));
+    let pr = peer.clone();
+    let client = lp
+        .pipe_connect(&path, SocketOptions::default(), move |lp, id| {
+            *pr.borrow_mut() = Some(lp.stream_peer_addr(id).unwrap());
+            lp.tcp_write(id, b"abstract").unwrap();
+            lp.tcp_end(id).unwrap();
+        })
+        .unwrap();
+    let g = got.clone();
+    lp.tcp_on_data(client, move |_lp, _id, d| {
+        g.borrow_mut().extend_from_slice(d)
+    })
+    .unwrap();
+    lp.run().unwrap();
+    assert!(!lp.tcp_server_is_listening(server));
+    assert_eq!(*got.borrow(), b"abstract");
+    assert_eq!(*peer.borrow(), Some(StreamAddr::Unix(Some(path))));
+}

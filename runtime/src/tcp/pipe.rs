@@ -60,7 +60,8 @@ impl Loop {
     /// Of [`ListenOptions`], `backlog`, `max_connections` and `socket` apply; `reuse_port` and
     /// `ipv6_only` mean nothing for a path and are ignored.
     ///
-    /// Closing the server removes the socket file.
+    /// Closing the server removes the socket file. A path whose first byte is NUL (`"\0name"`)
+    /// is a Linux abstract socket name, as in Node and libuv: no file is created or removed.
     ///
     /// ```
     /// use oneloop_runtime::{ListenOptions, Loop, SocketOptions};
@@ -101,10 +102,11 @@ impl Loop {
         let listener =
             bind_unix(path, options.backlog).map_err(|e| with_path("listen", path, e))?;
         let local = StreamAddr::Unix(Some(path.to_path_buf()));
+        let abstract_name = path.as_os_str().as_encoded_bytes().first() == Some(&0);
         self.server_start(
             Listener::Unix(listener),
             local,
-            Some(path.to_path_buf()),
+            (!abstract_name).then(|| path.to_path_buf()),
             options,
             Box::new(on_connection),
         )

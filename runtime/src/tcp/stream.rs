@@ -22,8 +22,9 @@ use mio::{Interest, Registry, Token};
 pub enum StreamAddr {
     /// A TCP socket's IP address and port.
     Ip(SocketAddr),
-    /// A Unix domain socket: the path it is bound to, or `None` for an unnamed one (the
-    /// connecting side of a Unix socket, either end of a socketpair, or an abstract address).
+    /// A Unix domain socket: the path it is bound to (a Linux abstract name as `\0name`, as
+    /// Node writes it), or `None` for an unnamed one (the connecting side of a Unix socket,
+    /// either end of a socketpair).
     Unix(Option<PathBuf>),
 }
 
@@ -45,7 +46,21 @@ impl StreamAddr {
     }
 
     pub(crate) fn from_unix(addr: &UnixAddr) -> StreamAddr {
-        StreamAddr::Unix(addr.as_pathname().map(PathBuf::from))
+        if let Some(path) = addr.as_pathname() {
+            return StreamAddr::Unix(Some(path.to_path_buf()));
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::linux::net::SocketAddrExt;
+            use std::os::unix::ffi::OsStrExt;
+            if let Some(name) = addr.as_abstract_name() {
+                let mut bytes = vec![0u8];
+                bytes.extend_from_slice(name);
+                let path = std::ffi::OsStr::from_bytes(&bytes);
+                return StreamAddr::Unix(Some(PathBuf::from(path)));
+            }
+        }
+        StreamAddr::Unix(None)
     }
 }
 
