@@ -130,7 +130,8 @@ fn start_node_on(path: &Path) -> NodeOnPath {
 
 /// The oneloop client with `socket_path` against Node's server on a path gets the same status
 /// and body as curl `--unix-socket` does from the same server, for a GET, a POST with a body
-/// and a non-200 status; the server saw the URL's host in `Host`.
+/// and a non-200 status; the server saw the URL's host in `Host`. The host name in one URL
+/// does not resolve: with a socket path nothing is looked up (as Node's `socketPath`).
 #[test]
 fn client_socket_path_against_node_on_a_path_matches_curl() {
     let dir = temp_dir("node");
@@ -138,7 +139,11 @@ fn client_socket_path_against_node_on_a_path_matches_curl() {
     let _node = start_node_on(&path);
     let cases: [(&str, &str, Option<&str>); 3] = [
         ("GET", "http://localhost/items?x=1", None),
-        ("POST", "http://localhost:8080/upload", Some("0123456789")),
+        (
+            "POST",
+            "http://api.internal.invalid:8080/upload",
+            Some("0123456789"),
+        ),
         ("GET", "http://localhost/teapot", None),
     ];
     for (method, url, body) in cases {
