@@ -22,6 +22,12 @@
 //!   handle is active until exit); `unref` lets the loop exit while it runs. Piped stdio
 //!   streams are sockets with their own refs, as in libuv and Node: unref them too (or use
 //!   [`StdioMode::Ignore`]) for a loop that exits with the child running.
+//! - **Costs and bounds.** Each `SIGCHLD` costs one `waitpid` per child not yet reaped on this
+//!   loop. Output is read through the loop's shared 64 KiB read buffer like any socket (a
+//!   child's stdout holds no buffer of its own); what is written to stdin is queued as on any
+//!   socket (`tcp_write` returns false at the high-water mark). Dropping the loop neither
+//!   kills nor waits for running children (as libuv): they are reaped when they exit only if
+//!   another loop or the process waits for them.
 
 use std::ffi::OsString;
 use std::io;
