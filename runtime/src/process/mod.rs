@@ -26,8 +26,8 @@
 //!   loop. Output is read through the loop's shared 64 KiB read buffer like any socket (a
 //!   child's stdout holds no buffer of its own); what is written to stdin is queued as on any
 //!   socket (`tcp_write` returns false at the high-water mark). Dropping the loop neither
-//!   kills nor waits for running children (as libuv): they are reaped when they exit only if
-//!   another loop or the process waits for them.
+//!   kills nor waits for running children (as libuv): once they exit they stay zombies until
+//!   this process exits.
 
 use std::ffi::OsString;
 use std::io;
