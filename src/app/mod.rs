@@ -25,6 +25,7 @@ pub mod error;
 pub mod files;
 pub mod helmet;
 pub mod logger;
+pub mod multipart;
 pub mod overload;
 pub mod path;
 pub mod rate_limit;

@@ -324,11 +324,23 @@ pub(crate) fn process(lp: &mut Loop, conn: &ConnRef) {
 /// Ends the exchange in flight without waiting for its response: the user's Request and
 /// Response become inert. Returns the response's `on_abort` callback if it had not finished,
 /// for the caller to run once it holds no borrow of the connection.
-pub(crate) fn abandon_exchange(c: &mut Conn) -> Option<super::response::AbortCb> {
+pub(crate) fn abandon_exchange(c: &mut Conn) -> Option<Aborted> {
     let ex = c.ex.take()?;
-    match ex.res.finished {
+    match ex.res.finished || ex.res.on_abort.is_empty() {
         true => None,
-        false => ex.res.on_abort,
+        false => Some(Aborted(ex.res.on_abort)),
+    }
+}
+
+/// The `on_abort` callbacks of an exchange that ended unanswered.
+pub(crate) struct Aborted(Vec<super::response::AbortCb>);
+
+impl Aborted {
+    /// Runs them, in the order they were added.
+    pub(crate) fn run(self, lp: &mut Loop) {
+        for cb in self.0 {
+            cb(lp);
+        }
     }
 }
 
@@ -346,8 +358,8 @@ fn close_gracefully(lp: &mut Loop, conn: &ConnRef) {
         c.deadline = Some((lp.now() + c.linger_ms(), Deadline::Closing));
         (c.id, aborted)
     };
-    if let Some(on_abort) = aborted {
-        on_abort(lp);
+    if let Some(aborted) = aborted {
+        aborted.run(lp);
     }
     flush(lp, conn);
     let _ = lp.tcp_end(id);
@@ -663,8 +675,8 @@ pub(crate) fn send_error_and_close(lp: &mut Loop, conn: &ConnRef, status: u16) {
         }
         (c.id, started, finished, aborted)
     };
-    if let Some(on_abort) = aborted {
-        on_abort(lp);
+    if let Some(aborted) = aborted {
+        aborted.run(lp);
     }
     if started && !finished {
         // Half a response is on the wire: the only honest signal left is closing at once.

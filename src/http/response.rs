@@ -64,7 +64,7 @@ pub(crate) struct ResponseState {
     pub(crate) finished: bool,
     pub(crate) on_drain: Option<DrainCb>,
     /// Run if the connection goes before the response finished (see [`Response::on_abort`]).
-    pub(crate) on_abort: Option<AbortCb>,
+    pub(crate) on_abort: Vec<AbortCb>,
     trailers: Vec<(String, Vec<u8>)>,
 }
 
@@ -80,7 +80,7 @@ impl ResponseState {
             close_delimited: false,
             finished: false,
             on_drain: None,
-            on_abort: None,
+            on_abort: Vec::new(),
             trailers: Vec::new(),
         }
     }
@@ -303,10 +303,10 @@ impl Response {
 
     /// Calls `callback` once if the connection closes (the client went away, a timeout, a
     /// protocol error) before this response finished (Node's `res.on('close')` with
-    /// `!res.writableFinished`): the moment to abort upstream work done for it. Replaces an
-    /// earlier callback.
+    /// `!res.writableFinished`): the moment to abort upstream work done for it. Several
+    /// callbacks run in the order they were added.
     pub fn on_abort(&self, callback: impl FnOnce(&mut Loop) + 'static) {
-        self.with(|ex| ex.res.on_abort = Some(Box::new(callback)));
+        self.with(|ex| ex.res.on_abort.push(Box::new(callback)));
     }
 
     /// Calls `callback` when a `write` that returned false has drained.

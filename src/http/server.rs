@@ -440,8 +440,8 @@ fn accept(lp: &mut Loop, shared: &Rc<Shared>, id: TcpId) {
         let aborted = conn::abandon_exchange(&mut conn);
         drop(conn);
         s.forget(id);
-        if let Some(on_abort) = aborted {
-            on_abort(lp);
+        if let Some(aborted) = aborted {
+            aborted.run(lp);
         }
     });
 }
