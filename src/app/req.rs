@@ -201,6 +201,15 @@ impl Req {
         self.handle.next_tick(f);
     }
 
+    /// The JSON body (parsed by [`body::json`](super::body::json)) as a `T`: Express's
+    /// `req.body` with its shape checked. 400 when there is no JSON body or it does not fit.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, super::AppError> {
+        let Body::Json(value) = &self.body else {
+            return Err(super::AppError::new(400, "expected a JSON body"));
+        };
+        T::deserialize(value).map_err(|e| super::AppError::new(400, format!("invalid body: {e}")))
+    }
+
     /// The method.
     pub fn method(&self) -> &str {
         match &self.source {
