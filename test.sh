@@ -19,7 +19,7 @@ apt_install ss iproute2
 # tests/http_unix.rs drives HTTP over a Unix socket with real `curl --unix-socket`.
 apt_install curl curl
 # npm packages of the differential tests (cors, helmet, express...), pinned by the lockfile.
-for dir in tests/node benches/compare/shop_express; do
+for dir in tests/node benches/compare/shop_express benches/compare/shop_fastify; do
     if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
         npm ci --prefix "$dir" --no-audit --no-fund
         touch "$dir/node_modules"

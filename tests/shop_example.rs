@@ -1,8 +1,9 @@
 //! examples/shop.rs as a client sees it, over real sockets: the front-end and its security
 //! headers, login by session cookie and by bearer token, validation (400), auth (401), an image
 //! upload with real curl, orders, the rate-limited login (429) and a CORS preflight. The same
-//! scenarios run against its Express twin (benches/compare/shop_express, real packages), so
-//! the two apps are known to do the same thing when their sizes and speeds are compared.
+//! scenarios run against its Express and Fastify twins (benches/compare/shop_express and
+//! shop_fastify, real packages), so the
+//! three apps are known to do the same thing when their sizes and speeds are compared.
 
 mod examples_common;
 mod express_twin;
@@ -20,12 +21,21 @@ fn start_oneloop() -> (Running, SocketAddr) {
 }
 
 fn start_express() -> (Running, SocketAddr) {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/compare/shop_express");
+    start_twin("shop_express")
+}
+
+fn start_fastify() -> (Running, SocketAddr) {
+    start_twin("shop_fastify")
+}
+
+/// A twin in benches/compare/<name> (its packages installed by ./test.sh: npm ci there).
+fn start_twin(name: &str) -> (Running, SocketAddr) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("benches/compare")
+        .join(name);
     assert!(
-        std::path::Path::new(dir)
-            .join("node_modules/multer")
-            .is_dir(),
-        "benches/compare/shop_express/node_modules is missing: run ./test.sh (npm ci there)"
+        dir.join("node_modules").is_dir(),
+        "benches/compare/{name}/node_modules is missing: run ./test.sh (npm ci there)"
     );
     let mut cmd = Command::new("node");
     cmd.arg("app.js").current_dir(dir);
@@ -97,6 +107,12 @@ fn the_express_twin_passes_the_same_scenario() {
     shop_scenario(addr);
 }
 
+#[test]
+fn the_fastify_twin_passes_the_same_scenario() {
+    let (_shop, addr) = start_fastify();
+    shop_scenario(addr);
+}
+
 fn shop_scenario(addr: SocketAddr) {
     let page = exchange(addr, "GET", "/", &[]);
     assert_eq!(page.status, 200);
@@ -134,7 +150,7 @@ fn shop_scenario(addr: SocketAddr) {
         .next()
         .unwrap()
         .to_owned();
-    assert!(cookie.starts_with("connect.sid=s%3A"));
+    assert!(cookie.starts_with("connect.sid="), "{cookie}");
 
     let by_cookie = [("Cookie", cookie.as_str())];
     let invalid = post(
@@ -223,6 +239,12 @@ fn the_login_is_rate_limited_to_five_attempts() {
 #[test]
 fn the_express_twin_limits_its_login_the_same_way() {
     let (_shop, addr) = start_express();
+    login_limit_scenario(addr);
+}
+
+#[test]
+fn the_fastify_twin_limits_its_login_the_same_way() {
+    let (_shop, addr) = start_fastify();
     login_limit_scenario(addr);
 }
 
