@@ -175,6 +175,15 @@ typed_id!(
     /// A listening TCP server.
     ServerId
 );
+typed_id!(
+    /// An async handle or channel, from [`AsyncHandle::id`](crate::AsyncHandle::id) or
+    /// [`Loop::channel`](crate::Loop::channel).
+    AsyncId
+);
+typed_id!(
+    /// A UDP socket from [`Loop::udp_bind`](crate::Loop::udp_bind).
+    UdpId
+);
 
 impl TcpId {
     /// A number that identifies this connection while it lives (its slot index); for logs.
@@ -196,6 +205,10 @@ pub enum Handle {
     Tcp(TcpId),
     /// A TCP server.
     Server(ServerId),
+    /// An async handle or channel.
+    Async(AsyncId),
+    /// A UDP socket.
+    Udp(UdpId),
 }
 
 macro_rules! into_handle {
@@ -208,6 +221,7 @@ macro_rules! into_handle {
     )*};
 }
 into_handle!(TimerId => Timer, ImmediateId => Immediate, SignalId => Signal, TcpId => Tcp, ServerId => Server);
+into_handle!(AsyncId => Async, UdpId => Udp);
 
 #[cfg(test)]
 mod tests {

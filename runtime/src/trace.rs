@@ -112,10 +112,12 @@ pub enum CallbackKind {
     Close,
     /// An `on_before_exit` callback.
     BeforeExit,
+    /// An async handle's callback, or one channel message (poll phase).
+    Async,
 }
 
 impl CallbackKind {
-    pub(crate) const COUNT: usize = 10;
+    pub(crate) const COUNT: usize = 11;
 
     pub(crate) fn index(self) -> usize {
         self as usize
@@ -134,6 +136,7 @@ impl CallbackKind {
             CallbackKind::Pending => "pending",
             CallbackKind::Close => "close",
             CallbackKind::BeforeExit => "before-exit",
+            CallbackKind::Async => "async",
         }
     }
 }
