@@ -507,3 +507,32 @@ fn fs_and_dns_callbacks_run_as_pool_completions_and_an_ip_literal_on_the_next_ti
         .expect("pool");
     });
 }
+
+#[test]
+fn a_udp_message_callback_runs_in_poll_then_ticks_microtasks_immediates_close_timers() {
+    use oneloop_runtime::UdpOptions;
+    assert_same_as_node("udp_message_callbacks", |lp, log| {
+        let local = "127.0.0.1:0".parse().expect("addr");
+        let rx = lp.udp_bind(local, UdpOptions::default()).expect("bind");
+        let tx = lp.udp_bind(local, UdpOptions::default()).expect("bind");
+        let l = log.clone();
+        lp.udp_on_message(rx, move |lp, msg, _peer| {
+            push(&l, &format!("message {}", String::from_utf8_lossy(msg)));
+            lp.set_timeout(0, say(&l, "timeout"));
+            let l2 = l.clone();
+            lp.set_immediate(move |lp| {
+                push(&l2, "immediate");
+                lp.udp_close(rx, say(&l2, "close")).expect("open");
+                lp.udp_close(tx, |_| {}).expect("open");
+            });
+            lp.next_tick(say(&l, "tick"));
+            lp.queue_microtask(say(&l, "microtask"));
+        })
+        .expect("open");
+        let to = lp.udp_local_addr(rx).expect("open");
+        lp.udp_send(tx, b"one", to, |_, r| {
+            r.expect("sent");
+        })
+        .expect("open");
+    });
+}
