@@ -78,7 +78,9 @@ impl<T: Send> Sender<T> {
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
         {
             let mut state = lock(&self.shared.state);
-            if state.closed {
+            // `closed` is set when the receiver is dropped; the handle's flag already at
+            // `async_close` (the receiver may still be running a callback then).
+            if state.closed || self.handle.is_closed() {
                 return Err(SendError(msg));
             }
             state.queue.push_back(msg);
