@@ -267,3 +267,30 @@ fn an_unrefd_udp_socket_lets_run_return_and_stays_open() {
     assert!(closed.get());
     assert!(lp.unref(s).is_err());
 }
+
+#[test]
+fn udp_over_ipv6_loopback_echoes_and_takes_the_v6_multicast_options() {
+    let mut lp = Loop::new().unwrap();
+    let v6 = UdpOptions {
+        ipv6_only: true,
+        ..UdpOptions::default()
+    };
+    let a = lp.udp_bind("[::1]:0".parse().unwrap(), v6.clone()).unwrap();
+    let b = lp.udp_bind("[::1]:0".parse().unwrap(), v6).unwrap();
+    lp.udp_set_multicast_ttl(a, 3).unwrap();
+    lp.udp_set_multicast_loop(a, false).unwrap();
+    let from_a = lp.udp_local_addr(a).unwrap();
+    let got = Rc::new(RefCell::new(None));
+    let g = Rc::clone(&got);
+    lp.udp_on_message(b, move |lp, data, peer| {
+        *g.borrow_mut() = Some((data.to_vec(), peer));
+        lp.udp_close(a, |_| {}).unwrap();
+        lp.udp_close(b, |_| {}).unwrap();
+    })
+    .unwrap();
+    let to = lp.udp_local_addr(b).unwrap();
+    lp.udp_send(a, b"over v6", to, |_, r| assert_eq!(r.unwrap(), 7))
+        .unwrap();
+    lp.run().unwrap();
+    assert_eq!(*got.borrow(), Some((b"over v6".to_vec(), from_a)));
+}
