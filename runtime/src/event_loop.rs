@@ -123,8 +123,8 @@ pub struct StepReport {
 /// A handle that keeps the loop alive, as reported by [`Loop::active_handles`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActiveHandle {
-    /// "timer", "interval", "immediate", "signal", "tcp", "server", "udp", "async", "channel",
-    /// "work" or "closing".
+    /// "timer", "interval", "immediate", "signal", "tcp", "server", "pipe", "pipe_server",
+    /// "udp", "async", "channel", "process", "work" or "closing".
     pub kind: &'static str,
     /// Where it was created, when known (`file:line`).
     pub created_at: Option<String>,
@@ -252,6 +252,7 @@ pub struct Loop {
     pub(crate) net: Net,
     /// Async handles and channels; its hub owns the waker the pool also wakes through.
     pub(crate) asyncs: Asyncs,
+    pub(crate) processes: crate::process::Processes,
 
     /// Ref'd active handles: timers, signals, sockets, servers (immediates are counted in
     /// `refed_immediates` alone: one counter to touch per immediate, not two).
@@ -312,6 +313,7 @@ impl Loop {
             done_buf: Vec::new(),
             signals: None,
             signal_watchers: GenSlab::default(),
+            processes: Default::default(),
             net: Net::default(),
             asyncs,
             refs: 0,
@@ -914,7 +916,8 @@ impl Loop {
             Some(_) => {
                 let has_io = self.net.entries.len() > 0
                     || self.signal_watchers.len() > 0
-                    || self.asyncs.entries.len() > 0;
+                    || self.asyncs.entries.len() > 0
+                    || self.processes.has_children();
                 let w = clock::virtual_wait(timeout, has_io, self.work.len() > 0);
                 jump = Some((w, timeout));
                 w.real_timeout
@@ -1364,6 +1367,7 @@ impl Loop {
             Handle::Server(id) => self.net.server_refed(id),
             Handle::Async(id) => self.asyncs.refed(id),
             Handle::Udp(id) => self.net.udp_refed(id),
+            Handle::Process(id) => self.processes.refed(id),
         };
         refed.ok_or(HandleError::Stale)
     }
@@ -1387,6 +1391,7 @@ impl Loop {
             Handle::Server(id) => self.net.server_refed_mut(id),
             Handle::Async(id) => self.asyncs.refed_mut(id),
             Handle::Udp(id) => self.net.udp_refed_mut(id),
+            Handle::Process(id) => return self.process_set_ref(id, refed),
         }
         .ok_or(HandleError::Stale)?;
         if *flag != refed {

@@ -30,6 +30,7 @@ pub mod fs;
 mod handle;
 mod introspect;
 pub mod metrics;
+pub mod process;
 mod signal;
 pub mod tcp;
 mod threadpool;
@@ -46,11 +47,13 @@ pub use event_loop::{
     ActiveHandle, BeforeExitId, Loop, LoopHandle, LoopOptions, RunMode, StepReport, Task,
 };
 pub use handle::{
-    AsyncId, Handle, HandleError, ImmediateId, ServerId, SignalId, TcpId, TimerId, UdpId, WorkId,
+    AsyncId, Handle, HandleError, ImmediateId, ProcessId, ServerId, SignalId, TcpId, TimerId,
+    UdpId, WorkId,
 };
 pub use hdrhistogram::Histogram;
 pub use metrics::{LoopStats, PhaseStats, QueueDepths};
-pub use tcp::{DropInfo, ListenOptions, SocketOptions, TcpError};
+pub use process::{SpawnOptions, StdioMode};
+pub use tcp::{DropInfo, ListenOptions, SocketOptions, StreamAddr, TcpError};
 pub use threadpool::{WorkError, DEFAULT_POOL_SIZE, MAX_POOL_SIZE};
 pub use timers::{TimerDelay, TIMEOUT_MAX_MS};
 pub use trace::{CallbackKind, LoopMetrics, Phase, TraceEvent};

@@ -114,10 +114,12 @@ pub enum CallbackKind {
     BeforeExit,
     /// An async handle's callback, or one channel message (poll phase).
     Async,
+    /// A child process's `on_exit` (run when SIGCHLD reaps it).
+    Process,
 }
 
 impl CallbackKind {
-    pub(crate) const COUNT: usize = 11;
+    pub(crate) const COUNT: usize = 12;
 
     pub(crate) fn index(self) -> usize {
         self as usize
@@ -137,6 +139,7 @@ impl CallbackKind {
             CallbackKind::Close => "close",
             CallbackKind::BeforeExit => "before-exit",
             CallbackKind::Async => "async",
+            CallbackKind::Process => "process",
         }
     }
 }
