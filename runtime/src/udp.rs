@@ -17,8 +17,10 @@
 //! # Sending
 //! [`Loop::udp_send`] tries `sendto` at once when nothing is queued; if the kernel's send
 //! buffer is full (`WouldBlock`), the datagram is copied into the socket's send queue and sent
-//! when the socket is writable. Every send's callback runs in a later pending phase (libuv
-//! feeds send completions to the pending queue), never inside `udp_send`. The queue is not
+//! when the socket is writable. The callback never runs inside `udp_send`: a send the kernel
+//! took (or refused) at once reports two ticks later, where Node's `socket.send` reports it
+//! (after its address lookup's tick; golden-tested), and a queued send reports from the poll
+//! phase that flushed it. The queue is not
 //! bounded (Node's is not either): only this process's code fills it, not a peer, and
 //! [`Loop::udp_send_queue_size`] reports it (libuv's `uv_udp_get_send_queue_size`) for code
 //! that wants to throttle itself.
@@ -219,8 +221,9 @@ impl Loop {
 
     /// Sends one datagram to `to` (Node's `socket.send`); `on_sent(lp, Ok(bytes))` runs once the
     /// kernel took it, or with the error (`EMSGSIZE`, `ENETUNREACH`, ...; `ECANCELED` if the
-    /// socket is closed first), always from a later pending phase. Datagrams are sent in call
-    /// order.
+    /// socket is closed first). Never from inside `udp_send`: a send completed at once reports
+    /// two ticks later, after the ticks already queued (Node's order), a queued one from the
+    /// poll phase that sends it. Datagrams are sent in call order.
     ///
     /// # Errors
     /// [`UdpError::Stale`] if the socket is closed (`on_sent` is dropped uncalled).
@@ -242,7 +245,11 @@ impl Loop {
             match sent {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 done => {
-                    self.defer(move |lp| on_sent(lp, done));
+                    // Node's order: `socket.send` looks the address up first (an IP literal
+                    // answers on the next tick), sends from that tick, and reports a send the
+                    // kernel took at once on the tick after. So the callback runs two ticks
+                    // deep: after every tick queued before `udp_send` returned, as in Node.
+                    self.next_tick(move |lp| lp.next_tick(move |lp| on_sent(lp, done)));
                     return Ok(());
                 }
             }
@@ -459,8 +466,12 @@ impl Loop {
                 break;
             };
             u.queued_bytes -= q.data.len();
+            // An I/O callback of this poll phase, as libuv runs a queued send's completion
+            // from the socket's writable event.
             let on_sent = q.on_sent;
-            self.defer(move |lp| on_sent(lp, result));
+            self.trace_callback(CallbackKind::Io);
+            self.invoke(CallbackKind::Io, |lp| on_sent(lp, result));
+            self.after_callback();
         }
     }
 }

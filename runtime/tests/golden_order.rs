@@ -603,3 +603,39 @@ fn child_exit_vs_stdout_end_vs_close() {
         );
     });
 }
+
+#[test]
+fn a_udp_send_callback_runs_two_ticks_after_send_before_the_next_message() {
+    use oneloop_runtime::UdpOptions;
+    assert_same_as_node("udp_send_callback", |lp, log| {
+        let local = "127.0.0.1:0".parse().expect("addr");
+        let a = lp.udp_bind(local, UdpOptions::default()).expect("bind");
+        let b = lp.udp_bind(local, UdpOptions::default()).expect("bind");
+        let to = lp.udp_local_addr(b).expect("open");
+        let l = log.clone();
+        let mut n = 0;
+        lp.udp_on_message(b, move |lp, msg, _peer| {
+            push(&l, &format!("message {}", String::from_utf8_lossy(msg)));
+            n += 1;
+            if n == 1 {
+                let l2 = l.clone();
+                lp.udp_send(a, b"two", to, move |_, r| {
+                    r.expect("sent");
+                    push(&l2, "sent two");
+                })
+                .expect("open");
+                lp.set_immediate(say(&l, "immediate"));
+                lp.next_tick(say(&l, "tick"));
+                lp.set_timeout(0, say(&l, "timeout"));
+            } else {
+                lp.udp_close(a, |_| {}).expect("open");
+                lp.udp_close(b, |_| {}).expect("open");
+            }
+        })
+        .expect("open");
+        lp.udp_send(a, b"one", to, |_, r| {
+            r.expect("sent");
+        })
+        .expect("open");
+    });
+}
