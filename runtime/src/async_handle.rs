@@ -94,6 +94,15 @@ pub struct AsyncHandle {
     key: Key,
 }
 
+impl std::fmt::Debug for AsyncHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncHandle")
+            .field("id", &self.id())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
 /// [`AsyncHandle::send`] on a handle that was closed, or whose loop is gone.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct AsyncClosed;

@@ -50,6 +50,14 @@ pub struct Sender<T> {
     handle: AsyncHandle,
 }
 
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender")
+            .field("id", &self.handle.id())
+            .finish()
+    }
+}
+
 /// [`Sender::send`] after the channel closed; holds the message that was not sent.
 #[derive(PartialEq, Eq)]
 pub struct SendError<T>(pub T);
