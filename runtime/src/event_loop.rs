@@ -21,7 +21,7 @@ use crate::metrics::QueueDepths;
 use crate::signal::Signals;
 use crate::tcp::Net;
 use crate::threadpool::{self, AnyResult, Done, ThreadPool, WorkError};
-use crate::timers::{Timer, TimerCallback, TimerDelay, TimerHeap};
+use crate::timers::{Timer, TimerCallback, TimerDelay, TimerHeap, TimerKind};
 use crate::trace::{CallbackKind, LoopMetrics, Observer, Phase, TraceEvent, TraceSink};
 use crate::uncaught::HookSlot;
 
@@ -213,7 +213,8 @@ impl LoopWaker {
 /// - Callbacks run on the loop thread: a callback that blocks (sleeps, loops, does blocking I/O)
 ///   stalls every other callback. Move such work to [`Loop::queue_work`].
 /// - Ids are generation-checked: using an id after its object is gone returns
-///   [`HandleError::Stale`]. A one-shot timer's id is stale once it has fired.
+///   [`HandleError::Stale`]. A [`Loop::set_timeout`] timer's id is stale once it has fired;
+///   a [`Loop::set_timeout_mut`] timer's stays valid (refreshable) until it is cleared.
 pub struct Loop {
     pub(crate) poll: Poll,
     events: Option<Events>,
@@ -681,6 +682,31 @@ impl Loop {
         )
     }
 
+    /// Calls `callback` once, `delay` ms from now, like [`Loop::set_timeout`], but keeps the
+    /// timer after it fired, as Node keeps a `Timeout` object: [`Loop::refresh_timer`] (inside
+    /// its own callback or any time later) re-arms it, and the same callback runs again;
+    /// [`Loop::has_ref`], [`Loop::ref_`], [`Loop::unref`] stay valid, and [`Loop::clear_timeout`]
+    /// on it is a no-op for the loop that also frees its slot.
+    ///
+    /// # Memory
+    /// A fired timer holds its slot (64 bytes plus its callback) until `clear_timeout`, as an
+    /// interval does: a program arming such timers without end must clear them. (Node frees a
+    /// fired `Timeout` when the garbage collector finds no reference; a `Copy` id cannot say
+    /// that.) Use [`Loop::set_timeout`] for fire-and-forget timers: its slot is freed on firing.
+    #[track_caller]
+    pub fn set_timeout_mut(
+        &mut self,
+        delay: impl TimerDelay,
+        callback: impl FnMut(&mut Loop) + 'static,
+    ) -> TimerId {
+        self.start_timer(
+            delay.to_delay_ms(),
+            false,
+            TimerCallback::Mut(Box::new(callback)),
+            Location::caller(),
+        )
+    }
+
     /// Calls `callback` every `delay` ms (Node's `setInterval`).
     ///
     /// The next run is armed after the callback returns, `delay` ms from the time the callback
@@ -696,7 +722,7 @@ impl Loop {
         self.start_timer(
             delay.to_delay_ms(),
             true,
-            TimerCallback::Repeat(Box::new(callback)),
+            TimerCallback::Mut(Box::new(callback)),
             Location::caller(),
         )
     }
@@ -708,14 +734,20 @@ impl Loop {
         callback: TimerCallback,
         created_at: &'static Location<'static>,
     ) -> TimerId {
+        let kind = match (&callback, repeat) {
+            (TimerCallback::Once(_), _) => TimerKind::Once,
+            (TimerCallback::Mut(_), false) => TimerKind::Refreshable,
+            (TimerCallback::Mut(_), true) => TimerKind::Interval,
+        };
         let key = self.timers.insert(Timer {
             callback: Some(callback),
             due: 0,
             seq: 0,
             delay: Timer::delay_from(delay),
-            repeat,
+            kind,
             refed: true,
             armed: true,
+            fired: false,
             created_at,
         });
         self.refs += 1;
@@ -729,10 +761,17 @@ impl Loop {
 
     /// Cancels a timer or interval (Node's `clearTimeout`/`clearInterval`).
     ///
+    /// On a fired [`Loop::set_timeout_mut`] timer it changes nothing in the loop (Node's
+    /// `clearTimeout` on a fired timer) and frees the timer's slot: its id is stale afterwards.
+    ///
     /// # Errors
-    /// [`HandleError::Stale`] if the timer already fired (one-shot) or was cleared.
+    /// [`HandleError::Stale`] if the timer was cleared, or is a [`Loop::set_timeout`] timer
+    /// whose callback has returned.
     pub fn clear_timeout(&mut self, id: TimerId) -> Result<(), HandleError> {
         let timer = self.timers.remove(id.0).ok_or(HandleError::Stale)?;
+        if timer.fired {
+            return Ok(()); // in no list and not counted (Node's `unenroll` returns at once)
+        }
         // Node's `unenroll`: a list left without timers leaves the queue (it can delay nothing).
         self.timer_heap.forget(&timer, timer.armed, true);
         if timer.refed {
@@ -750,9 +789,14 @@ impl Loop {
     /// Re-arms a timer to fire `delay` ms from now (refreshing the cached loop time, as
     /// [`Loop::set_timeout`] does), keeping its callback (Node's `timeout.refresh()`).
     ///
+    /// A fired [`Loop::set_timeout_mut`] timer is re-armed and counts as ref'd again if it is
+    /// ref'd (Node's `insertGuarded` on a destroyed timer); its callback runs again when due.
+    /// Inside its own callback, the timer is re-armed and stays counted.
+    ///
     /// # Errors
-    /// [`HandleError::Stale`] if the timer already fired (one-shot) or was cleared. (Node lets a
-    /// fired timer be refreshed; here a fired one-shot timer's slot is freed.)
+    /// [`HandleError::Stale`] if the timer was cleared, or is a [`Loop::set_timeout`] timer
+    /// that fired or is running its callback (an `FnOnce` cannot run again: use
+    /// [`Loop::set_timeout_mut`]).
     pub fn refresh_timer(&mut self, id: TimerId) -> Result<(), HandleError> {
         if self.timers.get(id.0).is_none() {
             return Err(HandleError::Stale);
@@ -760,6 +804,12 @@ impl Loop {
         self.update_time();
         let now = self.now_ms;
         let timer = self.timers.get_mut(id.0).ok_or(HandleError::Stale)?;
+        if timer.kind == TimerKind::Once && timer.callback.is_none() {
+            return Err(HandleError::Stale); // running its `FnOnce`: it cannot run again
+        }
+        if std::mem::take(&mut timer.fired) && timer.refed {
+            self.refs += 1;
+        }
         // Node's `L.append`: out of its place in the list (which stays), onto the tail.
         self.timer_heap.forget(timer, timer.armed, false);
         timer.armed = true;
@@ -768,10 +818,10 @@ impl Loop {
         Ok(())
     }
 
-    /// Whether the timer is still pending (Node has no direct equivalent; `clearTimeout` on a
-    /// fired timer is a no-op there).
+    /// Whether the timer is still pending or running (not cleared, not fired; Node has no
+    /// direct equivalent).
     pub fn timer_is_active(&self, id: TimerId) -> bool {
-        self.timers.get(id.0).is_some()
+        self.timers.get(id.0).is_some_and(|t| !t.fired)
     }
 
     fn maybe_compact_timer_heap(&mut self) {
@@ -826,14 +876,7 @@ impl Loop {
             let Some(callback) = timer.callback.take() else {
                 continue;
             };
-            let repeat = timer.repeat;
-            if !repeat {
-                if let Some(timer) = self.timers.remove(key) {
-                    if timer.refed {
-                        self.refs -= 1;
-                    }
-                }
-            }
+            let repeat = timer.kind == TimerKind::Interval;
             let started = if repeat {
                 self.update_time();
                 self.now_ms
@@ -842,17 +885,35 @@ impl Loop {
             };
             self.trace_timer_callback(due);
             match callback {
-                TimerCallback::Once(callback) => self.invoke(CallbackKind::Timer, callback),
-                TimerCallback::Repeat(mut callback) => {
+                TimerCallback::Once(callback) => {
+                    self.invoke(CallbackKind::Timer, callback);
+                    // Spent: Node destroys it after its callback; here its slot is freed (a
+                    // callback that cleared it has freed it already).
+                    if let Some(timer) = self.timers.remove(key) {
+                        if timer.refed {
+                            self.refs -= 1;
+                        }
+                    }
+                }
+                TimerCallback::Mut(mut callback) => {
                     self.invoke(CallbackKind::Timer, |lp| callback(lp));
                     if let Some(t) = self.timers.get_mut(key) {
-                        // Still live (not cleared by its own callback): the next turn is due
-                        // `delay` after the callback started, at the tail of its list, even if
-                        // the callback refreshed it (Node's `insert(timer, .., start)`).
-                        t.callback = Some(TimerCallback::Repeat(callback));
-                        self.timer_heap.forget(t, t.armed, false);
-                        t.armed = true;
-                        self.timer_heap.arm(key, t, started);
+                        t.callback = Some(TimerCallback::Mut(callback));
+                        if repeat {
+                            // Still live (not cleared by its own callback): the next turn is
+                            // due `delay` after the callback started, at the tail of its list,
+                            // even if the callback refreshed it (Node's `insert(.., start)`).
+                            self.timer_heap.forget(t, t.armed, false);
+                            t.armed = true;
+                            self.timer_heap.arm(key, t, started);
+                        } else if !t.armed {
+                            // Not refreshed by its callback: fired (Node destroys it; here it
+                            // keeps its slot until cleared, and stops counting).
+                            t.fired = true;
+                            if t.refed {
+                                self.refs -= 1;
+                            }
+                        }
                     }
                 }
             }
@@ -1370,7 +1431,15 @@ impl Loop {
 
     fn set_ref(&mut self, handle: Handle, refed: bool) -> Result<(), HandleError> {
         let flag: &mut bool = match handle {
-            Handle::Timer(id) => self.timers.get_mut(id.0).map(|t| &mut t.refed),
+            Handle::Timer(id) => {
+                let timer = self.timers.get_mut(id.0).ok_or(HandleError::Stale)?;
+                if timer.fired {
+                    // Not counted while fired; a refresh counts it again if ref'd (Node).
+                    timer.refed = refed;
+                    return Ok(());
+                }
+                Some(&mut timer.refed)
+            }
             Handle::Immediate(id) => {
                 let imm = self.immediate_mut(id).ok_or(HandleError::Stale)?;
                 if std::mem::replace(&mut imm.refed, refed) != refed {

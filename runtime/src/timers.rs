@@ -61,16 +61,44 @@ macro_rules! int_delay {
 }
 int_delay!(i32, i64, u32, u64, usize);
 
-/// A timer's callback. A one-shot timer keeps its `FnOnce` as is: wrapping it in an
-/// `Option` to fit an `FnMut` box would give a non-capturing closure a size, and so an
+/// A timer's callback. A one-shot timer from `set_timeout` keeps its `FnOnce` as is: wrapping
+/// it in an `Option` to fit an `FnMut` box would give a non-capturing closure a size, and so an
 /// allocation on every `set_timeout`.
 pub(crate) enum TimerCallback {
-    /// `set_timeout`.
+    /// `set_timeout`: runs once; the timer's slot is freed when it fires.
     Once(Box<dyn FnOnce(&mut Loop)>),
-    /// `set_interval`.
-    Repeat(Box<dyn FnMut(&mut Loop)>),
+    /// `set_interval`, and `set_timeout_mut` (a one-shot that can run again after a refresh).
+    Mut(Box<dyn FnMut(&mut Loop)>),
 }
 
+/// Which API armed a timer.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum TimerKind {
+    /// `set_timeout`: an `FnOnce` that cannot run again, so the timer is never re-armed once
+    /// its callback started.
+    Once,
+    /// `set_timeout_mut`: a one-shot that a refresh re-arms, even after it fired.
+    Refreshable,
+    /// `set_interval`: re-armed after every callback.
+    Interval,
+}
+
+/// One timer's slot.
+///
+/// # States
+/// - **armed** (`armed`): it has a live entry in its delay's list; counted in the loop's refs
+///   if `refed`.
+/// - **running** (neither `armed` nor `fired`, `callback` taken out): its callback runs; still
+///   counted if `refed`, as in Node until `listOnTimeout` destroys it after the callback.
+/// - **fired** (`fired`): a `set_timeout_mut` one-shot whose callback ran and did not re-arm
+///   it (Node's `_destroyed` timer). It keeps its slot and callback until `clear_timeout`, so
+///   `refresh_timer` re-arms it (and counts it as ref'd again), and `has_ref`/`ref_`/`unref`
+///   change only its flag. Never counted in the loop's refs, never in a list.
+///
+/// A `set_timeout` (`TimerKind::Once`) timer never reaches **fired**: its `FnOnce` is spent, so its slot
+/// is freed (generation bumped: its id turns stale) right after the callback returns. While it
+/// runs it is valid as in Node (`has_ref`, `unref`, `clear_timeout` of itself), except that
+/// `refresh_timer` cannot re-arm it.
 pub(crate) struct Timer {
     /// `None` only while the callback is running (it is taken out and put back).
     pub(crate) callback: Option<TimerCallback>,
@@ -79,11 +107,13 @@ pub(crate) struct Timer {
     /// Milliseconds, already coerced into `1..=TIMEOUT_MAX_MS` (so it fits 31 bits). A `u32`
     /// keeps `Timer` at 56 bytes with `created_at`, so a slab slot stays one 64-byte line.
     pub(crate) delay: u32,
-    pub(crate) repeat: bool,
+    pub(crate) kind: TimerKind,
     pub(crate) refed: bool,
     /// Whether the timer has a live entry in its list (false while its callback runs, until a
     /// refresh or an interval's re-arm puts it back).
     pub(crate) armed: bool,
+    /// A fired `set_timeout_mut` one-shot (see the states above): not armed, not counted.
+    pub(crate) fired: bool,
     /// Where the timer was created, for "why is the loop alive" reports.
     pub(crate) created_at: &'static std::panic::Location<'static>,
 }
@@ -297,6 +327,121 @@ impl TimerHeap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Clock, HandleError, LoopOptions};
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    fn virtual_loop() -> Loop {
+        Loop::with_options(LoopOptions {
+            threadpool_size: 1,
+            trace_to_stderr: false,
+            clock: Clock::Virtual,
+        })
+        .expect("loop")
+    }
+
+    #[test]
+    fn a_fired_refreshable_timer_keeps_its_slot_until_cleared_then_its_id_is_stale() {
+        let mut lp = virtual_loop();
+        let runs = Rc::new(Cell::new(0));
+        let r = runs.clone();
+        let t = lp.set_timeout_mut(5, move |_| r.set(r.get() + 1));
+        lp.run().unwrap();
+        assert_eq!(runs.get(), 1);
+        assert_eq!(lp.timers.len(), 1, "fired, kept for a refresh");
+        assert_eq!(lp.refs, 0, "a fired timer does not keep the loop alive");
+        assert!(!lp.timer_is_active(t));
+        assert!(lp.active_handles().is_empty());
+        assert_eq!(lp.has_ref(t), Ok(true));
+
+        lp.refresh_timer(t).unwrap();
+        assert_eq!(lp.refs, 1, "refreshed: counted again");
+        lp.run().unwrap();
+        assert_eq!(runs.get(), 2, "the same callback ran again");
+
+        lp.clear_timeout(t).unwrap();
+        assert_eq!(lp.timers.len(), 0, "clear frees the slot");
+        assert_eq!(lp.refresh_timer(t), Err(HandleError::Stale));
+        // The slot is reused with a new generation: the old id never reaches the new timer.
+        let new_runs = Rc::new(Cell::new(0));
+        let n = new_runs.clone();
+        let u = lp.set_timeout(5, move |_| n.set(n.get() + 1));
+        assert_eq!(u.0.index, t.0.index, "slot reused");
+        assert_eq!(lp.clear_timeout(t), Err(HandleError::Stale));
+        assert_eq!(lp.has_ref(t), Err(HandleError::Stale));
+        assert_eq!(lp.unref(t), Err(HandleError::Stale));
+        lp.run().unwrap();
+        assert_eq!((runs.get(), new_runs.get()), (2, 1));
+    }
+
+    #[test]
+    fn an_unrefd_fired_timer_refreshed_does_not_keep_the_loop_alive() {
+        let mut lp = virtual_loop();
+        let runs = Rc::new(Cell::new(0));
+        let r = runs.clone();
+        let t = lp.set_timeout_mut(5, move |_| r.set(r.get() + 1));
+        lp.run().unwrap();
+        lp.unref(t).unwrap();
+        assert_eq!(lp.refs, 0);
+        assert_eq!(lp.has_ref(t), Ok(false));
+        lp.refresh_timer(t).unwrap();
+        assert_eq!(lp.refs, 0);
+        lp.run().unwrap();
+        assert_eq!(
+            runs.get(),
+            1,
+            "nothing ref'd: the loop ended before it was due"
+        );
+        lp.ref_(t).unwrap();
+        assert_eq!(lp.refs, 1, "ref'd while armed: counted");
+        lp.run().unwrap();
+        assert_eq!(runs.get(), 2);
+        assert_eq!(lp.refs, 0);
+    }
+
+    #[test]
+    fn a_set_timeout_timer_is_valid_in_its_own_callback_and_stale_after_it() {
+        let mut lp = virtual_loop();
+        type Seen = (Result<bool, HandleError>, Result<(), HandleError>);
+        let seen: Rc<Cell<Option<Seen>>> = Rc::default();
+        let me: Rc<Cell<Option<crate::TimerId>>> = Rc::default();
+        let (s, m) = (seen.clone(), me.clone());
+        let t = lp.set_timeout(5, move |lp| {
+            let id = m.get().unwrap();
+            s.set(Some((lp.has_ref(id), lp.refresh_timer(id))));
+        });
+        me.set(Some(t));
+        lp.run().unwrap();
+        // Its `FnOnce` is spent: a refresh cannot re-arm it (use `set_timeout_mut`).
+        assert_eq!(seen.get(), Some((Ok(true), Err(HandleError::Stale))));
+        assert_eq!(lp.timers.len(), 0, "freed after its callback");
+        assert_eq!(lp.has_ref(t), Err(HandleError::Stale));
+        assert_eq!(lp.refs, 0);
+    }
+
+    /// The memory bound: one-shots that fire never accumulate (their slots are reused), and
+    /// refreshable ones hold a slot only until cleared.
+    #[test]
+    fn a_million_fired_one_shots_leave_no_slot_behind() {
+        let mut lp = virtual_loop();
+        let fired = Rc::new(Cell::new(0u32));
+        for round in 0..100 {
+            for _ in 0..10_000 {
+                let f = fired.clone();
+                lp.set_timeout(1 + round % 3, move |_| f.set(f.get() + 1));
+            }
+            lp.run().unwrap();
+            assert_eq!(lp.timers.len(), 0);
+        }
+        assert_eq!(fired.get(), 1_000_000);
+        let ids: Vec<_> = (0..1000).map(|_| lp.set_timeout_mut(1, |_| {})).collect();
+        lp.run().unwrap();
+        assert_eq!(lp.timers.len(), 1000, "fired, held until cleared");
+        for id in ids {
+            lp.clear_timeout(id).unwrap();
+        }
+        assert_eq!(lp.timers.len(), 0);
+    }
 
     #[test]
     fn delays_are_coerced_like_node() {
