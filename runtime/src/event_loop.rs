@@ -848,14 +848,19 @@ impl Loop {
     fn run_timers(&mut self) {
         self.enter_phase(Phase::Timers);
         let now = self.now_ms;
+        let mut drain_owed = false;
         while let Some(list) = self.timer_heap.expired_list(now) {
-            self.run_timer_list(list, now);
+            self.run_timer_list(list, now, &mut drain_owed);
+        }
+        if drain_owed {
+            self.drain_ticks_and_microtasks(); // the last timer panicked (see `invoke`)
         }
     }
 
     /// Node's `listOnTimeout` for the first list in the queue: it stays first while it runs
-    /// (lists created or re-armed meanwhile expire after `now`).
-    fn run_timer_list(&mut self, list: usize, now: u64) {
+    /// (lists created or re-armed meanwhile expire after `now`). After a callback whose panic
+    /// the hook handled, the ticks and microtasks wait for the next callback (`drain_owed`).
+    fn run_timer_list(&mut self, list: usize, now: u64, drain_owed: &mut bool) {
         loop {
             let Some((due, seq, key)) = self.timer_heap.front(list) else {
                 self.timer_heap.remove_first(); // out of timers: the list leaves the queue
@@ -884,9 +889,9 @@ impl Loop {
                 0
             };
             self.trace_timer_callback(due);
-            match callback {
+            let panicked = match callback {
                 TimerCallback::Once(callback) => {
-                    self.invoke(CallbackKind::Timer, callback);
+                    let panicked = self.invoke(CallbackKind::Timer, callback);
                     // Spent: Node destroys it after its callback; here its slot is freed (a
                     // callback that cleared it has freed it already).
                     if let Some(timer) = self.timers.remove(key) {
@@ -894,9 +899,10 @@ impl Loop {
                             self.refs -= 1;
                         }
                     }
+                    panicked
                 }
                 TimerCallback::Mut(mut callback) => {
-                    self.invoke(CallbackKind::Timer, |lp| callback(lp));
+                    let panicked = self.invoke(CallbackKind::Timer, |lp| callback(lp));
                     if let Some(t) = self.timers.get_mut(key) {
                         t.callback = Some(TimerCallback::Mut(callback));
                         if repeat {
@@ -915,9 +921,13 @@ impl Loop {
                             }
                         }
                     }
+                    panicked
                 }
+            };
+            *drain_owed = panicked;
+            if !panicked {
+                self.drain_ticks_and_microtasks();
             }
-            self.drain_ticks_and_microtasks();
         }
     }
 
@@ -1113,20 +1123,38 @@ impl Loop {
     fn run_check(&mut self) {
         self.enter_phase(Phase::Check);
         // Only immediates queued before the phase began run now (Node's processImmediate).
-        for _ in 0..self.immediates.len() {
-            let Some(imm) = self.immediates.pop_front() else {
-                break;
-            };
-            self.immediate_base += 1;
-            let Some(cb) = imm.callback else {
-                continue; // cleared
-            };
-            if imm.refed {
-                self.refed_immediates -= 1;
+        let mut batch = self.immediates.len();
+        loop {
+            let mut drain_owed = false;
+            for _ in 0..batch {
+                let Some(imm) = self.immediates.pop_front() else {
+                    break;
+                };
+                self.immediate_base += 1;
+                let Some(cb) = imm.callback else {
+                    continue; // cleared
+                };
+                if imm.refed {
+                    self.refed_immediates -= 1;
+                }
+                self.trace_callback(CallbackKind::Immediate);
+                // After a panic the hook handled, ticks and microtasks wait for the next
+                // immediate (see `invoke`).
+                drain_owed = self.invoke(CallbackKind::Immediate, cb);
+                if !drain_owed {
+                    self.drain_ticks_and_microtasks();
+                }
             }
-            self.trace_callback(CallbackKind::Immediate);
-            self.invoke(CallbackKind::Immediate, cb);
-            self.drain_ticks_and_microtasks();
+            if !drain_owed {
+                return;
+            }
+            // The batch's last immediate panicked: Node's `CheckImmediate` calls
+            // `processImmediate` again, which runs the immediates queued meanwhile now.
+            batch = self.immediates.len();
+            if batch == 0 {
+                self.drain_ticks_and_microtasks();
+                return;
+            }
         }
     }
 
@@ -1376,7 +1404,9 @@ impl Loop {
         for (id, cb) in event {
             self.trace_callback(CallbackKind::BeforeExit);
             match cb {
-                BeforeExitCallback::Once(cb) => self.invoke(CallbackKind::BeforeExit, |lp| cb(lp)),
+                BeforeExitCallback::Once(cb) => {
+                    self.invoke(CallbackKind::BeforeExit, |lp| cb(lp));
+                }
                 BeforeExitCallback::Every(mut cb) => {
                     self.invoke(CallbackKind::BeforeExit, |lp| cb(lp));
                     // Back in its slot unless a listener removed it meanwhile.

@@ -154,19 +154,27 @@ impl Loop {
     }
 
     /// Calls a user callback of `kind`: directly without a hook, under `catch_unwind` with one.
+    /// Returns whether it panicked and the hook handled the panic: the timers and check phases
+    /// then hold back the tick and microtask drain that follows a callback, as Node does after
+    /// an exception its 'uncaughtException' handled (`RunTimers`/`CheckImmediate` call back
+    /// into JS, which runs the next callback before its first `runNextTicks`).
     #[inline(always)]
-    pub(crate) fn invoke(&mut self, kind: CallbackKind, callback: impl FnOnce(&mut Loop)) {
+    pub(crate) fn invoke(&mut self, kind: CallbackKind, callback: impl FnOnce(&mut Loop)) -> bool {
         if matches!(self.uncaught_panic, HookSlot::Unset) {
             callback(self);
+            false
         } else {
-            self.invoke_catching(kind, callback);
+            self.invoke_catching(kind, callback)
         }
     }
 
     #[inline(never)]
-    fn invoke_catching(&mut self, kind: CallbackKind, callback: impl FnOnce(&mut Loop)) {
+    fn invoke_catching(&mut self, kind: CallbackKind, callback: impl FnOnce(&mut Loop)) -> bool {
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| callback(self))) {
             self.report_uncaught_panic(kind, payload);
+            true
+        } else {
+            false
         }
     }
 

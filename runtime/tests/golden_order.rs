@@ -328,12 +328,12 @@ fn an_interval_refreshed_in_its_own_callback_is_still_rearmed_from_its_start() {
         let id: Rc<RefCell<Option<TimerId>>> = Rc::default();
         let id2 = id.clone();
         let mut n = 0;
-        let iv = lp.set_interval(20, move |lp| {
+        let iv = lp.set_interval(40, move |lp| {
             n += 1;
             push(&l, &format!("iv-{n}"));
             let me = id2.borrow().expect("armed");
             if n == 1 {
-                spin(lp, 20);
+                spin(lp, 40);
                 lp.refresh_timer(me).unwrap();
             }
             if n == 3 {
@@ -341,7 +341,7 @@ fn an_interval_refreshed_in_its_own_callback_is_still_rearmed_from_its_start() {
             }
         });
         *id.borrow_mut() = Some(iv);
-        lp.set_timeout(50, say(log, "t-50"));
+        lp.set_timeout(100, say(log, "t-100"));
     });
 }
 
@@ -352,12 +352,12 @@ fn a_timeout_armed_and_cleared_in_an_interval_callback_cannot_delay_the_interval
         let id: Rc<RefCell<Option<TimerId>>> = Rc::default();
         let id2 = id.clone();
         let mut n = 0;
-        let iv = lp.set_interval(20, move |lp| {
+        let iv = lp.set_interval(40, move |lp| {
             n += 1;
             push(&l, &format!("iv-{n}"));
             if n == 1 {
-                spin(lp, 20);
-                let t = lp.set_timeout(20, say(&l, "never"));
+                spin(lp, 40);
+                let t = lp.set_timeout(40, say(&l, "never"));
                 lp.clear_timeout(t).unwrap();
             }
             if n == 2 {
@@ -365,7 +365,7 @@ fn a_timeout_armed_and_cleared_in_an_interval_callback_cannot_delay_the_interval
             }
         });
         *id.borrow_mut() = Some(iv);
-        lp.set_timeout(50, say(log, "t-50"));
+        lp.set_timeout(100, say(log, "t-100"));
     });
 }
 

@@ -505,3 +505,84 @@ fn overdue_lists_with_the_same_expiry_run_in_list_id_order() {
         });
     });
 }
+
+// ---- Uncaught exceptions (panics the hook handles) -----------------------------------------
+
+/// node/test/parallel/test-timers-uncaught-exception.js (plus the tick and microtask the
+/// thrower queued, and a thrower that is the last timer of its phase)
+#[test]
+fn after_a_handled_panic_the_next_timer_runs_before_the_throwers_ticks() {
+    assert_same_as_node_with_exit("timers_uncaught_exception", |lp, log| {
+        let l = log.clone();
+        lp.on_uncaught_panic(move |lp, panic| {
+            push(&l, &format!("uncaught {}", panic.message()));
+            lp.next_tick(say(&l, "tick from handler"));
+        });
+        let l = log.clone();
+        lp.set_timeout(20, move |lp| {
+            push(&l, "first timer");
+            lp.next_tick(say(&l, "tick from first"));
+            lp.queue_microtask(say(&l, "micro from first"));
+            panic!("BAM!");
+        });
+        lp.set_timeout(20, say(log, "second timer"));
+        lp.set_timeout(20, say(log, "third timer"));
+        let l = log.clone();
+        lp.set_timeout(40, move |lp| {
+            push(&l, "last timer");
+            lp.next_tick(say(&l, "tick from last"));
+            lp.set_immediate(say(&l, "immediate"));
+            panic!("BAM again!");
+        });
+    });
+}
+
+/// node/test/parallel/test-timers-immediate-queue-throw.js (without the domain case; plus a
+/// thrower that is the last immediate of its batch)
+#[test]
+fn after_a_handled_panic_the_next_immediate_runs_before_the_throwers_ticks() {
+    fn run(lp: &mut Loop, log: &Log, call_stage: i32, state: &Rc<(Cell<bool>, Cell<i32>)>) {
+        state.1.set(call_stage);
+        push(log, &format!("run stage={call_stage}"));
+        if state.0.get() {
+            return;
+        }
+        let (l, s) = (log.clone(), state.clone());
+        lp.set_immediate(move |lp| run(lp, &l, 2, &s));
+    }
+    assert_same_as_node_with_exit("immediate_queue_throw", |lp, log| {
+        let state: Rc<(Cell<bool>, Cell<i32>)> = Rc::new((Cell::new(false), Cell::new(-1)));
+        let (l, s) = (log.clone(), state.clone());
+        lp.on_uncaught_panic(move |_, panic| {
+            push(
+                &l,
+                &format!("uncaught {} stage={}", panic.message(), s.1.get()),
+            )
+        });
+        for _ in 0..3 {
+            let (l, s) = (log.clone(), state.clone());
+            lp.set_immediate(move |lp| run(lp, &l, 0, &s));
+        }
+        let (l, s) = (log.clone(), state.clone());
+        lp.set_immediate(move |lp| {
+            s.0.set(true);
+            let (l2, s2) = (l.clone(), s.clone());
+            lp.next_tick(move |_| push(&l2, &format!("tick from thrower stage={}", s2.1.get())));
+            panic!("setImmediate Err");
+        });
+        for _ in 0..3 {
+            let (l, s) = (log.clone(), state.clone());
+            lp.set_immediate(move |lp| run(lp, &l, 1, &s));
+        }
+        let l = log.clone();
+        lp.once_before_exit(move |lp| {
+            lp.set_immediate(move |lp| {
+                push(&l, "last");
+                lp.next_tick(say(&l, "tick from last"));
+                lp.set_immediate(say(&l, "queued by last"));
+                lp.set_timeout(0, say(&l, "timeout"));
+                panic!("last Err");
+            });
+        });
+    });
+}
