@@ -23,7 +23,7 @@ use crate::tcp::Net;
 use crate::threadpool::{self, AnyResult, Done, ThreadPool, WorkError};
 use crate::timers::{Timer, TimerCallback, TimerDelay, TimerHeap, TimerKind};
 use crate::trace::{CallbackKind, LoopMetrics, Observer, Phase, TraceEvent, TraceSink};
-use crate::uncaught::HookSlot;
+use crate::uncaught::{HeldQueues, HookSlot};
 
 /// Token of the waker the thread pool (and [`LoopWaker`]) use.
 pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX - 1);
@@ -153,7 +153,7 @@ impl LoopHandle {
         let at = Location::caller();
         self.next_tick(move |lp| {
             let callback = TimerCallback::Once(Box::new(callback));
-            lp.start_timer(delay.to_delay_ms(), false, callback, at);
+            lp.start_timer(delay.to_delay_ms(), TimerKind::Once, callback, at);
         });
     }
 
@@ -245,10 +245,10 @@ pub struct Loop {
     pub(crate) refed_immediates: usize,
 
     /// Shared with [`LoopHandle`]s so code without `&mut Loop` can queue a tick.
-    ticks: Rc<RefCell<VecDeque<Task>>>,
+    pub(crate) ticks: Rc<RefCell<VecDeque<Task>>>,
     /// The batch of ticks being run (empty between drains; keeps its capacity).
     tick_batch: VecDeque<Task>,
-    microtasks: VecDeque<Task>,
+    pub(crate) microtasks: VecDeque<Task>,
     pending: VecDeque<Task>,
     pub(crate) closing: Vec<Task>,
     before_exit: Vec<BeforeExitListener>,
@@ -271,6 +271,10 @@ pub struct Loop {
     pub(crate) observer: Option<Box<Observer>>,
     /// [`Loop::on_uncaught_panic`]'s hook; every callback goes through [`Loop::invoke`].
     pub(crate) uncaught_panic: HookSlot,
+    /// What a timer or immediate that panicked queued, held back until the next callback of its
+    /// phase ran or the phase ends (Node's order; see `uncaught.rs`). `None` except right after
+    /// such a panic.
+    pub(crate) held_after_panic: Option<Box<HeldQueues>>,
 }
 
 impl Loop {
@@ -327,6 +331,7 @@ impl Loop {
             metrics: LoopMetrics::default(),
             observer: None,
             uncaught_panic: HookSlot::Unset,
+            held_after_panic: None,
         };
         if options.trace_to_stderr {
             lp.set_trace(Some(Box::new(|ev: &TraceEvent| eprintln!("{ev}"))));
@@ -676,7 +681,7 @@ impl Loop {
     ) -> TimerId {
         self.start_timer(
             delay.to_delay_ms(),
-            false,
+            TimerKind::Once,
             TimerCallback::Once(Box::new(callback)),
             Location::caller(),
         )
@@ -701,7 +706,7 @@ impl Loop {
     ) -> TimerId {
         self.start_timer(
             delay.to_delay_ms(),
-            false,
+            TimerKind::Refreshable,
             TimerCallback::Mut(Box::new(callback)),
             Location::caller(),
         )
@@ -721,7 +726,7 @@ impl Loop {
     ) -> TimerId {
         self.start_timer(
             delay.to_delay_ms(),
-            true,
+            TimerKind::Interval,
             TimerCallback::Mut(Box::new(callback)),
             Location::caller(),
         )
@@ -730,15 +735,10 @@ impl Loop {
     fn start_timer(
         &mut self,
         delay: u64,
-        repeat: bool,
+        kind: TimerKind,
         callback: TimerCallback,
         created_at: &'static Location<'static>,
     ) -> TimerId {
-        let kind = match (&callback, repeat) {
-            (TimerCallback::Once(_), _) => TimerKind::Once,
-            (TimerCallback::Mut(_), false) => TimerKind::Refreshable,
-            (TimerCallback::Mut(_), true) => TimerKind::Interval,
-        };
         let key = self.timers.insert(Timer {
             callback: Some(callback),
             due: 0,
@@ -848,19 +848,26 @@ impl Loop {
     fn run_timers(&mut self) {
         self.enter_phase(Phase::Timers);
         let now = self.now_ms;
-        let mut drain_owed = false;
-        while let Some(list) = self.timer_heap.expired_list(now) {
-            self.run_timer_list(list, now, &mut drain_owed);
+        let Some(mut list) = self.timer_heap.expired_list(now) else {
+            return; // nothing due (the common case of an empty iteration)
+        };
+        loop {
+            self.run_timer_list(list, now);
+            match self.timer_heap.expired_list(now) {
+                Some(next) => list = next,
+                None => break,
+            }
         }
-        if drain_owed {
-            self.drain_ticks_and_microtasks(); // the last timer panicked (see `invoke`)
+        if self.held_after_panic.is_some() {
+            // The phase's last timer panicked: what it queued drains now (uncaught.rs).
+            self.release_held_queues();
+            self.drain_ticks_and_microtasks();
         }
     }
 
     /// Node's `listOnTimeout` for the first list in the queue: it stays first while it runs
-    /// (lists created or re-armed meanwhile expire after `now`). After a callback whose panic
-    /// the hook handled, the ticks and microtasks wait for the next callback (`drain_owed`).
-    fn run_timer_list(&mut self, list: usize, now: u64, drain_owed: &mut bool) {
+    /// (lists created or re-armed meanwhile expire after `now`).
+    fn run_timer_list(&mut self, list: usize, now: u64) {
         loop {
             let Some((due, seq, key)) = self.timer_heap.front(list) else {
                 self.timer_heap.remove_first(); // out of timers: the list leaves the queue
@@ -889,9 +896,9 @@ impl Loop {
                 0
             };
             self.trace_timer_callback(due);
-            let panicked = match callback {
+            match callback {
                 TimerCallback::Once(callback) => {
-                    let panicked = self.invoke(CallbackKind::Timer, callback);
+                    self.invoke(CallbackKind::Timer, callback);
                     // Spent: Node destroys it after its callback; here its slot is freed (a
                     // callback that cleared it has freed it already).
                     if let Some(timer) = self.timers.remove(key) {
@@ -899,10 +906,9 @@ impl Loop {
                             self.refs -= 1;
                         }
                     }
-                    panicked
                 }
                 TimerCallback::Mut(mut callback) => {
-                    let panicked = self.invoke(CallbackKind::Timer, |lp| callback(lp));
+                    self.invoke(CallbackKind::Timer, |lp| callback(lp));
                     if let Some(t) = self.timers.get_mut(key) {
                         t.callback = Some(TimerCallback::Mut(callback));
                         if repeat {
@@ -921,13 +927,9 @@ impl Loop {
                             }
                         }
                     }
-                    panicked
                 }
-            };
-            *drain_owed = panicked;
-            if !panicked {
-                self.drain_ticks_and_microtasks();
             }
+            self.drain_ticks_and_microtasks();
         }
     }
 
@@ -1123,39 +1125,47 @@ impl Loop {
     fn run_check(&mut self) {
         self.enter_phase(Phase::Check);
         // Only immediates queued before the phase began run now (Node's processImmediate).
-        let mut batch = self.immediates.len();
-        loop {
-            let mut drain_owed = false;
-            for _ in 0..batch {
-                let Some(imm) = self.immediates.pop_front() else {
-                    break;
-                };
-                self.immediate_base += 1;
-                let Some(cb) = imm.callback else {
-                    continue; // cleared
-                };
-                if imm.refed {
-                    self.refed_immediates -= 1;
-                }
-                self.trace_callback(CallbackKind::Immediate);
-                // After a panic the hook handled, ticks and microtasks wait for the next
-                // immediate (see `invoke`).
-                drain_owed = self.invoke(CallbackKind::Immediate, cb);
-                if !drain_owed {
-                    self.drain_ticks_and_microtasks();
-                }
-            }
-            if !drain_owed {
-                return;
-            }
-            // The batch's last immediate panicked: Node's `CheckImmediate` calls
-            // `processImmediate` again, which runs the immediates queued meanwhile now.
-            batch = self.immediates.len();
-            if batch == 0 {
-                self.drain_ticks_and_microtasks();
-                return;
-            }
+        let batch = self.immediates.len();
+        if batch == 0 {
+            return;
         }
+        self.run_immediates(batch);
+        if self.held_after_panic.is_some() {
+            self.run_check_after_panic();
+        }
+    }
+
+    /// Runs the first `batch` queued immediates, draining ticks and microtasks after each.
+    #[inline(always)]
+    fn run_immediates(&mut self, batch: usize) {
+        for _ in 0..batch {
+            let Some(imm) = self.immediates.pop_front() else {
+                break;
+            };
+            self.immediate_base += 1;
+            let Some(cb) = imm.callback else {
+                continue; // cleared
+            };
+            if imm.refed {
+                self.refed_immediates -= 1;
+            }
+            self.trace_callback(CallbackKind::Immediate);
+            self.invoke(CallbackKind::Immediate, cb);
+            self.drain_ticks_and_microtasks();
+        }
+    }
+
+    /// The check phase's last immediate panicked: Node's `CheckImmediate` calls
+    /// `processImmediate` again, which runs the immediates queued meanwhile at once (again if
+    /// the last of those panics too); then what the panicking one queued drains (uncaught.rs).
+    #[cold]
+    #[inline(never)]
+    fn run_check_after_panic(&mut self) {
+        while self.held_after_panic.is_some() && !self.immediates.is_empty() {
+            self.run_immediates(self.immediates.len()); // its first call releases the held queues
+        }
+        self.release_held_queues();
+        self.drain_ticks_and_microtasks();
     }
 
     // ---------------------------------------------------------------------------------------
@@ -1404,9 +1414,7 @@ impl Loop {
         for (id, cb) in event {
             self.trace_callback(CallbackKind::BeforeExit);
             match cb {
-                BeforeExitCallback::Once(cb) => {
-                    self.invoke(CallbackKind::BeforeExit, |lp| cb(lp));
-                }
+                BeforeExitCallback::Once(cb) => self.invoke(CallbackKind::BeforeExit, |lp| cb(lp)),
                 BeforeExitCallback::Every(mut cb) => {
                     self.invoke(CallbackKind::BeforeExit, |lp| cb(lp));
                     // Back in its slot unless a listener removed it meanwhile.
