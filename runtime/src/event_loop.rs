@@ -235,7 +235,7 @@ pub struct Loop {
     phase: Phase,
 
     pub(crate) timers: GenSlab<Timer>,
-    timer_heap: TimerHeap,
+    pub(crate) timer_heap: TimerHeap,
 
     /// Queued immediates in order, a ring buffer (arming writes at the back, the check phase
     /// reads from the front): the id of `immediates[i]` is `immediate_base + i`.

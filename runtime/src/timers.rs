@@ -140,10 +140,14 @@ struct TimerList {
     id: u64,
     /// Armed timers in `entries` (the rest are stale: cleared, refreshed or running).
     live: usize,
-    /// Emptied by a clear (Node's `unenroll` deletes such a list): the next timer with this
-    /// delay gets a new list, and this one leaves the queue when it surfaces.
+    /// Emptied by a clear while the timers phase runs it: the next timer with this delay gets a
+    /// new list, and this one leaves the queue when the phase is done with it.
     dead: bool,
 }
+
+/// The `id` of a list slot that is free: no heap entry carries it, so every entry that still
+/// points at the slot is stale.
+const NO_LIST: u64 = u64::MAX;
 
 /// The timer queue, Node's `lib/internal/timers.js` structure: per-delay FIFO lists plus a
 /// priority queue of the lists keyed by `(expiry, id)`.
@@ -157,12 +161,26 @@ struct TimerList {
 /// skipped wherever it surfaces, because its `seq` no longer matches the timer's. A skipped
 /// entry is never a list's head for scheduling purposes, so a cleared timer can never delay
 /// another, as in Node where it is unlinked at once.
+///
+/// A list emptied by a clear leaves the queue at once (Node's `unenroll` removes it from the
+/// priority queue): its slot is freed and its heap entry turns stale (the slot's `id` no longer
+/// matches), to be dropped where it surfaces or when stale entries outnumber the live ones.
+///
+/// # Bounds
+/// `lists` holds at most one slot per delay in use plus the one the timers phase runs; `heads`
+/// at most twice the lists in the queue plus 64 (stale entries), so a program that arms and
+/// clears a long timer per request, one request after another, holds O(1) memory and
+/// allocates nothing in steady state (`tests::arm_and_clear_in_turn_keeps_one_list`).
 #[derive(Default)]
 pub(crate) struct TimerHeap {
     heads: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    /// Entries of `heads` whose list was freed by a clear (stale, not yet dropped).
+    stale_heads: usize,
     lists: Vec<TimerList>,
     /// Indices of `lists` that left the queue and may be reused.
     free: Vec<usize>,
+    /// The list the timers phase is running (from [`TimerHeap::expired_list`]).
+    running: Option<usize>,
     /// Delay -> index of its list, for lists that are in the queue and not dead.
     by_delay: HashMap<u64, usize>,
     /// The list the last `arm` used (a cache in front of `by_delay`).
@@ -199,12 +217,32 @@ impl TimerHeap {
                 list.live = list.live.saturating_sub(1);
             }
             if cleared && list.live == 0 {
-                list.dead = true;
                 self.by_delay.remove(&list.delay);
                 if self.last == Some(index) {
                     self.last = None;
                 }
+                list.dead = true;
+                if self.running != Some(index) {
+                    // Out of the queue now: the slot is free, its heap entry stale.
+                    self.len -= list.entries.len();
+                    list.entries.clear();
+                    list.id = NO_LIST;
+                    self.free.push(index);
+                    self.stale_heads += 1;
+                    self.drop_stale_heads_if_many();
+                }
             }
+        }
+    }
+
+    /// Rebuilds `heads` without its stale entries once they outnumber the live ones (and 64):
+    /// amortized O(1) per clear.
+    fn drop_stale_heads_if_many(&mut self) {
+        if self.stale_heads > 64 && self.stale_heads * 2 > self.heads.len() {
+            let lists = &self.lists;
+            self.heads
+                .retain(|&Reverse((_, id, index))| lists[index].id == id);
+            self.stale_heads = 0;
         }
     }
 
@@ -256,12 +294,22 @@ impl TimerHeap {
         self.heads.peek().map(|Reverse((expiry, _, _))| *expiry)
     }
 
-    /// The first list in the queue if it has expired at `now`.
-    pub(crate) fn expired_list(&self, now: u64) -> Option<usize> {
-        match self.heads.peek() {
-            Some(&Reverse((expiry, _, index))) if expiry <= now => Some(index),
-            _ => None,
+    /// The first list in the queue if it has expired at `now`; the timers phase then runs it
+    /// (until the next call). Drops stale entries it finds on top.
+    pub(crate) fn expired_list(&mut self, now: u64) -> Option<usize> {
+        self.running = None;
+        while let Some(&Reverse((expiry, id, index))) = self.heads.peek() {
+            if self.lists[index].id != id {
+                self.heads.pop();
+                self.stale_heads -= 1;
+                continue;
+            }
+            if expiry <= now {
+                self.running = Some(index);
+            }
+            break;
         }
+        self.running
     }
 
     /// The first entry of list `index`, stale or not.
@@ -417,6 +465,31 @@ mod tests {
         assert_eq!(lp.timers.len(), 0, "freed after its callback");
         assert_eq!(lp.has_ref(t), Err(HandleError::Stale));
         assert_eq!(lp.refs, 0);
+    }
+
+    #[test]
+    fn arm_and_clear_in_turn_keeps_one_list() {
+        let mut lp = virtual_loop();
+        for _ in 0..100_000 {
+            let t = lp.set_timeout(30_000, |_| {});
+            lp.clear_timeout(t).unwrap();
+        }
+        let heap = &lp.timer_heap;
+        assert!(heap.lists.len() <= 1, "lists: {}", heap.lists.len());
+        assert!(heap.heads.len() <= 66, "heads: {}", heap.heads.len());
+        // Arm and clear timers of many delays: the lists come and go, the queue stays bounded.
+        for i in 0..10_000u64 {
+            let t = lp.set_timeout(1_000 + i, |_| {});
+            lp.clear_timeout(t).unwrap();
+        }
+        assert!(lp.timer_heap.lists.len() <= 1);
+        assert!(lp.timer_heap.heads.len() <= 66);
+        // Still a working queue.
+        let fired = Rc::new(Cell::new(0));
+        let f = fired.clone();
+        lp.set_timeout(10, move |_| f.set(f.get() + 1));
+        lp.run().unwrap();
+        assert_eq!(fired.get(), 1);
     }
 
     /// The memory bound: one-shots that fire never accumulate (their slots are reused), and
