@@ -858,6 +858,7 @@ impl Loop {
                 None => break,
             }
         }
+        self.timer_heap.phase_done();
         if self.held_after_panic.is_some() {
             // The phase's last timer panicked: what it queued drains now (uncaught.rs).
             self.release_held_queues();

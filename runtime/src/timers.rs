@@ -7,6 +7,7 @@
 
 use std::cmp::Reverse;
 use std::collections::binary_heap::PeekMut;
+use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::Duration;
 
@@ -211,7 +212,12 @@ impl TimerHeap {
     /// its delay when that list is left with no armed timer. A timer about to run or be re-armed
     /// leaves its list in place, as Node's `L.remove` does.
     pub(crate) fn forget(&mut self, timer: &Timer, armed: bool, cleared: bool) {
-        if let Some(&index) = self.by_delay.get(&u64::from(timer.delay)) {
+        let delay = u64::from(timer.delay);
+        let index = match self.last {
+            Some(i) if self.lists[i].delay == delay && !self.lists[i].dead => Some(i),
+            _ => self.by_delay.get(&delay).copied(),
+        };
+        if let Some(index) = index {
             let list = &mut self.lists[index];
             if armed {
                 list.live = list.live.saturating_sub(1);
@@ -252,9 +258,9 @@ impl TimerHeap {
                 return i;
             }
         }
-        let i = match self.by_delay.get(&delay) {
-            Some(&i) => i,
-            None => {
+        let i = match self.by_delay.entry(delay) {
+            Entry::Occupied(list) => *list.get(),
+            Entry::Vacant(vacant) => {
                 let id = self.next_list_id;
                 self.next_list_id += 1;
                 let fresh = TimerList {
@@ -280,7 +286,7 @@ impl TimerHeap {
                     }
                 };
                 self.heads.push(Reverse((due, id, i)));
-                self.by_delay.insert(delay, i);
+                vacant.insert(i);
                 i
             }
         };
@@ -295,21 +301,26 @@ impl TimerHeap {
     }
 
     /// The first list in the queue if it has expired at `now`; the timers phase then runs it
-    /// (until the next call). Drops stale entries it finds on top.
+    /// until it asks again (or calls [`TimerHeap::phase_done`]). Drops the stale entries it
+    /// finds on top.
     pub(crate) fn expired_list(&mut self, now: u64) -> Option<usize> {
-        self.running = None;
-        while let Some(&Reverse((expiry, id, index))) = self.heads.peek() {
-            if self.lists[index].id != id {
-                self.heads.pop();
-                self.stale_heads -= 1;
-                continue;
+        loop {
+            let &Reverse((expiry, id, index)) = self.heads.peek()?;
+            if expiry > now {
+                return None;
             }
-            if expiry <= now {
+            if self.lists[index].id == id {
                 self.running = Some(index);
+                return Some(index);
             }
-            break;
+            self.heads.pop();
+            self.stale_heads -= 1;
         }
-        self.running
+    }
+
+    /// The timers phase is over: no list is running.
+    pub(crate) fn phase_done(&mut self) {
+        self.running = None;
     }
 
     /// The first entry of list `index`, stale or not.
