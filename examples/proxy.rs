@@ -4,8 +4,8 @@
 //!     cargo run --release --example proxy                      # on :8080, forwarding to :3000
 //!     curl -i localhost:8080/json
 //!
-//! `--upstream ADDR` (or `UPSTREAM`, default 127.0.0.1:3000, an IP literal or localhost) is where
-//! requests go; `--port`/`PORT` (default 8080) and `--host`/`HOST` where it listens (port 0 picks
+//! `--upstream ADDR` (or `UPSTREAM`, default 127.0.0.1:3000; the host an IP literal or a name,
+//! resolved on the thread pool for each new upstream connection) is where requests go; `--port`/`PORT` (default 8080) and `--host`/`HOST` where it listens (port 0 picks
 //! a free one; the address is printed). What it shows: the handler returns at once, and the
 //! response is finished later, from the client's callback; the connection waits for it (Node's
 //! `http.request(...)` answered into `res`). Meanwhile the loop serves other connections.

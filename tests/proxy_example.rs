@@ -32,10 +32,15 @@ fn start_hello() -> (Running, u16) {
 }
 
 fn start_proxy(upstream: u16, extra: &[&str]) -> (Running, SocketAddr) {
+    start_proxy_to(&format!("127.0.0.1:{upstream}"), extra)
+}
+
+/// The proxy forwarding to `upstream` (`host:port`, the host an IP literal or a name).
+fn start_proxy_to(upstream: &str, extra: &[&str]) -> (Running, SocketAddr) {
     let mut cmd = Command::new(example_binary("proxy"));
     cmd.env("PORT", "0")
         .env("HOST", "127.0.0.1")
-        .env("UPSTREAM", format!("127.0.0.1:{upstream}"))
+        .env("UPSTREAM", upstream)
         .args(extra);
     let (proxy, line) = start_and_read_line(cmd, WAIT);
     let addr = SocketAddr::from(([127, 0, 0, 1], port_in(&line)));
@@ -98,6 +103,24 @@ fn the_proxy_forwards_requests_to_hello_and_its_answers_back() {
     assert_eq!(
         (missing.status, missing.body.as_slice()),
         (404, &b"Not Found"[..])
+    );
+}
+
+#[test]
+fn an_upstream_named_by_host_name_is_resolved_and_an_unknown_one_gives_502() {
+    let (_hello, hello_port) = start_hello();
+    let (_proxy, proxy) = start_proxy_to(&format!("localhost:{hello_port}"), &[]);
+    let json = exchange(proxy, "GET /json HTTP/1.1\r\nHost: p\r\n\r\n");
+    assert_eq!(json.status, 200);
+    assert_eq!(json.body, br#"{"message":"Hello, World!"}"#);
+
+    let (_proxy, proxy) = start_proxy_to("nosuch.invalid:80", &[]);
+    let r = exchange(proxy, "GET /json HTTP/1.1\r\nHost: p\r\n\r\n");
+    assert_eq!(r.status, 502, "{:?}", String::from_utf8_lossy(&r.body));
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("getaddrinfo ENOTFOUND nosuch.invalid"),
+        "{:?}",
+        String::from_utf8_lossy(&r.body)
     );
 }
 

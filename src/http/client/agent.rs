@@ -5,11 +5,11 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::net::SocketAddr;
 use std::rc::Rc;
 
 use oneloop_runtime::{Loop, TcpId};
 
+use super::url::Origin;
 use super::{connect_error, fail_later, start, ClientError, ClientResponse, Conn, Job};
 use crate::http::parse::Version;
 
@@ -109,7 +109,7 @@ pub struct Agent {
 /// The agent's state. Never borrowed across a call into the loop or a user callback.
 struct Pool {
     options: AgentOptions,
-    hosts: HashMap<SocketAddr, Host>,
+    hosts: HashMap<Origin, Host>,
     /// Set by [`Agent::destroy`]: no connection is kept from then on.
     destroyed: bool,
     /// Numbers the jobs that wait with a deadline, so its timer finds its job.
@@ -209,11 +209,11 @@ impl Agent {
     /// to wait and `max_queued_per_host` are already waiting, it fails with
     /// [`ClientError::QueueFull`].
     pub(super) fn enqueue(&self, lp: &mut Loop, job: Job) {
-        let addr = job.spec.addr;
+        let origin = job.spec.origin.clone();
         let n = self.number(lp, job, |host, entry| host.queue.push_back(entry));
-        self.pump(lp, addr);
+        self.pump(lp, &origin);
         let max = self.options().max_queued_per_host;
-        let refused = self.host_mut(addr, |host| {
+        let refused = self.host_mut(&origin, |host| {
             let over = host.queue.len() > max && host.queue.back().is_some_and(|e| e.0 == n);
             over.then(|| host.queue.pop_back()).flatten()
         });
@@ -222,36 +222,36 @@ impl Agent {
                 let _ = lp.clear_timeout(timer);
             }
             fail_later(lp, job.on_response, ClientError::QueueFull);
-            self.forget_if_empty(addr);
+            self.forget_if_empty(&origin);
         }
     }
 
     /// Gives `job` a number, arms its deadline for the time it waits (if it has one) and
     /// puts it in its host's queue with `put`; returns the number.
     fn number(&self, lp: &mut Loop, mut job: Job, put: impl FnOnce(&mut Host, (u64, Job))) -> u64 {
-        let addr = job.spec.addr;
+        let origin = job.spec.origin.clone();
         let n = {
             let mut pool = self.shared.borrow_mut();
             pool.next_job += 1;
             pool.next_job
         };
         if let Some(deadline) = job.spec.deadline {
-            let a = self.clone();
+            let (a, key) = (self.clone(), origin.clone());
             let left = deadline.saturating_sub(lp.now());
-            job.queue_timer = Some(lp.set_timeout(left, move |lp| a.expire(lp, addr, n)));
+            job.queue_timer = Some(lp.set_timeout(left, move |lp| a.expire(lp, &key, n)));
         }
-        self.host_mut(addr, |host| put(host, (n, job)));
+        self.host_mut(&origin, |host| put(host, (n, job)));
         n
     }
 
     /// The deadline of job `n` passed while it waited: it fails with
     /// [`ClientError::Timeout`] and leaves the queue.
-    fn expire(&self, lp: &mut Loop, addr: SocketAddr, n: u64) {
-        let job = self.host_mut(addr, |host| {
+    fn expire(&self, lp: &mut Loop, origin: &Origin, n: u64) {
+        let job = self.host_mut(origin, |host| {
             let at = host.queue.iter().position(|e| e.0 == n)?;
             host.queue.remove(at).map(|(_, job)| job)
         });
-        self.forget_if_empty(addr);
+        self.forget_if_empty(origin);
         if let Some(job) = job {
             (job.on_response)(lp, Err(ClientError::Timeout));
         }
@@ -260,39 +260,46 @@ impl Agent {
     /// The connection of `job` was stale and is closed: its place goes to `job`'s resend, ahead
     /// of the waiting requests (it was first).
     pub(super) fn resend(&self, lp: &mut Loop, job: Job) {
-        let addr = job.spec.addr;
-        self.host_mut(addr, |host| host.busy = host.busy.saturating_sub(1));
+        let origin = job.spec.origin.clone();
+        self.host_mut(&origin, |host| host.busy = host.busy.saturating_sub(1));
         self.number(lp, job, |host, entry| host.queue.push_front(entry));
-        self.pump(lp, addr);
+        self.pump(lp, &origin);
+    }
+
+    /// A request of `origin` failed before it had a connection (its host did not resolve, or
+    /// no socket could be made): its place goes to the next waiting request.
+    pub(super) fn gave_up(&self, lp: &mut Loop, origin: &Origin) {
+        self.host_mut(origin, |host| host.busy = host.busy.saturating_sub(1));
+        self.pump(lp, origin);
     }
 
     /// An exchange on `id` ended: keep the connection idle if `keep` and there is room, else
-    /// close it; then start what waits for `addr`.
-    pub(super) fn release(&self, lp: &mut Loop, id: TcpId, addr: SocketAddr, keep: bool) {
+    /// close it; then start what waits for `origin`.
+    pub(super) fn release(&self, lp: &mut Loop, id: TcpId, origin: &Origin, keep: bool) {
         let (max_free, destroyed) = {
             let pool = self.shared.borrow();
             (pool.options.max_free_sockets_per_host, pool.destroyed)
         };
-        let park = self.host_mut(addr, |host| {
+        let park = self.host_mut(origin, |host| {
             host.busy = host.busy.saturating_sub(1);
             keep && !destroyed && host.free.len() < max_free
         });
         if park {
-            self.park(lp, id, addr);
+            self.park(lp, id, origin);
         } else {
             let _ = lp.tcp_destroy(id);
         }
-        self.pump(lp, addr);
+        self.pump(lp, origin);
     }
 
     /// Starts the host's waiting requests, in order, while connections are available.
-    fn pump(&self, lp: &mut Loop, addr: SocketAddr) {
+    fn pump(&self, lp: &mut Loop, origin: &Origin) {
         let mut doomed = Vec::new();
         loop {
             let next = {
                 let mut pool = self.shared.borrow_mut();
                 let max = pool.options.max_sockets_per_host.max(1);
-                let Some(host) = pool.hosts.get_mut(&addr) else {
+                let Some(host) = pool.hosts.get_mut(origin) else {
                     break;
                 };
                 let Some((n, mut job)) = host.queue.pop_front() else {
@@ -319,63 +326,67 @@ impl Agent {
                 let _ = lp.clear_timeout(timer); // from here on `start` applies the deadline
             }
             if let Err((on_response, err)) = start(lp, job, conn, Some(self)) {
-                self.host_mut(addr, |host| host.busy = host.busy.saturating_sub(1));
+                self.host_mut(origin, |host| host.busy = host.busy.saturating_sub(1));
                 fail_later(lp, on_response, connect_error(&err));
             }
         }
         for id in doomed {
             let _ = lp.tcp_destroy(id);
         }
-        self.forget_if_empty(addr);
+        self.forget_if_empty(origin);
     }
 
-    /// Makes `id` an idle connection of `addr`: unref'd, with the idle timeout, and callbacks
+    /// Makes `id` an idle connection of `origin`: unref'd, with the idle timeout, and callbacks
     /// that close it on any event (an idle connection expects nothing).
-    fn park(&self, lp: &mut Loop, id: TcpId, addr: SocketAddr) {
-        let a = self.clone();
+    fn park(&self, lp: &mut Loop, id: TcpId, key: &Origin) {
+        let (a, origin) = (self.clone(), key.clone());
         let _ = lp.tcp_on_data(id, move |lp, id, data| {
             log::debug!(
                 "http client: {} unsolicited bytes on an idle connection",
                 data.len()
             );
-            a.close_idle(lp, addr, id);
+            a.close_idle(lp, &origin, id);
         });
-        let a = self.clone();
-        let _ = lp.tcp_on_end(id, move |lp, id| a.close_idle(lp, addr, id));
-        let a = self.clone();
-        let _ = lp.tcp_on_timeout(id, move |lp, id| a.close_idle(lp, addr, id));
+        let (a, origin) = (self.clone(), key.clone());
+        let _ = lp.tcp_on_end(id, move |lp, id| a.close_idle(lp, &origin, id));
+        let (a, origin) = (self.clone(), key.clone());
+        let _ = lp.tcp_on_timeout(id, move |lp, id| a.close_idle(lp, &origin, id));
         let _ = lp.tcp_on_error(id, |_lp, _id, err| {
             log::debug!("http client: idle connection failed: {err}");
         });
-        let a = self.clone();
-        let _ = lp.tcp_on_close(id, move |_lp, id, _had_error| a.remove_idle(addr, id));
+        let (a, origin) = (self.clone(), key.clone());
+        let _ = lp.tcp_on_close(id, move |_lp, id, _had_error| a.remove_idle(&origin, id));
         let timeout_ms = self.options().free_socket_timeout_ms;
         let _ = lp.tcp_set_timeout(id, timeout_ms);
         let _ = lp.unref(id);
-        self.host_mut(addr, |host| host.free.push(id));
+        self.host_mut(key, |host| host.free.push(id));
     }
 
     /// An idle connection saw data, EOF or its timeout: drop it from the free list and close it.
-    fn close_idle(&self, lp: &mut Loop, addr: SocketAddr, id: TcpId) {
-        self.remove_idle(addr, id);
+    fn close_idle(&self, lp: &mut Loop, origin: &Origin, id: TcpId) {
+        self.remove_idle(origin, id);
         let _ = lp.tcp_destroy(id);
     }
 
-    /// Drops `id` from the free list of `addr`, if it is there.
-    fn remove_idle(&self, addr: SocketAddr, id: TcpId) {
-        self.host_mut(addr, |host| host.free.retain(|&f| f != id));
-        self.forget_if_empty(addr);
+    /// Drops `id` from the free list of `origin`, if it is there.
+    fn remove_idle(&self, origin: &Origin, id: TcpId) {
+        self.host_mut(origin, |host| host.free.retain(|&f| f != id));
+        self.forget_if_empty(origin);
     }
 
-    /// Runs `f` on the entry for `addr`, created if missing.
-    fn host_mut<T>(&self, addr: SocketAddr, f: impl FnOnce(&mut Host) -> T) -> T {
-        f(self.shared.borrow_mut().hosts.entry(addr).or_default())
-    }
-
-    fn forget_if_empty(&self, addr: SocketAddr) {
+    /// Runs `f` on the entry for `origin`, created if missing.
+    fn host_mut<T>(&self, origin: &Origin, f: impl FnOnce(&mut Host) -> T) -> T {
         let mut pool = self.shared.borrow_mut();
-        if pool.hosts.get(&addr).is_some_and(Host::is_empty) {
-            pool.hosts.remove(&addr);
+        if !pool.hosts.contains_key(origin) {
+            pool.hosts.insert(origin.clone(), Host::default());
+        }
+        f(pool.hosts.get_mut(origin).expect("inserted above"))
+    }
+
+    fn forget_if_empty(&self, origin: &Origin) {
+        let mut pool = self.shared.borrow_mut();
+        if pool.hosts.get(origin).is_some_and(Host::is_empty) {
+            pool.hosts.remove(origin);
         }
     }
 }

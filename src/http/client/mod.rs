@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! mod.rs     ClientError, ClientRequest, request/get, one exchange on a socket
-//! url.rs     http:// URLs with IP literals or localhost
+//! url.rs     http:// URLs: IP literals or host names; the Origin an agent pools by
 //! reader.rs  ResponseReader (no I/O, RFC 9112 framing) and ClientResponse
 //! agent.rs   Agent: free lists, the per-host cap and queue, the stale-connection resend
 //! ```
@@ -64,8 +64,13 @@
 //! until the server closes. Only in that last case does EOF end the body successfully.
 //!
 //! # Pitfalls
-//! - Hosts are IP literals or `localhost` only: name resolution (`ToSocketAddrs`) blocks, and
-//!   nothing may block the loop. `localhost` is 127.0.0.1.
+//! - A host name is resolved on the thread pool for each new connection (Node's `dns.lookup`,
+//!   `getaddrinfo`: `/etc/hosts` then DNS; no cache, as Node), through
+//!   [`ClientRequest::lookup`]'s [`Resolver`] (the system's by default). The addresses are tried
+//!   in the order the system returns them, the next one after a connect that fails (refused,
+//!   unreachable), as Node 20's `autoSelectFamily` does, but one at a time: there is no 250 ms
+//!   per-attempt timer, so an address that silently drops SYNs holds the request until
+//!   `timeout_ms` or `deadline_ms`. An IP literal connects at once, with no lookup.
 //! - Without [`ClientRequest::agent`] every request opens its own connection and sends
 //!   `Connection: close` (Node's default agent keeps connections alive); with an [`Agent`]
 //!   connections are kept alive and reused (see its docs).
@@ -78,16 +83,18 @@ mod url;
 use std::cell::RefCell;
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::rc::Rc;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use oneloop_runtime::dns::{Family, Resolver};
 use oneloop_runtime::{Loop, SocketOptions, TcpId, TimerId};
 
 use super::encode::{self, validate_header_name, validate_header_value};
 use super::parse::is_tchar;
 use reader::ResponseReader;
-use url::{parse_url, Target};
+use url::{parse_url, Origin, Target};
 
 pub use agent::{Agent, AgentOptions};
 pub use reader::ClientResponse;
@@ -103,7 +110,7 @@ pub const DEFAULT_MAX_BODY_SIZE: u64 = 64 << 20;
 /// [`request`] before anything starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientError {
-    /// The URL is not `http://<IP literal or localhost>[:port][/path][?query]`.
+    /// The URL is not `http://<IP literal or host name>[:port][/path][?query]`.
     InvalidUrl(&'static str),
     /// The method is not a token, or is CONNECT (no tunnel support).
     InvalidMethod,
@@ -114,6 +121,13 @@ pub enum ClientError {
         name: String,
         /// What is wrong with it.
         reason: &'static str,
+    },
+    /// The host name did not resolve (Node's `getaddrinfo ENOTFOUND inventory`).
+    Dns {
+        /// Node's error code: `ENOTFOUND`, `EAI_AGAIN`, `EAI_FAIL`.
+        code: &'static str,
+        /// Node's message, e.g. `getaddrinfo ENOTFOUND inventory`.
+        message: String,
     },
     /// The connection could not be made (refused, unreachable, or no socket could be created).
     Connect {
@@ -148,6 +162,7 @@ impl fmt::Display for ClientError {
             ClientError::InvalidHeader { name, reason } => {
                 write!(f, "invalid header {name:?}: {reason}")
             }
+            ClientError::Dns { message, .. } => f.write_str(message),
             ClientError::Connect { message, .. } => write!(f, "connect failed: {message}"),
             ClientError::Timeout => f.write_str("timed out"),
             ClientError::Closed => {
@@ -185,6 +200,10 @@ pub struct ClientRequest<A = NoAgent> {
     deadline_ms: u64,
     max_head_size: usize,
     max_body_size: u64,
+    resolver: Resolver,
+    family: Family,
+    /// Connect to this Unix domain socket instead of the URL's host:port (Node's `socketPath`).
+    socket_path: Option<PathBuf>,
     agent: A,
     invalid: Option<ClientError>,
 }
@@ -220,6 +239,9 @@ impl ClientRequest {
             deadline_ms: 0,
             max_head_size: DEFAULT_MAX_HEAD_SIZE,
             max_body_size: DEFAULT_MAX_BODY_SIZE,
+            resolver: Resolver::system(),
+            family: Family::Any,
+            socket_path: None,
             agent: NoAgent,
             invalid: None,
         })
@@ -240,6 +262,9 @@ impl ClientRequest {
             deadline_ms: self.deadline_ms,
             max_head_size: self.max_head_size,
             max_body_size: self.max_body_size,
+            resolver: self.resolver,
+            family: self.family,
+            socket_path: self.socket_path,
             agent: agent.clone(),
             invalid: self.invalid,
         }
@@ -283,6 +308,20 @@ impl<A> ClientRequest<A> {
         self
     }
 
+    /// Resolves the URL's host name with `resolver` instead of the system's alone (Node's
+    /// `lookup` option): e.g. `Resolver::system().with_host("inventory", [ip])` in a test.
+    pub fn lookup(mut self, resolver: Resolver) -> ClientRequest<A> {
+        self.resolver = resolver;
+        self
+    }
+
+    /// Connects only to addresses of `family` (Node's `family: 4 | 6`); [`Family::Any`], the
+    /// default, takes what the resolver returns, in its order.
+    pub fn family(mut self, family: Family) -> ClientRequest<A> {
+        self.family = family;
+        self
+    }
+
     /// Fails with [`ClientError::Timeout`] after `ms` without reading or writing a byte
     /// (connecting included); 0, the default, means never.
     pub fn timeout_ms(mut self, ms: u64) -> ClientRequest<A> {
@@ -310,6 +349,16 @@ impl<A> ClientRequest<A> {
     /// trailer section; more is [`ClientError::HeadTooLarge`]. Default 16 KiB.
     pub fn max_head_size(mut self, bytes: usize) -> ClientRequest<A> {
         self.max_head_size = bytes;
+        self
+    }
+
+    /// Connects to the Unix domain socket at `path` instead of the URL's host and port (Node's
+    /// `socketPath` request option; no name lookup): the URL still gives the `Host` header and
+    /// the path, e.g. `http://localhost/containers/json` with `/var/run/docker.sock`. Not
+    /// combinable with an [`Agent`] (whose pool is keyed by host and port): [`request`] then
+    /// fails with [`ClientError::InvalidUrl`].
+    pub fn socket_path(mut self, path: impl Into<PathBuf>) -> ClientRequest<A> {
+        self.socket_path = Some(path.into());
         self
     }
 
@@ -368,7 +417,13 @@ type OnResponse = Box<dyn FnOnce(&mut Loop, Result<ClientResponse, ClientError>)
 /// are shared), so a request can be resent.
 #[derive(Clone)]
 struct Spec {
-    addr: SocketAddr,
+    origin: Origin,
+    /// Connect here instead of the origin ([`ClientRequest::socket_path`]).
+    socket_path: Option<PathBuf>,
+    resolver: Resolver,
+    family: Family,
+    /// The host's addresses once resolved, and the one to connect to next.
+    resolved: Option<(Rc<[IpAddr]>, usize)>,
     bytes: Bytes,
     head_request: bool,
     idempotent: bool,
@@ -405,7 +460,7 @@ enum Conn {
 /// socket or hands it back to the agent.
 struct Exchange {
     reader: ResponseReader,
-    addr: SocketAddr,
+    origin: Origin,
     connected: bool,
     /// A response byte arrived: the server saw the request, so it is never resent.
     received: bool,
@@ -415,6 +470,9 @@ struct Exchange {
     /// The request, kept to resend it once on a new connection if this reused one fails
     /// before any response byte. Only for idempotent requests on reused connections.
     resend: Option<Spec>,
+    /// The request with the host's next address, kept to try it if this new connection fails
+    /// to connect. Only while untried addresses remain.
+    next_address: Option<Spec>,
     /// Fails the exchange at the request's deadline; cleared by [`finish`].
     deadline_timer: Option<TimerId>,
 }
@@ -431,18 +489,24 @@ fn start(
     conn: Conn,
     agent: Option<&Agent>,
 ) -> Result<(), (OnResponse, io::Error)> {
+    let needs_lookup = job.spec.origin.ip.is_none() && job.spec.resolved.is_none();
+    if matches!(conn, Conn::Fresh) && needs_lookup && job.spec.socket_path.is_none() {
+        resolve(lp, job, agent.cloned());
+        return Ok(());
+    }
     let Job {
         spec, on_response, ..
     } = job;
     let reused = matches!(conn, Conn::Reused(_));
     let ex = Rc::new(RefCell::new(Exchange {
         reader: ResponseReader::new(spec.head_request, spec.max_head_size, spec.max_body_size),
-        addr: spec.addr,
+        origin: spec.origin.clone(),
         connected: reused,
         received: false,
         on_response: None,
         agent: agent.cloned(),
         resend: None,
+        next_address: None,
         deadline_timer: None,
     }));
     let id = match conn {
@@ -456,7 +520,18 @@ fn start(
         Conn::Fresh => {
             let e = Rc::clone(&ex);
             let connected = move |_lp: &mut Loop, _id| e.borrow_mut().connected = true;
-            match lp.tcp_connect(spec.addr, SocketOptions::default(), connected) {
+            let sock = match &spec.socket_path {
+                Some(path) => lp.pipe_connect(path, SocketOptions::default(), connected),
+                None => {
+                    let ip = match &spec.resolved {
+                        Some((ips, next)) => ips[*next],
+                        None => spec.origin.ip.expect("start resolves a name first"),
+                    };
+                    let addr = SocketAddr::new(ip, spec.origin.port);
+                    lp.tcp_connect(addr, SocketOptions::default(), connected)
+                }
+            };
+            match sock {
                 Ok(id) => id,
                 Err(err) => return Err((on_response, err)),
             }
@@ -466,6 +541,13 @@ fn start(
         let mut e = ex.borrow_mut();
         e.on_response = Some(on_response);
         e.resend = (reused && spec.idempotent).then(|| spec.clone());
+        e.next_address = match &spec.resolved {
+            Some((ips, next)) if !reused && next + 1 < ips.len() => Some(Spec {
+                resolved: Some((Rc::clone(ips), next + 1)),
+                ..spec.clone()
+            }),
+            _ => None,
+        };
     }
     if spec.timeout_ms > 0 && !reused {
         let _ = lp.tcp_set_timeout(id, spec.timeout_ms);
@@ -504,11 +586,23 @@ fn start(
     });
     let e = Rc::clone(&ex);
     let _ = lp.tcp_on_error(id, move |lp, id, err| {
-        let result = if e.borrow().connected {
-            log::debug!("http client: socket error after connect: {err}");
-            ClientError::Closed
-        } else {
-            connect_error(err)
+        let (connected, next) = {
+            let mut e = e.borrow_mut();
+            (e.connected, e.next_address.take())
+        };
+        let result = match (connected, next) {
+            (true, _) => {
+                log::debug!("http client: socket error after connect: {err}");
+                ClientError::Closed
+            }
+            (false, Some(spec)) => {
+                log::debug!(
+                    "http client: connect to {} failed ({err}); next address",
+                    e.borrow().origin
+                );
+                return try_next_address(lp, id, &e, spec);
+            }
+            (false, None) => connect_error(err),
         };
         finish(lp, id, &e, Err(result));
     });
@@ -534,7 +628,7 @@ fn finish(
     ex: &Rc<RefCell<Exchange>>,
     result: Result<ClientResponse, ClientError>,
 ) {
-    let (on_response, agent, resend, clean, addr) = {
+    let (on_response, agent, resend, clean, origin) = {
         let mut e = ex.borrow_mut();
         let Some(on_response) = e.on_response.take() else {
             return;
@@ -549,7 +643,7 @@ fn finish(
             e.agent.take(),
             resend,
             e.reader.ended_cleanly(),
-            e.addr,
+            e.origin.clone(),
         )
     };
     let Some(agent) = agent else {
@@ -558,7 +652,7 @@ fn finish(
         return;
     };
     if let Some(spec) = resend {
-        log::debug!("http client: kept-alive connection to {addr} was stale; resending");
+        log::debug!("http client: kept-alive connection to {origin} was stale; resending");
         let _ = lp.tcp_destroy(id);
         let job = Job {
             spec,
@@ -576,8 +670,127 @@ fn finish(
         && lp.tcp_queued(id).is_ok_and(|n| n == 0)
         && !lp.tcp_read_ended(id);
     // First the connection, then the callback: a request made from the callback finds it free.
-    agent.release(lp, id, addr, keep);
+    agent.release(lp, id, &origin, keep);
     on_response(lp, result);
+}
+
+/// The new connection `id` failed to connect and the host has more addresses: the exchange
+/// moves to a new connection to the next one, `spec`, with its callback, agent slot and
+/// deadline (Node's `autoSelectFamily`, one attempt at a time).
+fn try_next_address(lp: &mut Loop, id: TcpId, ex: &Rc<RefCell<Exchange>>, spec: Spec) {
+    let (on_response, agent) = {
+        let mut e = ex.borrow_mut();
+        let Some(on_response) = e.on_response.take() else {
+            return;
+        };
+        if let Some(timer) = e.deadline_timer.take() {
+            let _ = lp.clear_timeout(timer);
+        }
+        (on_response, e.agent.take())
+    };
+    let _ = lp.tcp_destroy(id);
+    let origin = spec.origin.clone();
+    let job = Job {
+        spec,
+        fresh_only: true,
+        on_response,
+        queue_timer: None,
+    };
+    if let Err((on_response, err)) = start(lp, job, Conn::Fresh, agent.as_ref()) {
+        give_up(
+            lp,
+            on_response,
+            agent.as_ref(),
+            &origin,
+            connect_error(&err),
+        );
+    }
+}
+
+/// Looks up the job's host name on the thread pool, then starts the job on a new connection
+/// to the first address (the others wait in [`Exchange::next_address`]). The request's
+/// deadline runs during the lookup: whichever comes first, answer or deadline, takes the job.
+fn resolve(lp: &mut Loop, job: Job, agent: Option<Agent>) {
+    let origin = job.spec.origin.clone();
+    let (resolver, family, deadline) = (
+        job.spec.resolver.clone(),
+        job.spec.family,
+        job.spec.deadline,
+    );
+    let slot = Rc::new(RefCell::new(Some(job)));
+    let deadline_timer = deadline.map(|at| {
+        let (slot, agent, origin) = (Rc::clone(&slot), agent.clone(), origin.clone());
+        let left = at.saturating_sub(lp.now());
+        lp.set_timeout(left, move |lp| {
+            if let Some(job) = slot.borrow_mut().take() {
+                give_up(
+                    lp,
+                    job.on_response,
+                    agent.as_ref(),
+                    &origin,
+                    ClientError::Timeout,
+                );
+            }
+        })
+    });
+    let answer = {
+        let (slot, agent, origin) = (Rc::clone(&slot), agent.clone(), origin.clone());
+        move |lp: &mut Loop, result: Result<Vec<IpAddr>, oneloop_runtime::dns::DnsError>| {
+            let Some(mut job) = slot.borrow_mut().take() else {
+                return; // the deadline came first
+            };
+            if let Some(timer) = deadline_timer {
+                let _ = lp.clear_timeout(timer);
+            }
+            match result {
+                Ok(ips) => {
+                    job.spec.resolved = Some((ips.into(), 0));
+                    if let Err((on_response, err)) = start(lp, job, Conn::Fresh, agent.as_ref()) {
+                        give_up(
+                            lp,
+                            on_response,
+                            agent.as_ref(),
+                            &origin,
+                            connect_error(&err),
+                        );
+                    }
+                }
+                Err(e) => {
+                    let err = ClientError::Dns {
+                        code: e.code(),
+                        message: e.to_string(),
+                    };
+                    give_up(lp, job.on_response, agent.as_ref(), &origin, err);
+                }
+            }
+        }
+    };
+    if let Err(err) = resolver.lookup_all(lp, &origin.name, family, answer) {
+        if let Some(job) = slot.borrow_mut().take() {
+            give_up(
+                lp,
+                job.on_response,
+                agent.as_ref(),
+                &origin,
+                connect_error(&err),
+            );
+        }
+    }
+}
+
+/// A request that never got a connection fails with `err` (from the check phase): its place in
+/// the agent, if any, goes to the next waiting request.
+fn give_up(
+    lp: &mut Loop,
+    on_response: OnResponse,
+    agent: Option<&Agent>,
+    origin: &Origin,
+    err: ClientError,
+) {
+    if let Some(agent) = agent {
+        agent.gave_up(lp, origin);
+    }
+    fail_later(lp, on_response, err);
 }
 
 /// Calls `on_response` with `err` from the check phase: never from inside the caller.
@@ -603,9 +816,18 @@ pub fn request<A: Into<Option<Agent>> + Clone>(
         return Err(e);
     }
     let agent: Option<Agent> = req.agent.clone().into();
+    if agent.is_some() && req.socket_path.is_some() {
+        return Err(ClientError::InvalidUrl(
+            "socket_path with an agent is not supported",
+        ));
+    }
     let job = Job {
         spec: Spec {
-            addr: req.target.addr,
+            origin: req.target.origin.clone(),
+            socket_path: req.socket_path.take(),
+            resolver: req.resolver.clone(),
+            family: req.family,
+            resolved: None,
             bytes: req.encode(agent.is_some()),
             head_request: req.method == "HEAD",
             idempotent: req.is_idempotent(),

@@ -1,19 +1,57 @@
-//! `http://` URLs the client can serve without blocking: IP literals and `localhost`.
+//! `http://` URLs: an IP literal, or a host name the client resolves on the thread pool.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Arc;
 
 use super::ClientError;
 
-/// Where a request goes: the address to connect to, the `Host` value and the request-target.
+/// Where a request goes: the host to resolve (or the address itself), the port, the `Host`
+/// value and the request-target.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Target {
-    pub(super) addr: SocketAddr,
+    pub(super) origin: Origin,
     pub(super) host: String,
     pub(super) path: String,
 }
 
+/// The host and port a connection is made to: what an [`Agent`](super::Agent) pools by, as
+/// Node's agent pools by `host:port`. Cheap to clone.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) struct Origin {
+    /// The host name, lower-cased, or an IP literal without brackets.
+    pub(super) name: Arc<str>,
+    /// The address when `name` is an IP literal: nothing to resolve.
+    pub(super) ip: Option<IpAddr>,
+    pub(super) port: u16,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.ip {
+            Some(IpAddr::V6(_)) => write!(f, "[{}]:{}", self.name, self.port),
+            _ => write!(f, "{}:{}", self.name, self.port),
+        }
+    }
+}
+
+/// Whether `name` is a host name a resolver can be asked for: dot-separated labels of ASCII
+/// letters, digits, `-` and `_` (RFC 1123, plus the underscore real zones use), at most 253
+/// bytes, labels of 1 to 63 bytes; a final dot is allowed.
+fn is_host_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
 /// Parses `http://host[:port][/path][?query][#fragment]`, where host is an IPv4 literal, a
-/// bracketed IPv6 literal or `localhost`. The fragment is dropped; an empty path is `/`.
+/// bracketed IPv6 literal or a host name (resolved later, when a connection is made). The
+/// fragment is dropped; an empty path is `/`.
 pub(super) fn parse_url(url: &str) -> Result<Target, ClientError> {
     let bad = ClientError::InvalidUrl;
     let rest = match url.get(..7) {
@@ -39,19 +77,17 @@ pub(super) fn parse_url(url: &str) -> Result<Target, ClientError> {
                     .ok_or(bad("junk after the IPv6 literal"))?,
             ),
         };
-        (IpAddr::V6(ip), &authority[..=close], port)
+        (Some(IpAddr::V6(ip)), &authority[..=close], port)
     } else {
         let (name, port) = match authority.split_once(':') {
             Some((name, port)) => (name, Some(port)),
             None => (authority, None),
         };
-        let ip = if name.eq_ignore_ascii_case("localhost") {
-            Ipv4Addr::LOCALHOST
-        } else {
-            name.parse()
-                .map_err(|_| bad("host must be an IP literal or localhost (no DNS)"))?
-        };
-        (IpAddr::V4(ip), name, port)
+        let ip = name.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4);
+        if ip.is_none() && !is_host_name(name) {
+            return Err(bad("host is neither an IP literal nor a valid host name"));
+        }
+        (ip, name, port)
     };
     let port = match port {
         None | Some("") => 80,
@@ -76,8 +112,16 @@ pub(super) fn parse_url(url: &str) -> Result<Target, ClientError> {
         80 => host_name.to_owned(),
         p => format!("{host_name}:{p}"),
     };
+    let name = match ip {
+        Some(ip) => ip.to_string(),
+        None => host_name.to_ascii_lowercase(),
+    };
     Ok(Target {
-        addr: SocketAddr::new(ip, port),
+        origin: Origin {
+            name: name.into(),
+            ip,
+            port,
+        },
         host,
         path,
     })
@@ -88,7 +132,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_ip_literal_and_localhost_urls() {
+    fn parses_ip_literal_and_host_name_urls() {
         let table: &[(&str, &str, &str, &str)] = &[
             (
                 "http://127.0.0.1:3000/json",
@@ -110,22 +154,46 @@ mod tests {
                 "/a/b?c",
             ),
             ("http://[::1]", "[::1]:80", "[::1]", "/"),
-            ("http://localhost:9/p#x", "127.0.0.1:9", "localhost:9", "/p"),
+            ("http://LocalHost:9/p#x", "localhost:9", "LocalHost:9", "/p"),
+            (
+                "http://inventory:4000",
+                "inventory:4000",
+                "inventory:4000",
+                "/",
+            ),
+            (
+                "http://api.example.com./v1",
+                "api.example.com.:80",
+                "api.example.com.",
+                "/v1",
+            ),
+            ("http://my_svc-2/", "my_svc-2:80", "my_svc-2", "/"),
             ("http://127.0.0.1:/", "127.0.0.1:80", "127.0.0.1", "/"),
         ];
         for &(url, addr, host, path) in table {
             let t = parse_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
-            assert_eq!(t.addr, addr.parse::<SocketAddr>().unwrap(), "{url}");
+            assert_eq!(t.origin.to_string(), addr, "{url}");
+            assert_eq!(
+                t.origin.ip,
+                t.origin.name.parse::<IpAddr>().ok(),
+                "{url}: only IP literals skip the lookup"
+            );
             assert_eq!((t.host.as_str(), t.path.as_str()), (host, path), "{url}");
         }
     }
 
     #[test]
-    fn refuses_urls_it_cannot_serve_without_blocking() {
+    fn refuses_malformed_urls() {
+        let long_label = format!("http://{}.com/", "a".repeat(64));
         for url in [
             "https://127.0.0.1/",
             "127.0.0.1:80/",
-            "http://example.com/",
+            "http://exa mple.com/",
+            "http://a..b/",
+            "http://.a/",
+            "http://a%2e/",
+            "http://caf\u{e9}.com/",
+            long_label.as_str(),
             "http://u:p@127.0.0.1/",
             "http://::1/",
             "http://[::1/",
