@@ -21,7 +21,7 @@ use golden_common::{
     assert_same_as_node, assert_same_as_node_with_exit, new_loop, node_output, push, read_file,
     say, spin, timing_lock, Log,
 };
-use oneloop_runtime::{Clock, TimerId};
+use oneloop_runtime::{Clock, Loop, TimerId};
 
 #[test]
 fn t1_sync_ticks_promises_microtasks_then_timeout_and_immediate() {
