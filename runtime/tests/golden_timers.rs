@@ -489,6 +489,84 @@ fn clear_interval_cancels_a_timeout_and_clear_timeout_an_interval() {
     });
 }
 
+/// node/test/parallel/test-timers-zero-timeout.js (the arguments are captures here)
+#[test]
+fn a_zero_timeout_runs_once_and_a_zero_interval_until_cleared() {
+    assert_same_as_node_with_exit("timers_zero_timeout", |lp, log| {
+        let (a, b, c) = ("foo", "bar", "baz");
+        let l = log.clone();
+        lp.set_timeout(0, move |_| push(&l, &format!("timeout {a}{b}{c}")));
+        lp.set_timeout(0, say(log, "empty timeout"));
+        let me: Slot<TimerId> = slot();
+        let (l, me2) = (log.clone(), me.clone());
+        let mut n = 0;
+        let iv = lp.set_interval(0, move |lp| {
+            n += 1;
+            push(&l, &format!("interval {n} {a}{b}{c}"));
+            if n == 3 {
+                lp.clear_timeout(me2.get().unwrap()).unwrap();
+            }
+        });
+        me.set(Some(iv));
+    });
+}
+
+/// node/test/parallel/test-timers-max-duration-warning.js (without the warning, which node
+/// prints on stderr; plus an overflowing timer that is not cleared)
+#[test]
+fn a_delay_over_the_maximum_becomes_one_ms() {
+    assert_same_as_node("timers_max_duration", |lp, log| {
+        const OVERFLOW: u64 = 1 << 31;
+        let t = lp.set_timeout(OVERFLOW, say(log, "timeout (never)"));
+        lp.clear_timeout(t).unwrap();
+        let l = log.clone();
+        let iv = lp.set_interval(OVERFLOW, move |_| push(&l, "interval (never)"));
+        lp.clear_interval(iv).unwrap();
+        lp.set_timeout(1, say(log, "1 ms"));
+        lp.set_timeout(OVERFLOW, say(log, "overflow, as 1 ms"));
+        lp.set_timeout(2, say(log, "2 ms"));
+    });
+}
+
+/// node/test/parallel/test-timers-clearImmediate.js
+#[test]
+fn an_immediate_clearing_itself_in_its_callback_still_ran() {
+    assert_same_as_node("timers_clear_immediate_self", |lp, log| {
+        let count = Rc::new(Cell::new(0));
+        for _ in 0..3 {
+            let me: Slot<ImmediateId> = slot();
+            let (l, c, me2) = (log.clone(), count.clone(), me.clone());
+            let id = lp.set_immediate(move |lp| {
+                // Node's clearImmediate of the running immediate is a no-op; here the id of an
+                // immediate that is running is already spent (Err(Stale)): nothing changes.
+                let _ = lp.clear_immediate(me2.get().unwrap());
+                c.set(c.get() + 1);
+                push(&l, &format!("immediate {}", c.get()));
+            });
+            me.set(Some(id));
+        }
+        let (l, c) = (log.clone(), count.clone());
+        lp.on_before_exit(move |_| push(&l, &format!("exit count={}", c.get())));
+    });
+}
+
+/// node/test/parallel/test-timers-unref-remove-other-unref-timers.js (the public API instead of
+/// `timers.enroll`)
+#[test]
+fn an_unrefd_timer_clearing_another_unrefd_timer_leaves_the_lists_working() {
+    assert_same_as_node_with_exit("unref_timer_clears_other_unref", |lp, log| {
+        let foo = lp.set_timeout(50, say(log, "foo (never)"));
+        lp.unref(foo).unwrap();
+        let l = log.clone();
+        let bar = lp.set_timeout(1, move |lp| {
+            push(&l, "bar clears foo");
+            lp.clear_timeout(foo).unwrap();
+        });
+        lp.unref(bar).unwrap();
+        lp.set_timeout(100, say(log, "keep-alive 100"));
+    });
+}
+
 /// lib/internal/timers.js `compareTimersLists`: lists due at the same millisecond run in list
 /// id order, and a list gets a new id when it is rescheduled. The tie needs two timers armed
 /// exactly 40 loop-milliseconds apart, which a loaded machine does not always give (node's and
@@ -557,6 +635,8 @@ fn after_a_handled_panic_the_next_timer_runs_before_the_throwers_ticks() {
         });
         lp.set_timeout(20, say(log, "second timer"));
         lp.set_timeout(20, say(log, "third timer"));
+        // All three overdue when the loop starts, whatever millisecond each was armed in.
+        spin(lp, 25);
         let l = log.clone();
         lp.set_timeout(40, move |lp| {
             push(&l, "last timer");

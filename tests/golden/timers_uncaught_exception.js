@@ -4,6 +4,7 @@
 // again, which runs the next timer before its first runNextTicks); when the thrower is the
 // last timer of the phase they run at the end of the phase.
 const log = (s) => console.log(s);
+const spin = (ms) => { const end = Date.now() + ms; while (Date.now() < end); };
 setTimeout(() => {
   log('first timer');
   process.nextTick(() => log('tick from first'));
@@ -12,6 +13,7 @@ setTimeout(() => {
 }, 20);
 setTimeout(() => log('second timer'), 20);
 setTimeout(() => log('third timer'), 20);
+spin(25); // all three overdue when the loop starts, whatever millisecond each was armed in
 setTimeout(() => {
   log('last timer');
   process.nextTick(() => log('tick from last'));
