@@ -22,9 +22,9 @@ use crate::metrics::QueueDepths;
 use crate::signal::Signals;
 use crate::tcp::Net;
 use crate::threadpool::{self, AnyResult, Done, ThreadPool, WorkError};
-use crate::timers::{Timer, TimerCallback, TimerDelay, TimerHeap};
+use crate::timers::{Timer, TimerCallback, TimerDelay, TimerHeap, TimerKind};
 use crate::trace::{CallbackKind, LoopMetrics, Observer, Phase, TraceEvent, TraceSink};
-use crate::uncaught::HookSlot;
+use crate::uncaught::{HeldQueues, HookSlot};
 
 /// Token of the loop's one `mio::Waker`, shared by the thread pool and every async handle.
 pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX - 1);
@@ -155,7 +155,7 @@ impl LoopHandle {
         let at = Location::caller();
         self.next_tick(move |lp| {
             let callback = TimerCallback::Once(Box::new(callback));
-            lp.start_timer(delay.to_delay_ms(), false, callback, at);
+            lp.start_timer(delay.to_delay_ms(), TimerKind::Once, callback, at);
         });
     }
 
@@ -203,7 +203,8 @@ impl LoopHandle {
 /// - Callbacks run on the loop thread: a callback that blocks (sleeps, loops, does blocking I/O)
 ///   stalls every other callback. Move such work to [`Loop::queue_work`].
 /// - Ids are generation-checked: using an id after its object is gone returns
-///   [`HandleError::Stale`]. A one-shot timer's id is stale once it has fired.
+///   [`HandleError::Stale`]. A [`Loop::set_timeout`] timer's id is stale once it has fired;
+///   a [`Loop::set_timeout_mut`] timer's stays valid (refreshable) until it is cleared.
 pub struct Loop {
     pub(crate) poll: Poll,
     events: Option<Events>,
@@ -223,7 +224,7 @@ pub struct Loop {
     phase: Phase,
 
     pub(crate) timers: GenSlab<Timer>,
-    timer_heap: TimerHeap,
+    pub(crate) timer_heap: TimerHeap,
 
     /// Queued immediates in order, a ring buffer (arming writes at the back, the check phase
     /// reads from the front): the id of `immediates[i]` is `immediate_base + i`.
@@ -233,10 +234,10 @@ pub struct Loop {
     pub(crate) refed_immediates: usize,
 
     /// Shared with [`LoopHandle`]s so code without `&mut Loop` can queue a tick.
-    ticks: Rc<RefCell<VecDeque<Task>>>,
+    pub(crate) ticks: Rc<RefCell<VecDeque<Task>>>,
     /// The batch of ticks being run (empty between drains; keeps its capacity).
     tick_batch: VecDeque<Task>,
-    microtasks: VecDeque<Task>,
+    pub(crate) microtasks: VecDeque<Task>,
     pending: VecDeque<Task>,
     pub(crate) closing: Vec<Task>,
     before_exit: Vec<BeforeExitListener>,
@@ -262,6 +263,10 @@ pub struct Loop {
     pub(crate) observer: Option<Box<Observer>>,
     /// [`Loop::on_uncaught_panic`]'s hook; every callback goes through [`Loop::invoke`].
     pub(crate) uncaught_panic: HookSlot,
+    /// What a timer or immediate that panicked queued, held back until the next callback of its
+    /// phase ran or the phase ends (Node's order; see `uncaught.rs`). `None` except right after
+    /// such a panic.
+    pub(crate) held_after_panic: Option<Box<HeldQueues>>,
 }
 
 impl Loop {
@@ -320,6 +325,7 @@ impl Loop {
             metrics: LoopMetrics::default(),
             observer: None,
             uncaught_panic: HookSlot::Unset,
+            held_after_panic: None,
         };
         if options.trace_to_stderr {
             lp.set_trace(Some(Box::new(|ev: &TraceEvent| eprintln!("{ev}"))));
@@ -669,8 +675,33 @@ impl Loop {
     ) -> TimerId {
         self.start_timer(
             delay.to_delay_ms(),
-            false,
+            TimerKind::Once,
             TimerCallback::Once(Box::new(callback)),
+            Location::caller(),
+        )
+    }
+
+    /// Calls `callback` once, `delay` ms from now, like [`Loop::set_timeout`], but keeps the
+    /// timer after it fired, as Node keeps a `Timeout` object: [`Loop::refresh_timer`] (inside
+    /// its own callback or any time later) re-arms it, and the same callback runs again;
+    /// [`Loop::has_ref`], [`Loop::ref_`], [`Loop::unref`] stay valid, and [`Loop::clear_timeout`]
+    /// on it is a no-op for the loop that also frees its slot.
+    ///
+    /// # Memory
+    /// A fired timer holds its slot (64 bytes plus its callback) until `clear_timeout`, as an
+    /// interval does: a program arming such timers without end must clear them. (Node frees a
+    /// fired `Timeout` when the garbage collector finds no reference; a `Copy` id cannot say
+    /// that.) Use [`Loop::set_timeout`] for fire-and-forget timers: its slot is freed on firing.
+    #[track_caller]
+    pub fn set_timeout_mut(
+        &mut self,
+        delay: impl TimerDelay,
+        callback: impl FnMut(&mut Loop) + 'static,
+    ) -> TimerId {
+        self.start_timer(
+            delay.to_delay_ms(),
+            TimerKind::Refreshable,
+            TimerCallback::Mut(Box::new(callback)),
             Location::caller(),
         )
     }
@@ -689,8 +720,8 @@ impl Loop {
     ) -> TimerId {
         self.start_timer(
             delay.to_delay_ms(),
-            true,
-            TimerCallback::Repeat(Box::new(callback)),
+            TimerKind::Interval,
+            TimerCallback::Mut(Box::new(callback)),
             Location::caller(),
         )
     }
@@ -698,7 +729,7 @@ impl Loop {
     fn start_timer(
         &mut self,
         delay: u64,
-        repeat: bool,
+        kind: TimerKind,
         callback: TimerCallback,
         created_at: &'static Location<'static>,
     ) -> TimerId {
@@ -707,9 +738,10 @@ impl Loop {
             due: 0,
             seq: 0,
             delay: Timer::delay_from(delay),
-            repeat,
+            kind,
             refed: true,
             armed: true,
+            fired: false,
             created_at,
         });
         self.refs += 1;
@@ -723,10 +755,17 @@ impl Loop {
 
     /// Cancels a timer or interval (Node's `clearTimeout`/`clearInterval`).
     ///
+    /// On a fired [`Loop::set_timeout_mut`] timer it changes nothing in the loop (Node's
+    /// `clearTimeout` on a fired timer) and frees the timer's slot: its id is stale afterwards.
+    ///
     /// # Errors
-    /// [`HandleError::Stale`] if the timer already fired (one-shot) or was cleared.
+    /// [`HandleError::Stale`] if the timer was cleared, or is a [`Loop::set_timeout`] timer
+    /// whose callback has returned.
     pub fn clear_timeout(&mut self, id: TimerId) -> Result<(), HandleError> {
         let timer = self.timers.remove(id.0).ok_or(HandleError::Stale)?;
+        if timer.fired {
+            return Ok(()); // in no list and not counted (Node's `unenroll` returns at once)
+        }
         // Node's `unenroll`: a list left without timers leaves the queue (it can delay nothing).
         self.timer_heap.forget(&timer, timer.armed, true);
         if timer.refed {
@@ -744,9 +783,14 @@ impl Loop {
     /// Re-arms a timer to fire `delay` ms from now (refreshing the cached loop time, as
     /// [`Loop::set_timeout`] does), keeping its callback (Node's `timeout.refresh()`).
     ///
+    /// A fired [`Loop::set_timeout_mut`] timer is re-armed and counts as ref'd again if it is
+    /// ref'd (Node's `insertGuarded` on a destroyed timer); its callback runs again when due.
+    /// Inside its own callback, the timer is re-armed and stays counted.
+    ///
     /// # Errors
-    /// [`HandleError::Stale`] if the timer already fired (one-shot) or was cleared. (Node lets a
-    /// fired timer be refreshed; here a fired one-shot timer's slot is freed.)
+    /// [`HandleError::Stale`] if the timer was cleared, or is a [`Loop::set_timeout`] timer
+    /// that fired or is running its callback (an `FnOnce` cannot run again: use
+    /// [`Loop::set_timeout_mut`]).
     pub fn refresh_timer(&mut self, id: TimerId) -> Result<(), HandleError> {
         if self.timers.get(id.0).is_none() {
             return Err(HandleError::Stale);
@@ -754,6 +798,12 @@ impl Loop {
         self.update_time();
         let now = self.now_ms;
         let timer = self.timers.get_mut(id.0).ok_or(HandleError::Stale)?;
+        if timer.kind == TimerKind::Once && timer.callback.is_none() {
+            return Err(HandleError::Stale); // running its `FnOnce`: it cannot run again
+        }
+        if std::mem::take(&mut timer.fired) && timer.refed {
+            self.refs += 1;
+        }
         // Node's `L.append`: out of its place in the list (which stays), onto the tail.
         self.timer_heap.forget(timer, timer.armed, false);
         timer.armed = true;
@@ -762,10 +812,10 @@ impl Loop {
         Ok(())
     }
 
-    /// Whether the timer is still pending (Node has no direct equivalent; `clearTimeout` on a
-    /// fired timer is a no-op there).
+    /// Whether the timer is still pending or running (not cleared, not fired; Node has no
+    /// direct equivalent).
     pub fn timer_is_active(&self, id: TimerId) -> bool {
-        self.timers.get(id.0).is_some()
+        self.timers.get(id.0).is_some_and(|t| !t.fired)
     }
 
     fn maybe_compact_timer_heap(&mut self) {
@@ -792,8 +842,21 @@ impl Loop {
     fn run_timers(&mut self) {
         self.enter_phase(Phase::Timers);
         let now = self.now_ms;
-        while let Some(list) = self.timer_heap.expired_list(now) {
+        let Some(mut list) = self.timer_heap.expired_list(now) else {
+            return; // nothing due (the common case of an empty iteration)
+        };
+        loop {
             self.run_timer_list(list, now);
+            match self.timer_heap.expired_list(now) {
+                Some(next) => list = next,
+                None => break,
+            }
+        }
+        self.timer_heap.phase_done();
+        if self.held_after_panic.is_some() {
+            // The phase's last timer panicked: what it queued drains now (uncaught.rs).
+            self.release_held_queues();
+            self.drain_ticks_and_microtasks();
         }
     }
 
@@ -820,14 +883,7 @@ impl Loop {
             let Some(callback) = timer.callback.take() else {
                 continue;
             };
-            let repeat = timer.repeat;
-            if !repeat {
-                if let Some(timer) = self.timers.remove(key) {
-                    if timer.refed {
-                        self.refs -= 1;
-                    }
-                }
-            }
+            let repeat = timer.kind == TimerKind::Interval;
             let started = if repeat {
                 self.update_time();
                 self.now_ms
@@ -836,17 +892,35 @@ impl Loop {
             };
             self.trace_timer_callback(due);
             match callback {
-                TimerCallback::Once(callback) => self.invoke(CallbackKind::Timer, callback),
-                TimerCallback::Repeat(mut callback) => {
+                TimerCallback::Once(callback) => {
+                    self.invoke(CallbackKind::Timer, callback);
+                    // Spent: Node destroys it after its callback; here its slot is freed (a
+                    // callback that cleared it has freed it already).
+                    if let Some(timer) = self.timers.remove(key) {
+                        if timer.refed {
+                            self.refs -= 1;
+                        }
+                    }
+                }
+                TimerCallback::Mut(mut callback) => {
                     self.invoke(CallbackKind::Timer, |lp| callback(lp));
                     if let Some(t) = self.timers.get_mut(key) {
-                        // Still live (not cleared by its own callback): the next turn is due
-                        // `delay` after the callback started, at the tail of its list, even if
-                        // the callback refreshed it (Node's `insert(timer, .., start)`).
-                        t.callback = Some(TimerCallback::Repeat(callback));
-                        self.timer_heap.forget(t, t.armed, false);
-                        t.armed = true;
-                        self.timer_heap.arm(key, t, started);
+                        t.callback = Some(TimerCallback::Mut(callback));
+                        if repeat {
+                            // Still live (not cleared by its own callback): the next turn is
+                            // due `delay` after the callback started, at the tail of its list,
+                            // even if the callback refreshed it (Node's `insert(.., start)`).
+                            self.timer_heap.forget(t, t.armed, false);
+                            t.armed = true;
+                            self.timer_heap.arm(key, t, started);
+                        } else if !t.armed {
+                            // Not refreshed by its callback: fired (Node destroys it; here it
+                            // keeps its slot until cleared, and stops counting).
+                            t.fired = true;
+                            if t.refed {
+                                self.refs -= 1;
+                            }
+                        }
                     }
                 }
             }
@@ -1053,7 +1127,20 @@ impl Loop {
     fn run_check(&mut self) {
         self.enter_phase(Phase::Check);
         // Only immediates queued before the phase began run now (Node's processImmediate).
-        for _ in 0..self.immediates.len() {
+        let batch = self.immediates.len();
+        if batch == 0 {
+            return;
+        }
+        self.run_immediates(batch);
+        if self.held_after_panic.is_some() {
+            self.run_check_after_panic();
+        }
+    }
+
+    /// Runs the first `batch` queued immediates, draining ticks and microtasks after each.
+    #[inline(always)]
+    fn run_immediates(&mut self, batch: usize) {
+        for _ in 0..batch {
             let Some(imm) = self.immediates.pop_front() else {
                 break;
             };
@@ -1068,6 +1155,19 @@ impl Loop {
             self.invoke(CallbackKind::Immediate, cb);
             self.drain_ticks_and_microtasks();
         }
+    }
+
+    /// The check phase's last immediate panicked: Node's `CheckImmediate` calls
+    /// `processImmediate` again, which runs the immediates queued meanwhile at once (again if
+    /// the last of those panics too); then what the panicking one queued drains (uncaught.rs).
+    #[cold]
+    #[inline(never)]
+    fn run_check_after_panic(&mut self) {
+        while self.held_after_panic.is_some() && !self.immediates.is_empty() {
+            self.run_immediates(self.immediates.len()); // its first call releases the held queues
+        }
+        self.release_held_queues();
+        self.drain_ticks_and_microtasks();
     }
 
     // ---------------------------------------------------------------------------------------
@@ -1374,7 +1474,15 @@ impl Loop {
 
     fn set_ref(&mut self, handle: Handle, refed: bool) -> Result<(), HandleError> {
         let flag: &mut bool = match handle {
-            Handle::Timer(id) => self.timers.get_mut(id.0).map(|t| &mut t.refed),
+            Handle::Timer(id) => {
+                let timer = self.timers.get_mut(id.0).ok_or(HandleError::Stale)?;
+                if timer.fired {
+                    // Not counted while fired; a refresh counts it again if ref'd (Node).
+                    timer.refed = refed;
+                    return Ok(());
+                }
+                Some(&mut timer.refed)
+            }
             Handle::Immediate(id) => {
                 let imm = self.immediate_mut(id).ok_or(HandleError::Stale)?;
                 if std::mem::replace(&mut imm.refed, refed) != refed {

@@ -11,6 +11,7 @@ use crate::chrome_trace::ChromeTrace;
 use crate::event_loop::ActiveHandle;
 use crate::handle::TimerId;
 use crate::metrics::LoopStats;
+use crate::timers::TimerKind;
 use crate::Loop;
 
 fn location(at: &std::panic::Location<'_>) -> Option<String> {
@@ -32,9 +33,13 @@ impl Loop {
             let Some(t) = self.timers.get(key) else {
                 continue;
             };
-            if t.refed {
+            if t.refed && !t.fired {
                 out.push(ActiveHandle {
-                    kind: if t.repeat { "interval" } else { "timer" },
+                    kind: if t.kind == TimerKind::Interval {
+                        "interval"
+                    } else {
+                        "timer"
+                    },
                     created_at: location(t.created_at),
                 });
             }

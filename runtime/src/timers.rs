@@ -7,6 +7,7 @@
 
 use std::cmp::Reverse;
 use std::collections::binary_heap::PeekMut;
+use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::Duration;
 
@@ -61,16 +62,44 @@ macro_rules! int_delay {
 }
 int_delay!(i32, i64, u32, u64, usize);
 
-/// A timer's callback. A one-shot timer keeps its `FnOnce` as is: wrapping it in an
-/// `Option` to fit an `FnMut` box would give a non-capturing closure a size, and so an
+/// A timer's callback. A one-shot timer from `set_timeout` keeps its `FnOnce` as is: wrapping
+/// it in an `Option` to fit an `FnMut` box would give a non-capturing closure a size, and so an
 /// allocation on every `set_timeout`.
 pub(crate) enum TimerCallback {
-    /// `set_timeout`.
+    /// `set_timeout`: runs once; the timer's slot is freed when it fires.
     Once(Box<dyn FnOnce(&mut Loop)>),
-    /// `set_interval`.
-    Repeat(Box<dyn FnMut(&mut Loop)>),
+    /// `set_interval`, and `set_timeout_mut` (a one-shot that can run again after a refresh).
+    Mut(Box<dyn FnMut(&mut Loop)>),
 }
 
+/// Which API armed a timer.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum TimerKind {
+    /// `set_timeout`: an `FnOnce` that cannot run again, so the timer is never re-armed once
+    /// its callback started.
+    Once,
+    /// `set_timeout_mut`: a one-shot that a refresh re-arms, even after it fired.
+    Refreshable,
+    /// `set_interval`: re-armed after every callback.
+    Interval,
+}
+
+/// One timer's slot.
+///
+/// # States
+/// - **armed** (`armed`): it has a live entry in its delay's list; counted in the loop's refs
+///   if `refed`.
+/// - **running** (neither `armed` nor `fired`, `callback` taken out): its callback runs; still
+///   counted if `refed`, as in Node until `listOnTimeout` destroys it after the callback.
+/// - **fired** (`fired`): a `set_timeout_mut` one-shot whose callback ran and did not re-arm
+///   it (Node's `_destroyed` timer). It keeps its slot and callback until `clear_timeout`, so
+///   `refresh_timer` re-arms it (and counts it as ref'd again), and `has_ref`/`ref_`/`unref`
+///   change only its flag. Never counted in the loop's refs, never in a list.
+///
+/// A `set_timeout` (`TimerKind::Once`) timer never reaches **fired**: its `FnOnce` is spent, so its slot
+/// is freed (generation bumped: its id turns stale) right after the callback returns. While it
+/// runs it is valid as in Node (`has_ref`, `unref`, `clear_timeout` of itself), except that
+/// `refresh_timer` cannot re-arm it.
 pub(crate) struct Timer {
     /// `None` only while the callback is running (it is taken out and put back).
     pub(crate) callback: Option<TimerCallback>,
@@ -79,11 +108,13 @@ pub(crate) struct Timer {
     /// Milliseconds, already coerced into `1..=TIMEOUT_MAX_MS` (so it fits 31 bits). A `u32`
     /// keeps `Timer` at 56 bytes with `created_at`, so a slab slot stays one 64-byte line.
     pub(crate) delay: u32,
-    pub(crate) repeat: bool,
+    pub(crate) kind: TimerKind,
     pub(crate) refed: bool,
     /// Whether the timer has a live entry in its list (false while its callback runs, until a
     /// refresh or an interval's re-arm puts it back).
     pub(crate) armed: bool,
+    /// A fired `set_timeout_mut` one-shot (see the states above): not armed, not counted.
+    pub(crate) fired: bool,
     /// Where the timer was created, for "why is the loop alive" reports.
     pub(crate) created_at: &'static std::panic::Location<'static>,
 }
@@ -110,10 +141,14 @@ struct TimerList {
     id: u64,
     /// Armed timers in `entries` (the rest are stale: cleared, refreshed or running).
     live: usize,
-    /// Emptied by a clear (Node's `unenroll` deletes such a list): the next timer with this
-    /// delay gets a new list, and this one leaves the queue when it surfaces.
+    /// Emptied by a clear while the timers phase runs it: the next timer with this delay gets a
+    /// new list, and this one leaves the queue when the phase is done with it.
     dead: bool,
 }
+
+/// The `id` of a list slot that is free: no heap entry carries it, so every entry that still
+/// points at the slot is stale.
+const NO_LIST: u64 = u64::MAX;
 
 /// The timer queue, Node's `lib/internal/timers.js` structure: per-delay FIFO lists plus a
 /// priority queue of the lists keyed by `(expiry, id)`.
@@ -127,12 +162,26 @@ struct TimerList {
 /// skipped wherever it surfaces, because its `seq` no longer matches the timer's. A skipped
 /// entry is never a list's head for scheduling purposes, so a cleared timer can never delay
 /// another, as in Node where it is unlinked at once.
+///
+/// A list emptied by a clear leaves the queue at once (Node's `unenroll` removes it from the
+/// priority queue): its slot is freed and its heap entry turns stale (the slot's `id` no longer
+/// matches), to be dropped where it surfaces or when stale entries outnumber the live ones.
+///
+/// # Bounds
+/// `lists` holds at most one slot per delay in use plus the one the timers phase runs; `heads`
+/// at most twice the lists in the queue plus 64 (stale entries), so a program that arms and
+/// clears a long timer per request, one request after another, holds O(1) memory and
+/// allocates nothing in steady state (`tests::arm_and_clear_in_turn_keeps_one_list`).
 #[derive(Default)]
 pub(crate) struct TimerHeap {
     heads: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    /// Entries of `heads` whose list was freed by a clear (stale, not yet dropped).
+    stale_heads: usize,
     lists: Vec<TimerList>,
     /// Indices of `lists` that left the queue and may be reused.
     free: Vec<usize>,
+    /// The list the timers phase is running (from [`TimerHeap::expired_list`]).
+    running: Option<usize>,
     /// Delay -> index of its list, for lists that are in the queue and not dead.
     by_delay: HashMap<u64, usize>,
     /// The list the last `arm` used (a cache in front of `by_delay`).
@@ -163,18 +212,43 @@ impl TimerHeap {
     /// its delay when that list is left with no armed timer. A timer about to run or be re-armed
     /// leaves its list in place, as Node's `L.remove` does.
     pub(crate) fn forget(&mut self, timer: &Timer, armed: bool, cleared: bool) {
-        if let Some(&index) = self.by_delay.get(&u64::from(timer.delay)) {
+        let delay = u64::from(timer.delay);
+        let index = match self.last {
+            Some(i) if self.lists[i].delay == delay && !self.lists[i].dead => Some(i),
+            _ => self.by_delay.get(&delay).copied(),
+        };
+        if let Some(index) = index {
             let list = &mut self.lists[index];
             if armed {
                 list.live = list.live.saturating_sub(1);
             }
             if cleared && list.live == 0 {
-                list.dead = true;
                 self.by_delay.remove(&list.delay);
                 if self.last == Some(index) {
                     self.last = None;
                 }
+                list.dead = true;
+                if self.running != Some(index) {
+                    // Out of the queue now: the slot is free, its heap entry stale.
+                    self.len -= list.entries.len();
+                    list.entries.clear();
+                    list.id = NO_LIST;
+                    self.free.push(index);
+                    self.stale_heads += 1;
+                    self.drop_stale_heads_if_many();
+                }
             }
+        }
+    }
+
+    /// Rebuilds `heads` without its stale entries once they outnumber the live ones (and 64):
+    /// amortized O(1) per clear.
+    fn drop_stale_heads_if_many(&mut self) {
+        if self.stale_heads > 64 && self.stale_heads * 2 > self.heads.len() {
+            let lists = &self.lists;
+            self.heads
+                .retain(|&Reverse((_, id, index))| lists[index].id == id);
+            self.stale_heads = 0;
         }
     }
 
@@ -184,9 +258,9 @@ impl TimerHeap {
                 return i;
             }
         }
-        let i = match self.by_delay.get(&delay) {
-            Some(&i) => i,
-            None => {
+        let i = match self.by_delay.entry(delay) {
+            Entry::Occupied(list) => *list.get(),
+            Entry::Vacant(vacant) => {
                 let id = self.next_list_id;
                 self.next_list_id += 1;
                 let fresh = TimerList {
@@ -212,7 +286,7 @@ impl TimerHeap {
                     }
                 };
                 self.heads.push(Reverse((due, id, i)));
-                self.by_delay.insert(delay, i);
+                vacant.insert(i);
                 i
             }
         };
@@ -226,12 +300,27 @@ impl TimerHeap {
         self.heads.peek().map(|Reverse((expiry, _, _))| *expiry)
     }
 
-    /// The first list in the queue if it has expired at `now`.
-    pub(crate) fn expired_list(&self, now: u64) -> Option<usize> {
-        match self.heads.peek() {
-            Some(&Reverse((expiry, _, index))) if expiry <= now => Some(index),
-            _ => None,
+    /// The first list in the queue if it has expired at `now`; the timers phase then runs it
+    /// until it asks again (or calls [`TimerHeap::phase_done`]). Drops the stale entries it
+    /// finds on top.
+    pub(crate) fn expired_list(&mut self, now: u64) -> Option<usize> {
+        loop {
+            let &Reverse((expiry, id, index)) = self.heads.peek()?;
+            if expiry > now {
+                return None;
+            }
+            if self.lists[index].id == id {
+                self.running = Some(index);
+                return Some(index);
+            }
+            self.heads.pop();
+            self.stale_heads -= 1;
         }
+    }
+
+    /// The timers phase is over: no list is running.
+    pub(crate) fn phase_done(&mut self) {
+        self.running = None;
     }
 
     /// The first entry of list `index`, stale or not.
@@ -297,6 +386,146 @@ impl TimerHeap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Clock, HandleError, LoopOptions};
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    fn virtual_loop() -> Loop {
+        Loop::with_options(LoopOptions {
+            threadpool_size: 1,
+            trace_to_stderr: false,
+            clock: Clock::Virtual,
+        })
+        .expect("loop")
+    }
+
+    #[test]
+    fn a_fired_refreshable_timer_keeps_its_slot_until_cleared_then_its_id_is_stale() {
+        let mut lp = virtual_loop();
+        let runs = Rc::new(Cell::new(0));
+        let r = runs.clone();
+        let t = lp.set_timeout_mut(5, move |_| r.set(r.get() + 1));
+        lp.run().unwrap();
+        assert_eq!(runs.get(), 1);
+        assert_eq!(lp.timers.len(), 1, "fired, kept for a refresh");
+        assert_eq!(lp.refs, 0, "a fired timer does not keep the loop alive");
+        assert!(!lp.timer_is_active(t));
+        assert!(lp.active_handles().is_empty());
+        assert_eq!(lp.has_ref(t), Ok(true));
+
+        lp.refresh_timer(t).unwrap();
+        assert_eq!(lp.refs, 1, "refreshed: counted again");
+        lp.run().unwrap();
+        assert_eq!(runs.get(), 2, "the same callback ran again");
+
+        lp.clear_timeout(t).unwrap();
+        assert_eq!(lp.timers.len(), 0, "clear frees the slot");
+        assert_eq!(lp.refresh_timer(t), Err(HandleError::Stale));
+        // The slot is reused with a new generation: the old id never reaches the new timer.
+        let new_runs = Rc::new(Cell::new(0));
+        let n = new_runs.clone();
+        let u = lp.set_timeout(5, move |_| n.set(n.get() + 1));
+        assert_eq!(u.0.index, t.0.index, "slot reused");
+        assert_eq!(lp.clear_timeout(t), Err(HandleError::Stale));
+        assert_eq!(lp.has_ref(t), Err(HandleError::Stale));
+        assert_eq!(lp.unref(t), Err(HandleError::Stale));
+        lp.run().unwrap();
+        assert_eq!((runs.get(), new_runs.get()), (2, 1));
+    }
+
+    #[test]
+    fn an_unrefd_fired_timer_refreshed_does_not_keep_the_loop_alive() {
+        let mut lp = virtual_loop();
+        let runs = Rc::new(Cell::new(0));
+        let r = runs.clone();
+        let t = lp.set_timeout_mut(5, move |_| r.set(r.get() + 1));
+        lp.run().unwrap();
+        lp.unref(t).unwrap();
+        assert_eq!(lp.refs, 0);
+        assert_eq!(lp.has_ref(t), Ok(false));
+        lp.refresh_timer(t).unwrap();
+        assert_eq!(lp.refs, 0);
+        lp.run().unwrap();
+        assert_eq!(
+            runs.get(),
+            1,
+            "nothing ref'd: the loop ended before it was due"
+        );
+        lp.ref_(t).unwrap();
+        assert_eq!(lp.refs, 1, "ref'd while armed: counted");
+        lp.run().unwrap();
+        assert_eq!(runs.get(), 2);
+        assert_eq!(lp.refs, 0);
+    }
+
+    #[test]
+    fn a_set_timeout_timer_is_valid_in_its_own_callback_and_stale_after_it() {
+        let mut lp = virtual_loop();
+        type Seen = (Result<bool, HandleError>, Result<(), HandleError>);
+        let seen: Rc<Cell<Option<Seen>>> = Rc::default();
+        let me: Rc<Cell<Option<crate::TimerId>>> = Rc::default();
+        let (s, m) = (seen.clone(), me.clone());
+        let t = lp.set_timeout(5, move |lp| {
+            let id = m.get().unwrap();
+            s.set(Some((lp.has_ref(id), lp.refresh_timer(id))));
+        });
+        me.set(Some(t));
+        lp.run().unwrap();
+        // Its `FnOnce` is spent: a refresh cannot re-arm it (use `set_timeout_mut`).
+        assert_eq!(seen.get(), Some((Ok(true), Err(HandleError::Stale))));
+        assert_eq!(lp.timers.len(), 0, "freed after its callback");
+        assert_eq!(lp.has_ref(t), Err(HandleError::Stale));
+        assert_eq!(lp.refs, 0);
+    }
+
+    #[test]
+    fn arm_and_clear_in_turn_keeps_one_list() {
+        let mut lp = virtual_loop();
+        for _ in 0..100_000 {
+            let t = lp.set_timeout(30_000, |_| {});
+            lp.clear_timeout(t).unwrap();
+        }
+        let heap = &lp.timer_heap;
+        assert!(heap.lists.len() <= 1, "lists: {}", heap.lists.len());
+        assert!(heap.heads.len() <= 66, "heads: {}", heap.heads.len());
+        // Arm and clear timers of many delays: the lists come and go, the queue stays bounded.
+        for i in 0..10_000u64 {
+            let t = lp.set_timeout(1_000 + i, |_| {});
+            lp.clear_timeout(t).unwrap();
+        }
+        assert!(lp.timer_heap.lists.len() <= 1);
+        assert!(lp.timer_heap.heads.len() <= 66);
+        // Still a working queue.
+        let fired = Rc::new(Cell::new(0));
+        let f = fired.clone();
+        lp.set_timeout(10, move |_| f.set(f.get() + 1));
+        lp.run().unwrap();
+        assert_eq!(fired.get(), 1);
+    }
+
+    /// The memory bound: one-shots that fire never accumulate (their slots are reused), and
+    /// refreshable ones hold a slot only until cleared.
+    #[test]
+    fn a_million_fired_one_shots_leave_no_slot_behind() {
+        let mut lp = virtual_loop();
+        let fired = Rc::new(Cell::new(0u32));
+        for round in 0..100 {
+            for _ in 0..10_000 {
+                let f = fired.clone();
+                lp.set_timeout(1 + round % 3, move |_| f.set(f.get() + 1));
+            }
+            lp.run().unwrap();
+            assert_eq!(lp.timers.len(), 0);
+        }
+        assert_eq!(fired.get(), 1_000_000);
+        let ids: Vec<_> = (0..1000).map(|_| lp.set_timeout_mut(1, |_| {})).collect();
+        lp.run().unwrap();
+        assert_eq!(lp.timers.len(), 1000, "fired, held until cleared");
+        for id in ids {
+            lp.clear_timeout(id).unwrap();
+        }
+        assert_eq!(lp.timers.len(), 0);
+    }
 
     #[test]
     fn delays_are_coerced_like_node() {

@@ -9,10 +9,11 @@
 //! a hook the callback is called exactly as before (no landing pad on the hot path).
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
-use crate::event_loop::Loop;
+use crate::event_loop::{Loop, Task};
 use crate::trace::{CallbackKind, Phase};
 
 /// The uncaught-panic hook: see [`Loop::on_uncaught_panic`].
@@ -26,6 +27,13 @@ pub(crate) enum HookSlot {
     Unset,
     Set(UncaughtPanicHook),
     Running,
+}
+
+/// The ticks and microtasks held back after a timer or an immediate panicked (see
+/// [`Loop::release_held_queues`]).
+pub(crate) struct HeldQueues {
+    ticks: VecDeque<Task>,
+    microtasks: VecDeque<Task>,
 }
 
 /// A panic that escaped a loop callback, as handed to the hook of [`Loop::on_uncaught_panic`]
@@ -163,11 +171,49 @@ impl Loop {
         }
     }
 
+    /// With a hook. After a timer or an immediate panicked, the ticks and microtasks it (and the
+    /// hook) queued are held back, and released right before the next callback runs (or at the
+    /// end of the phase, by the phase): Node's `RunTimers`/`CheckImmediate` call
+    /// `processTimers`/`processImmediate` again after an exception 'uncaughtException' handled,
+    /// and that call runs the next timer or immediate before its first `runNextTicks`.
     #[inline(never)]
     fn invoke_catching(&mut self, kind: CallbackKind, callback: impl FnOnce(&mut Loop)) {
+        if self.held_after_panic.is_some() {
+            self.release_held_queues();
+        }
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| callback(self))) {
             self.report_uncaught_panic(kind, payload);
+            if matches!(kind, CallbackKind::Timer | CallbackKind::Immediate) {
+                self.hold_queues();
+            }
         }
+    }
+
+    /// Sets aside the queued ticks and microtasks (so the drain after the failed callback finds
+    /// nothing) and records that a panic is being handled. Allocates only on a panic.
+    #[cold]
+    fn hold_queues(&mut self) {
+        let ticks = std::mem::take(&mut *self.ticks.borrow_mut());
+        let microtasks = std::mem::take(&mut self.microtasks);
+        self.held_after_panic = Some(Box::new(HeldQueues { ticks, microtasks }));
+    }
+
+    /// Puts the held ticks and microtasks back in front of anything queued since.
+    #[cold]
+    pub(crate) fn release_held_queues(&mut self) {
+        let Some(held) = self.held_after_panic.take() else {
+            return;
+        };
+        let HeldQueues {
+            mut ticks,
+            mut microtasks,
+        } = *held;
+        let mut queued = self.ticks.borrow_mut();
+        ticks.append(&mut queued);
+        *queued = ticks;
+        drop(queued);
+        microtasks.append(&mut self.microtasks);
+        self.microtasks = microtasks;
     }
 
     #[cold]

@@ -12,98 +12,16 @@
 //!
 //! These tests need Node 20 on `PATH`; without it they fail (they never skip silently).
 
+mod golden_common;
+
 use std::cell::RefCell;
-use std::path::PathBuf;
-use std::process::Command;
 use std::rc::Rc;
-use std::time::Duration;
 
-use oneloop_runtime::{Clock, Loop, LoopOptions, TimerId};
-
-type Log = Rc<RefCell<Vec<String>>>;
-
-/// The lines `node tests/golden/<name>.js` prints.
-fn node_output(name: &str) -> Vec<String> {
-    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "tests", "golden"]
-        .iter()
-        .collect::<PathBuf>()
-        .join(format!("{name}.js"));
-    assert!(path.exists(), "golden script {} is missing", path.display());
-    let out = Command::new("node")
-        .arg(&path)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "golden tests need `node` (v20) on PATH to produce the expected order; \
-             running `node {}` failed: {e}",
-                path.display()
-            )
-        });
-    assert!(
-        out.status.success(),
-        "node {} exited with {}: {}",
-        path.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("node printed UTF-8")
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-fn new_loop(clock: Clock) -> Loop {
-    Loop::with_options(LoopOptions {
-        threadpool_size: 2,
-        trace_to_stderr: false,
-        clock,
-    })
-    .expect("loop")
-}
-
-fn push(log: &Log, token: &str) {
-    log.borrow_mut().push(token.to_owned());
-}
-
-/// A callback that logs `token`.
-fn say(log: &Log, token: &'static str) -> impl FnOnce(&mut Loop) + 'static {
-    let log = log.clone();
-    move |_| push(&log, token)
-}
-
-/// Runs `scenario` on a fresh real-clock loop and on a fresh virtual-clock loop, runs each
-/// loop, and compares both with node's output.
-fn assert_same_as_node(name: &str, scenario: impl Fn(&mut Loop, &Log)) {
-    let expected = node_output(name);
-    for clock in [Clock::Real, Clock::Virtual] {
-        let log = Log::default();
-        let mut lp = new_loop(clock);
-        scenario(&mut lp, &log);
-        lp.run().expect("run");
-        assert_eq!(
-            *log.borrow(),
-            expected,
-            "{name} on a {clock:?} clock: oneloop (left) vs node (right)"
-        );
-    }
-}
-
-/// Node's `fs.readFile(__filename, cb)`: thread-pool work whose completion runs in poll.
-fn read_file(lp: &mut Loop, after: impl FnOnce(&mut Loop) + 'static) {
-    lp.queue_work(
-        || std::fs::read(file!()).map(|b| b.len()).unwrap_or(0),
-        move |lp, _len| after(lp),
-    )
-    .expect("queue_work");
-}
-
-/// A synchronous spin: real time passes (a sleep), or on a virtual clock, virtual time.
-fn spin(lp: &mut Loop, ms: u64) {
-    if !lp.advance(Duration::from_millis(ms)) {
-        std::thread::sleep(Duration::from_millis(ms));
-    }
-}
+use golden_common::{
+    assert_same_as_node, assert_same_as_node_with_exit, new_loop, node_output, push, read_file,
+    say, spin, timing_lock, Log,
+};
+use oneloop_runtime::{Clock, Loop, TimerId};
 
 #[test]
 fn t1_sync_ticks_promises_microtasks_then_timeout_and_immediate() {
@@ -183,6 +101,7 @@ fn t4_timeout_armed_in_a_timer_callback_waits_for_the_next_iteration() {
 
 #[test]
 fn t5_before_exit_restarts_the_loop_and_unrefd_timers_never_run() {
+    let _serial = timing_lock();
     let expected = node_output("t5_before_exit_restart");
     for clock in [Clock::Real, Clock::Virtual] {
         t5_on(clock, &expected);
@@ -328,24 +247,6 @@ fn a_timer_armed_after_a_blocking_callback_counts_its_delay_from_real_time() {
     });
 }
 
-/// Runs `scenario` on both clocks like [`assert_same_as_node`], and logs `exit` after `run`
-/// returns (node's `process.on('exit')`).
-fn assert_same_as_node_with_exit(name: &str, scenario: impl Fn(&mut Loop, &Log)) {
-    let expected = node_output(name);
-    for clock in [Clock::Real, Clock::Virtual] {
-        let log = Log::default();
-        let mut lp = new_loop(clock);
-        scenario(&mut lp, &log);
-        lp.run().expect("run");
-        push(&log, "exit");
-        assert_eq!(
-            *log.borrow(),
-            expected,
-            "{name} on a {clock:?} clock: oneloop (left) vs node (right)"
-        );
-    }
-}
-
 #[test]
 fn an_unrefd_timer_due_when_the_last_refd_work_ends_still_fires() {
     assert_same_as_node_with_exit("tail_timers_unrefd_due_at_end", |lp, log| {
@@ -427,12 +328,12 @@ fn an_interval_refreshed_in_its_own_callback_is_still_rearmed_from_its_start() {
         let id: Rc<RefCell<Option<TimerId>>> = Rc::default();
         let id2 = id.clone();
         let mut n = 0;
-        let iv = lp.set_interval(20, move |lp| {
+        let iv = lp.set_interval(40, move |lp| {
             n += 1;
             push(&l, &format!("iv-{n}"));
             let me = id2.borrow().expect("armed");
             if n == 1 {
-                spin(lp, 20);
+                spin(lp, 40);
                 lp.refresh_timer(me).unwrap();
             }
             if n == 3 {
@@ -440,7 +341,7 @@ fn an_interval_refreshed_in_its_own_callback_is_still_rearmed_from_its_start() {
             }
         });
         *id.borrow_mut() = Some(iv);
-        lp.set_timeout(50, say(log, "t-50"));
+        lp.set_timeout(100, say(log, "t-100"));
     });
 }
 
@@ -451,12 +352,12 @@ fn a_timeout_armed_and_cleared_in_an_interval_callback_cannot_delay_the_interval
         let id: Rc<RefCell<Option<TimerId>>> = Rc::default();
         let id2 = id.clone();
         let mut n = 0;
-        let iv = lp.set_interval(20, move |lp| {
+        let iv = lp.set_interval(40, move |lp| {
             n += 1;
             push(&l, &format!("iv-{n}"));
             if n == 1 {
-                spin(lp, 20);
-                let t = lp.set_timeout(20, say(&l, "never"));
+                spin(lp, 40);
+                let t = lp.set_timeout(40, say(&l, "never"));
                 lp.clear_timeout(t).unwrap();
             }
             if n == 2 {
@@ -464,7 +365,7 @@ fn a_timeout_armed_and_cleared_in_an_interval_callback_cannot_delay_the_interval
             }
         });
         *id.borrow_mut() = Some(iv);
-        lp.set_timeout(50, say(log, "t-50"));
+        lp.set_timeout(100, say(log, "t-100"));
     });
 }
 

@@ -1,5 +1,5 @@
 // An interval's next turn is inserted at (callback start + period) after its callback returns,
-// whatever the callback did: a refresh() inside its own callback (after a 20 ms block) does not
+// whatever the callback did: a refresh() inside its own callback (after a 40 ms block) does not
 // move it (lib/internal/timers.js listOnTimeout's `insert(timer, .., start)`).
 const log = (s) => console.log(s);
 const spin = (ms) => { const end = Date.now() + ms; while (Date.now() < end); };
@@ -7,7 +7,7 @@ let n = 0;
 const iv = setInterval(() => {
   n += 1;
   log('iv-' + n);
-  if (n === 1) { spin(20); iv.refresh(); }
+  if (n === 1) { spin(40); iv.refresh(); }
   if (n === 3) clearInterval(iv);
-}, 20);
-setTimeout(() => log('t-50'), 50);
+}, 40);
+setTimeout(() => log('t-100'), 100);
