@@ -233,3 +233,79 @@ fn compression_matches_the_package() {
     assert_eq!(compared, ROUTES.len() * ACCEPTS.len() * 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `negotiate` against the negotiator the package runs (0.6.4, nested under compression in
+/// tests/node), called as the package calls it, on 3,000 generated `Accept-Encoding` values
+/// built from codings, `*`, odd `q` values and stray separators.
+#[test]
+fn negotiation_matches_the_package_on_generated_headers() {
+    use oneloop::app::compression::negotiate;
+    use std::process::{Command, Stdio};
+
+    const PIECES: [&str; 26] = [
+        "gzip", "br", "deflate", "identity", "*", "GZIP", "x-gzip", "compress", ";q=0", ";q=1",
+        ";q=0.5", ";q=abc", ";q=", ";q=1e-3", ";q=-1", ";q=.9", "; q=0.2", ";level=1", ",", ", ",
+        " ", ";", "=", ";q=2", ";q", "q=0.7",
+    ];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let headers: Vec<String> = (0..3000)
+        .map(|_| {
+            let n = (next() % 8) as usize;
+            (0..n)
+                .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+                .collect()
+        })
+        .collect();
+    let script = r#"
+        const Negotiator = require('./node_modules/compression/node_modules/negotiator');
+        let input = '';
+        process.stdin.on('data', (d) => { input += d; });
+        process.stdin.on('end', () => {
+          const out = JSON.parse(input).map((h) => {
+            const req = { headers: { 'accept-encoding': h } };
+            let m = new Negotiator(req).encoding(['br', 'gzip', 'deflate', 'identity'], ['br', 'gzip']);
+            if (!h) m = 'identity';
+            return m === undefined || m === 'identity' ? null : m;
+          });
+          console.log(JSON.stringify(out));
+        });
+    "#;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    assert!(
+        dir.join("node_modules/compression/node_modules/negotiator")
+            .is_dir(),
+        "run ./test.sh (npm ci --prefix tests/node)"
+    );
+    let mut child = Command::new("node")
+        .args(["-e", script])
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node (v20) must be installed");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(serde_json::to_string(&headers).unwrap().as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let want: Vec<Option<String>> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(want.len(), headers.len());
+    let mut compressed = 0;
+    for (h, want) in headers.iter().zip(&want) {
+        let got = negotiate(Some(h)).map(|e| e.name().to_owned());
+        assert_eq!(&got, want, "Accept-Encoding: {h:?}");
+        compressed += usize::from(got.is_some());
+    }
+    // The generator must exercise both outcomes.
+    assert!(compressed > 300 && compressed < 2700, "{compressed}");
+}
