@@ -422,3 +422,45 @@ fn locals_carry_typed_values_from_middleware_to_the_handler() {
     );
     assert_eq!(ada.json().unwrap(), json!({"user": "ada", "n": 42}));
 }
+
+#[test]
+fn request_ids_are_unique_across_apps_and_taken_from_a_sane_incoming_header() {
+    let make = || {
+        let mut app = App::new();
+        app.get("/id", |req, res| res.send_text(req.request_id()));
+        app
+    };
+    // Two apps: two workers (or two starts of one).
+    let (a, b) = (make(), make());
+    let ids: Vec<String> = [&a, &a, &b]
+        .iter()
+        .map(|app| get(app, "/id").text())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert_ne!(ids[0], ids[1], "one app never repeats an id");
+    let prefix = |id: &str| id.rsplit_once('-').unwrap().0.to_owned();
+    assert_eq!(prefix(&ids[0]), prefix(&ids[1]));
+    assert_ne!(
+        prefix(&ids[0]),
+        prefix(&ids[2]),
+        "another app has another prefix"
+    );
+    assert_eq!(prefix(&ids[0]).len(), 12);
+    let with = |v: &str| {
+        send(
+            &a,
+            InjectRequest::new("GET", "/id").header("x-request-id", v),
+        )
+        .text()
+    };
+    assert_eq!(with("7f3c9a2e-trace:1/x"), "7f3c9a2e-trace:1/x");
+    for bad in ["", "has space", "a\"quote", &"x".repeat(129), "é"] {
+        let id = with(bad);
+        assert_ne!(id, bad);
+        assert_eq!(
+            prefix(&id),
+            prefix(&ids[0]),
+            "{bad:?} replaced by a generated id"
+        );
+    }
+}

@@ -133,8 +133,8 @@ pub(crate) fn start_http(
         scratch,
         handle.clone(),
     );
-    let id = next_id(app);
-    let req = Req::new(Source::Http(req), id, handle);
+    let (id, prefix) = next_id(app);
+    let req = Req::new(Source::Http(req), id, prefix, handle);
     start(app, req, res);
 }
 
@@ -166,17 +166,18 @@ pub(crate) fn start_inject(
         scratch,
         handle.clone(),
     );
-    let id = next_id(app);
-    let req = Req::new(Source::Inject(request), id, handle);
+    let (id, prefix) = next_id(app);
+    let req = Req::new(Source::Inject(request), id, prefix, handle);
     start(app, req, res);
     out
 }
 
-fn next_id(app: &Rc<RefCell<AppInner>>) -> u64 {
+/// The request's number in this app, and the app's request-id prefix.
+fn next_id(app: &Rc<RefCell<AppInner>>) -> (u64, Rc<str>) {
     let inner = app.borrow();
     let id = inner.next_id.get() + 1;
     inner.next_id.set(id);
-    id
+    (id, Rc::clone(&inner.id_prefix))
 }
 
 /// The byte range of `sub` within `path`, if `sub` is a slice of it.

@@ -376,6 +376,18 @@ impl Req {
 }
 
 impl Res {
+    /// Takes back the `Set-Cookie` fields this response set for cookie `name` (before the head
+    /// is sent).
+    pub fn unset_cookie(&self, name: &str) -> &Self {
+        let is_it = |n: &str, v: &[u8]| {
+            n.eq_ignore_ascii_case("set-cookie")
+                && v.strip_prefix(name.as_bytes())
+                    .is_some_and(|rest| rest.first() == Some(&b'='))
+        };
+        self.retain_headers(|n, v| !is_it(n, v));
+        self
+    }
+
     /// Sets a cookie as Express's `res.cookie(name, value, options)` does (see
     /// [`serialize`]); an invalid name, path or domain is logged and nothing is set.
     pub fn cookie_with(&self, name: &str, value: &str, options: &CookieOptions) -> &Self {

@@ -26,11 +26,14 @@ pub mod error;
 pub mod files;
 pub mod helmet;
 pub mod logger;
+pub mod multipart;
 pub mod overload;
 pub mod path;
+pub mod rate_limit;
 mod req;
 mod res;
 pub mod router;
+pub mod session;
 mod ws;
 
 use std::cell::{Cell, RefCell};
@@ -114,6 +117,9 @@ pub(crate) struct AppInner {
     not_found: Option<Handler>,
     etag: bool,
     next_id: Cell<u64>,
+    /// Random per app (so per worker and per start): makes request ids unique across workers
+    /// and restarts (see [`Req::request_id`]).
+    id_prefix: Rc<str>,
     /// Route parameter names seen so far, shared by every request's params.
     param_names: RefCell<Vec<Rc<str>>>,
     /// The scratch buffer `Res::json` serializes into, shared by this app's responses (taken
@@ -261,6 +267,7 @@ impl App {
                 not_found: None,
                 etag: true,
                 next_id: Cell::new(0),
+                id_prefix: req::random_id_prefix().into(),
                 param_names: RefCell::new(Vec::new()),
                 json_scratch: Rc::default(),
             })),

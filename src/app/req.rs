@@ -5,7 +5,7 @@ use std::cell::OnceCell;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use oneloop_runtime::LoopHandle;
+use oneloop_runtime::{Loop, LoopHandle};
 
 use super::path::{parse_query, split_target};
 use crate::http;
@@ -114,6 +114,20 @@ impl std::fmt::Debug for Locals {
     }
 }
 
+/// 9 random bytes as 12 base64url characters; a clock-derived value if the OS has no
+/// randomness to give (ids stay unique per start, just guessable).
+pub(crate) fn random_id_prefix() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 9];
+    if getrandom::getrandom(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        bytes.copy_from_slice(&nanos.to_le_bytes()[..9]);
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 pub(crate) enum Source {
     Http(http::Request),
     Inject(InjectRequest),
@@ -134,6 +148,10 @@ pub struct Req {
     /// `res.locals` / `req.user`): `req.locals.insert(User { .. })`, then
     /// `req.locals.get::<User>()`.
     pub locals: Locals,
+    /// The app's random prefix for request ids.
+    id_prefix: Rc<str>,
+    /// [`Req::request_id`], made on first use.
+    request_id: OnceCell<String>,
     /// A per-request id (`req-N`, Fastify's `reqId`), for logs.
     pub id: u64,
     pub(crate) handle: LoopHandle,
@@ -141,8 +159,10 @@ pub struct Req {
 }
 
 impl Req {
-    pub(crate) fn new(source: Source, id: u64, handle: LoopHandle) -> Req {
+    pub(crate) fn new(source: Source, id: u64, id_prefix: Rc<str>, handle: LoopHandle) -> Req {
         Req {
+            id_prefix,
+            request_id: OnceCell::new(),
             source,
             params: Vec::new(),
             params_owned: OnceCell::new(),
@@ -153,6 +173,41 @@ impl Req {
             handle,
             body_taken: false,
         }
+    }
+
+    /// An id for this request that is unique across workers and restarts: the client's
+    /// `X-Request-Id` when it is a sane one (1 to 128 characters of `A-Z a-z 0-9 - _ . : /`,
+    /// as a proxy such as nginx's `$request_id` sends), else `<app prefix>-<n>` where the
+    /// prefix is 12 random base64url characters chosen when the [`App`](super::App) was made
+    /// (one per worker, new at every start) and n counts this app's requests.
+    pub fn request_id(&self) -> &str {
+        self.request_id.get_or_init(|| {
+            let sane = |v: &&str| {
+                (1..=128).contains(&v.len())
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b))
+            };
+            match self.header("x-request-id").filter(sane) {
+                Some(incoming) => incoming.to_owned(),
+                None => format!("{}-{}", self.id_prefix, self.id),
+            }
+        })
+    }
+
+    /// Runs `f` with the loop as soon as the current callback returns (a `next_tick`: before
+    /// any other callback, timer or I/O), for what needs `&mut Loop` from a handler: the HTTP
+    /// client, `Hub::publish`, timers with handles.
+    pub fn with_loop(&self, f: impl FnOnce(&mut Loop) + 'static) {
+        self.handle.next_tick(f);
+    }
+
+    /// The JSON body (parsed by [`body::json`](super::body::json)) as a `T`: Express's
+    /// `req.body` with its shape checked. 400 when there is no JSON body or it does not fit.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, super::AppError> {
+        let Body::Json(value) = &self.body else {
+            return Err(super::AppError::new(400, "expected a JSON body"));
+        };
+        T::deserialize(value).map_err(|e| super::AppError::new(400, format!("invalid body: {e}")))
     }
 
     /// The method.
