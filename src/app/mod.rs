@@ -19,6 +19,7 @@
 
 pub mod body;
 mod chain;
+pub mod compression;
 pub mod cookies;
 pub mod cors;
 pub mod error;
@@ -46,7 +47,7 @@ use oneloop_runtime::{Loop, TcpId};
 pub use chain::Next;
 pub use error::AppError;
 pub use req::{Body, InjectRequest, Locals, Req};
-pub use res::{mime_for, InjectResponse, Res};
+pub use res::{mime_for, BodyHook, BodySink, InjectResponse, Res};
 
 use crate::http;
 use router::Router as Trie;

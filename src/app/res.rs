@@ -53,6 +53,82 @@ pub(crate) enum Target {
 
 type FinishHook = Box<dyn FnOnce(u16, usize)>;
 
+/// A transformer or observer of the body a handler sends, installed by middleware with
+/// [`Res::on_body`] before it calls `next` (compression, logging, digests).
+///
+/// Hooks stack: the one installed last sits closest to the handler and sees the body first,
+/// then hands its output down to the one installed before it, and the first one installed
+/// hands to the connection (as Express middleware that patch `res.write`/`res.end`: the
+/// latest patch runs first). A hook sees the body as the handler sends it: one buffered
+/// piece ([`Res::send`], [`Res::json`], [`Res::send_bytes`], [`Res::end`]; the ETag is
+/// computed on it before any hook runs) or streamed pieces ([`Res::write`]) then the end.
+///
+/// No hook installed costs nothing: the response then takes the same path it always did.
+pub trait BodyHook {
+    /// Called once, when the first piece of the body reaches this hook, before the head goes
+    /// out: status and headers can be read and changed through `res`. `buffered_len` is
+    /// `Some(len)` when the whole body arrives at once (a buffered send), `None` when it
+    /// streams. Return false to step aside: the body then passes by untouched and this hook
+    /// is not called again.
+    fn start(&mut self, res: &Res, buffered_len: Option<usize>) -> bool;
+
+    /// A streamed piece. Hand what should go on down to `down` (now, or later) and return
+    /// what `down.write` returned (false: output backed up, wait for [`Res::on_drain`]).
+    fn write(&mut self, chunk: &[u8], down: &BodySink) -> bool {
+        down.write(chunk)
+    }
+
+    /// The end of the body, with its last piece (the whole body when buffered). `down` must
+    /// be ended exactly once, now or later (from a thread-pool completion, for example): the
+    /// response is finished only then, and its `on_finish` hooks run then.
+    fn end(&mut self, last: &[u8], down: BodySink) {
+        down.end(last)
+    }
+}
+
+/// Where a [`BodyHook`] sends its output: the hook installed before it, or the connection.
+pub struct BodySink {
+    res: Res,
+    /// Delivers to the hooks `[..level]`, then the connection.
+    level: usize,
+}
+
+impl BodySink {
+    /// The response (headers, status, loop handle).
+    pub fn res(&self) -> &Res {
+        &self.res
+    }
+
+    /// Passes a piece of the body on (sending the head first if it has not gone).
+    pub fn write(&self, chunk: &[u8]) -> bool {
+        self.res.write_at(self.level, chunk)
+    }
+
+    /// Passes the last piece on and finishes the response.
+    pub fn end(self, last: &[u8]) {
+        self.res.end_at(self.level, last)
+    }
+
+    /// Gives up (the transform failed): an unsent head becomes a plain 500, otherwise the
+    /// connection is destroyed so the client sees the body cut short.
+    pub fn abort(self) {
+        self.res.abort();
+    }
+}
+
+enum HookState {
+    /// No body piece reached it yet.
+    Waiting,
+    Active,
+    /// Its `start` returned false.
+    Bypassed,
+}
+
+struct HookSlot {
+    hook: Box<dyn BodyHook>,
+    state: HookState,
+}
+
 struct Core {
     target: Target,
     is_head: bool,
@@ -66,6 +142,11 @@ struct Core {
     panic_reply: bool,
     /// Body bytes sent by [`Res::write`] so far (what `on_finish` hooks report with the end).
     streamed: Cell<usize>,
+    /// Body hooks, in installation order (see [`BodyHook`]); empty (no allocation) unless
+    /// middleware installed one.
+    body_hooks: RefCell<Vec<Rc<RefCell<HookSlot>>>>,
+    /// The handler ended the body (a hook may still be working on it).
+    ended: Cell<bool>,
 }
 
 /// A panic unwinding through the last clone of an unfinished response (a handler's timer,
@@ -94,6 +175,8 @@ impl Drop for Core {
                 handle: self.handle.clone(),
                 panic_reply: true,
                 streamed: Cell::new(self.streamed.get()),
+                body_hooks: RefCell::new(Vec::new()),
+                ended: Cell::new(false),
             }),
         };
         self.handle.next_tick(move |_lp| res.answer_panic());
@@ -199,6 +282,8 @@ impl Res {
                 handle,
                 panic_reply: false,
                 streamed: Cell::new(0),
+                body_hooks: RefCell::new(Vec::new()),
+                ended: Cell::new(false),
             }),
         }
     }
@@ -462,6 +547,88 @@ impl Res {
         if self.finished() {
             return false;
         }
+        let hooks = self.core.body_hooks.borrow().len();
+        if hooks == 0 {
+            return self.raw_write(chunk);
+        }
+        self.write_at(hooks, chunk)
+    }
+
+    /// Installs a body hook (see [`BodyHook`]): it sees the body this response sends from
+    /// now on, before the hooks installed earlier.
+    pub fn on_body(&self, hook: impl BodyHook + 'static) {
+        self.core
+            .body_hooks
+            .borrow_mut()
+            .push(Rc::new(RefCell::new(HookSlot {
+                hook: Box::new(hook),
+                state: HookState::Waiting,
+            })));
+    }
+
+    /// The active hook below `level` (starting any that wait on the way), or `None` for the
+    /// connection. `buffered_len` is what a waiting hook's `start` is told.
+    fn hook_below(
+        &self,
+        level: usize,
+        buffered_len: Option<usize>,
+    ) -> Option<(usize, Rc<RefCell<HookSlot>>)> {
+        let mut i = level;
+        while i > 0 {
+            i -= 1;
+            let slot = Rc::clone(&self.core.body_hooks.borrow()[i]);
+            let active = {
+                let mut s = slot.borrow_mut();
+                if let HookState::Waiting = s.state {
+                    s.state = if s.hook.start(self, buffered_len) {
+                        HookState::Active
+                    } else {
+                        HookState::Bypassed
+                    };
+                }
+                matches!(s.state, HookState::Active)
+            };
+            if active {
+                return Some((i, slot));
+            }
+        }
+        None
+    }
+
+    /// Writes `chunk` to the hooks below `level`, then the connection.
+    fn write_at(&self, level: usize, chunk: &[u8]) -> bool {
+        match self.hook_below(level, None) {
+            Some((i, slot)) => {
+                let down = BodySink {
+                    res: self.clone(),
+                    level: i,
+                };
+                let ok = slot.borrow_mut().hook.write(chunk, &down);
+                ok
+            }
+            None => self.raw_write(chunk),
+        }
+    }
+
+    /// Ends the body through the hooks below `level`, then the connection.
+    fn end_at(&self, level: usize, last: &[u8]) {
+        match self.hook_below(level, Some(last.len())) {
+            Some((i, slot)) => {
+                let down = BodySink {
+                    res: self.clone(),
+                    level: i,
+                };
+                slot.borrow_mut().hook.end(last, down);
+            }
+            None => self.raw_finish(last),
+        }
+    }
+
+    /// Writes a piece of the body to the connection (after the hooks).
+    fn raw_write(&self, chunk: &[u8]) -> bool {
+        if self.target_finished() {
+            return false;
+        }
         if !self.core.is_head {
             self.core
                 .streamed
@@ -513,7 +680,11 @@ impl Res {
             self.status(500)
                 .set_static("content-type", "text/plain; charset=utf-8");
             self.remove_content_length();
-            self.send_bytes(b"Internal Server Error");
+            // An error body goes straight out, past any body hook (which may be the part
+            // that failed).
+            self.remove("content-encoding");
+            self.core.ended.set(true);
+            self.raw_finish(b"Internal Server Error");
             return;
         }
         if let Target::Http(r) = &self.core.target {
@@ -536,16 +707,21 @@ impl Res {
 
     /// Drops a `content-length` set for a body that will not be sent.
     fn remove_content_length(&self) {
+        self.remove("content-length");
+    }
+
+    /// Removes a header (Express's `res.removeHeader`); chainable.
+    pub fn remove(&self, name: &str) -> &Self {
         match &self.core.target {
             Target::Http(r) => {
-                r.remove_header("content-length");
+                r.remove_header(name);
             }
             Target::Inject(r) => {
                 let mut r = r.borrow_mut();
-                r.headers
-                    .retain(|(n, _)| !n.eq_ignore_ascii_case("content-length"));
+                r.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
             }
         }
+        self
     }
 
     /// Ends the response with no body (or the status's empty body).
@@ -553,8 +729,14 @@ impl Res {
         self.finish(&[]);
     }
 
-    /// Whether the response has been finished.
+    /// Whether the response has been finished: ended by the handler (a body hook may still
+    /// be working on it, as a compression on the thread pool) or closed.
     pub fn finished(&self) -> bool {
+        self.core.ended.get() || self.target_finished()
+    }
+
+    /// Whether the connection side of the response is finished.
+    fn target_finished(&self) -> bool {
         match &self.core.target {
             Target::Http(r) => r.finished(),
             Target::Inject(r) => r.borrow().finished,
@@ -577,9 +759,22 @@ impl Res {
         &self.core.handle
     }
 
-    /// Writes the body and finishes; runs finish hooks.
+    /// Ends the body with its last piece, through the body hooks if any.
     pub(crate) fn finish(&self, body: &[u8]) {
         if self.finished() {
+            return;
+        }
+        self.core.ended.set(true);
+        let hooks = self.core.body_hooks.borrow().len();
+        if hooks == 0 {
+            return self.raw_finish(body);
+        }
+        self.end_at(hooks, body);
+    }
+
+    /// Writes the body's last piece to the connection and finishes; runs finish hooks.
+    fn raw_finish(&self, body: &[u8]) {
+        if self.target_finished() {
             return;
         }
         let status = self.status_code();
