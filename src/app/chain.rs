@@ -189,6 +189,7 @@ fn span_in(path: &str, sub: &str) -> Option<(usize, usize)> {
 
 fn start(app: &Rc<RefCell<AppInner>>, mut req: Req, res: Res) {
     let mut params = Vec::new();
+    let mut route = None;
     let outcome = {
         let inner = app.borrow();
         let path = req.path();
@@ -207,6 +208,7 @@ fn start(app: &Rc<RefCell<AppInner>>, mut req: Req, res: Res) {
                         params.push((inner.param_name(name), value));
                     }
                 }
+                route = inner.routes.get(*value).map(|r| Rc::clone(&r.pattern));
                 Outcome::Found(*value)
             }
             Match::MethodNotAllowed { allowed } => Outcome::MethodNotAllowed(allowed.join(", ")),
@@ -215,6 +217,7 @@ fn start(app: &Rc<RefCell<AppInner>>, mut req: Req, res: Res) {
         }
     };
     req.params = params;
+    req.route = route;
     let chain = Rc::new(Chain {
         app: Rc::clone(app),
         parts: RefCell::new(Parts { req, res }),

@@ -21,7 +21,9 @@ pub mod body;
 mod chain;
 pub mod error;
 pub mod files;
+pub mod health;
 pub mod logger;
+pub mod metrics;
 pub mod overload;
 pub mod path;
 mod req;
@@ -71,6 +73,8 @@ pub(crate) struct ErrLayer {
 }
 
 pub(crate) struct Route {
+    /// The pattern as registered (with any mount prefix), for [`Req::route`].
+    pattern: Rc<str>,
     middleware: Vec<Middleware>,
     handler: Handler,
 }
@@ -277,6 +281,7 @@ impl App {
         let index = inner.routes.len();
         match inner.trie.insert(method, path, index) {
             Ok(()) => inner.routes.push(Route {
+                pattern: Rc::from(path),
                 middleware,
                 handler: h,
             }),

@@ -1,0 +1,161 @@
+//! One log record as one line: pino's JSON shape, or a text line for development.
+//!
+//! JSON: `{"level":30,"time":<epoch ms>,"pid":..,"hostname":..,<fields>,"msg":".."}` with
+//! pino's numeric levels (trace 10, debug 20, info 30, warn 40, error 50; the `log` crate has no
+//! fatal, 60). Structured fields come from the record's key-values (`log`'s `kv`): a dotted key
+//! `req.method` becomes a member of a nested object `"req":{"method":..}` (consecutive keys with
+//! the same prefix share one object), which is how the access log writes pino-http's `req` and
+//! `res`. Integers and floats stay JSON numbers, booleans booleans, everything else a string.
+
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use log::kv::{self, Key, Value, VisitSource};
+use log::{Level, Record};
+
+use super::writer::MAX_FIELD_BYTES;
+
+/// pino's number for a `log` level.
+pub fn pino_level(level: Level) -> u8 {
+    match level {
+        Level::Trace => 10,
+        Level::Debug => 20,
+        Level::Info => 30,
+        Level::Warn => 40,
+        Level::Error => 50,
+    }
+}
+
+/// `s` cut at [`MAX_FIELD_BYTES`] on a character boundary.
+fn capped(s: &str) -> &str {
+    if s.len() <= MAX_FIELD_BYTES {
+        return s;
+    }
+    let mut end = MAX_FIELD_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn push_json_str(out: &mut String, s: &str) {
+    // serde_json escapes exactly as JSON needs (quotes, backslashes, control characters).
+    let escaped = serde_json::to_string(capped(s)).unwrap_or_else(|_| "\"\"".into());
+    out.push_str(&escaped);
+}
+
+/// A key-value as JSON: numbers and booleans as such, the rest as a string.
+fn push_json_value(out: &mut String, v: &Value<'_>) {
+    if let Some(n) = v.to_u64() {
+        let _ = write!(out, "{n}");
+    } else if let Some(n) = v.to_i64() {
+        let _ = write!(out, "{n}");
+    } else if let Some(f) = v.to_f64().filter(|f| f.is_finite()) {
+        let _ = write!(out, "{f}");
+    } else if let Some(b) = v.to_bool() {
+        out.push_str(if b { "true" } else { "false" });
+    } else if let Some(s) = v.to_borrowed_str() {
+        push_json_str(out, s);
+    } else {
+        push_json_str(out, &v.to_string());
+    }
+}
+
+/// Writes the record's key-values as JSON members, grouping `a.b` keys into objects.
+struct JsonFields<'a> {
+    out: &'a mut String,
+    /// The prefix whose object is open (`req` while writing `req.*` keys).
+    open: Option<String>,
+}
+
+impl<'kvs> VisitSource<'kvs> for JsonFields<'_> {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), kv::Error> {
+        let key = key.as_str();
+        let (group, member) = match key.split_once('.') {
+            Some((g, m)) => (Some(g), m),
+            None => (None, key),
+        };
+        if self.open.as_deref() != group {
+            if self.open.take().is_some() {
+                self.out.push_str("},");
+            }
+            if let Some(g) = group {
+                push_json_str(self.out, g);
+                self.out.push_str(":{");
+                self.open = Some(g.to_string());
+            }
+        } else if group.is_some() {
+            self.out.push(',');
+        }
+        push_json_str(self.out, member);
+        self.out.push(':');
+        push_json_value(self.out, &value);
+        if group.is_none() {
+            self.out.push(',');
+        }
+        Ok(())
+    }
+}
+
+/// The part of every JSON line that never changes: `,"pid":N,"hostname":"h",`.
+pub fn json_bindings(pid: u32, hostname: &str) -> String {
+    let mut s = format!(",\"pid\":{pid},\"hostname\":");
+    push_json_str(&mut s, hostname);
+    s.push(',');
+    s
+}
+
+/// Milliseconds since the Unix epoch (pino's `time`).
+pub fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The record as one pino JSON line, ending in `\n`.
+pub fn json_line(record: &Record<'_>, time_ms: u64, bindings: &str) -> String {
+    let mut out = String::with_capacity(256);
+    let _ = write!(
+        out,
+        "{{\"level\":{},\"time\":{time_ms}",
+        pino_level(record.level())
+    );
+    out.push_str(bindings);
+    let mut fields = JsonFields {
+        out: &mut out,
+        open: None,
+    };
+    let _ = record.key_values().visit(&mut fields);
+    if fields.open.is_some() {
+        out.push_str("},");
+    }
+    out.push_str("\"msg\":");
+    match record.args().as_str() {
+        Some(s) => push_json_str(&mut out, s),
+        None => push_json_str(&mut out, &record.args().to_string()),
+    }
+    out.push_str("}\n");
+    out
+}
+
+struct TextFields<'a>(&'a mut String);
+
+impl<'kvs> VisitSource<'kvs> for TextFields<'_> {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), kv::Error> {
+        let _ = write!(self.0, " {key}={value}");
+        Ok(())
+    }
+}
+
+/// The record as a text line for development: `INFO  target: message key=value ...`.
+pub fn text_line(record: &Record<'_>) -> String {
+    let mut out = format!(
+        "{:<5} {}: {}",
+        record.level(),
+        record.target(),
+        capped(&record.args().to_string())
+    );
+    let _ = record.key_values().visit(&mut TextFields(&mut out));
+    out.push('\n');
+    out
+}
