@@ -217,12 +217,18 @@ impl WorkerMetrics {
         Rc::new(self.middleware())
     }
 
+    /// Publishes this worker's request counts, then encodes the scrape (for servers without
+    /// the app layer; [`WorkerMetrics::handler`] is this as a route).
+    pub fn scrape(&self) -> String {
+        self.publish_http();
+        self.metrics.encode()
+    }
+
     /// `GET /metrics`: publishes this worker's request counts, then answers the scrape.
     pub fn handler(&self) -> impl Fn(&mut Req, &mut Res) + 'static {
         let worker = self.clone();
         move |_req, res| {
-            worker.publish_http();
-            let body = worker.metrics.encode();
+            let body = worker.scrape();
             res.set_static("content-type", CONTENT_TYPE);
             res.set_static("cache-control", "no-store");
             res.send_bytes(body.as_bytes());
