@@ -159,3 +159,47 @@ pub fn text_line(record: &Record<'_>) -> String {
     out.push('\n');
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use log::kv::ToValue;
+
+    #[test]
+    fn json_line_nests_dotted_keys_keeps_types_and_escapes() {
+        let kvs: [(&str, &dyn ToValue); 5] = [
+            ("reqId", &7u64),
+            ("req.method", &"GET"),
+            ("req.url", &"/a\"b"),
+            ("res.statusCode", &404u16),
+            ("responseTime", &0.25f64),
+        ];
+        let record = Record::builder()
+            .level(Level::Warn)
+            .args(format_args!("caf\u{e9} \"quoted\"\n"))
+            .key_values(&kvs)
+            .build();
+        let line = json_line(&record, 1234, &json_bindings(42, "host"));
+        assert!(line.ends_with("}\n"));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"level": 40, "time": 1234, "pid": 42, "hostname": "host",
+                "reqId": 7, "req": {"method": "GET", "url": "/a\"b"},
+                "res": {"statusCode": 404}, "responseTime": 0.25,
+                "msg": "caf\u{e9} \"quoted\"\n"})
+        );
+    }
+
+    #[test]
+    fn long_fields_are_cut_on_a_char_boundary() {
+        let long = "\u{e9}".repeat(MAX_FIELD_BYTES);
+        let line = json_line(
+            &Record::builder().args(format_args!("{long}")).build(),
+            0,
+            ",",
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["msg"].as_str().unwrap().len(), MAX_FIELD_BYTES);
+    }
+}

@@ -93,3 +93,48 @@ fn write_lines(rx: Receiver<Msg>, out: Box<dyn Write + Send>) {
         let _ = out.flush();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::{Receiver, Sender};
+    use std::sync::Mutex;
+
+    /// An output whose writes block until the test lets them go (a stalled stdout); it says
+    /// when the first write started.
+    struct Stalled {
+        entered: Sender<()>,
+        release: Mutex<Receiver<()>>,
+    }
+
+    impl Write for Stalled {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let _ = self.entered.send(());
+            let _ = self.release.lock().unwrap().recv();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn full_queue_drops_and_counts_lines_instead_of_blocking() {
+        let (release_tx, release) = mpsc::channel();
+        let (entered, writer_stalled) = mpsc::channel();
+        let out = Stalled {
+            entered,
+            release: Mutex::new(release),
+        };
+        let writer = LineWriter::spawn(Box::new(out)).unwrap();
+        writer.send("first\n".into());
+        // The writer thread now blocks inside its write of the first line.
+        writer_stalled.recv().unwrap();
+        let extra = 500;
+        for i in 0..QUEUE_LINES + extra {
+            writer.send(format!("line {i}\n"));
+        }
+        assert_eq!(writer.dropped().load(Ordering::Relaxed), extra as u64);
+        drop(release_tx);
+    }
+}
