@@ -1,5 +1,6 @@
 //! The access log on the `log` crate: one record per finished response with pino-http's fields.
 
+use std::borrow::Cow;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -19,7 +20,12 @@ pub fn logger() -> Middleware {
         }
         let started = Instant::now();
         let id = req.id;
-        let method = req.method().to_string();
+        // The standard methods without an allocation; any other as sent.
+        let method: Cow<'static, str> = match super::metrics::http_stats::method_label(req.method())
+        {
+            "OTHER" => Cow::Owned(req.method().to_string()),
+            known => Cow::Borrowed(known),
+        };
         let url = req.url().to_string();
         let peer = req.http().and_then(|r| r.remote_addr());
         res.on_finish(move |status, _bytes| {
@@ -31,16 +37,16 @@ pub fn logger() -> Middleware {
             };
             match peer {
                 Some(peer) => {
-                    let ip = peer.ip().to_string();
+                    let ip = peer.ip();
                     log::log!(target: "oneloop::access", level,
-                        reqId = id, "req.id" = id, "req.method" = method.as_str(),
-                        "req.url" = url.as_str(), "req.remoteAddress" = ip.as_str(),
+                        reqId = id, "req.id" = id, "req.method" = &*method,
+                        "req.url" = url.as_str(), "req.remoteAddress" :% = ip,
                         "req.remotePort" = peer.port(), "res.statusCode" = status,
                         responseTime = ms; "request completed");
                 }
                 None => {
                     log::log!(target: "oneloop::access", level,
-                        reqId = id, "req.id" = id, "req.method" = method.as_str(),
+                        reqId = id, "req.id" = id, "req.method" = &*method,
                         "req.url" = url.as_str(), "res.statusCode" = status,
                         responseTime = ms; "request completed");
                 }

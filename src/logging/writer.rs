@@ -12,6 +12,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Lines the queue holds before new ones are dropped.
 pub const QUEUE_LINES: usize = 8192;
@@ -70,27 +71,38 @@ impl LineWriter {
     }
 }
 
-/// The writer thread: writes lines as they come, flushing whenever the queue runs empty (so a
-/// line is visible promptly and a burst costs one write per buffer, not per line).
+/// How long the writer thread naps after writing a batch before it looks again. While lines
+/// keep coming it never blocks in `recv`, so a log call never has to wake it (a futex wake and
+/// a context switch per line cost more than formatting the line); an idle sink blocks.
+const BATCH_NAP: Duration = Duration::from_millis(2);
+
+/// The writer thread: blocks for a first line, then writes batches (whatever is queued),
+/// flushing and napping [`BATCH_NAP`] after each, until a nap ends with nothing queued.
 fn write_lines(rx: Receiver<Msg>, out: Box<dyn Write + Send>) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
-    while let Ok(mut msg) = rx.recv() {
-        loop {
-            match msg {
-                Msg::Line(line) => {
-                    let _ = out.write_all(line.as_bytes());
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            let mut msg = msg;
+            loop {
+                match msg {
+                    Msg::Line(line) => {
+                        let _ = out.write_all(line.as_bytes());
+                    }
+                    Msg::Flush(done) => {
+                        let _ = out.flush();
+                        let _ = done.send(());
+                    }
                 }
-                Msg::Flush(done) => {
-                    let _ = out.flush();
-                    let _ = done.send(());
+                match rx.try_recv() {
+                    Ok(m) => msg = m,
+                    Err(_) => break,
                 }
             }
-            match rx.try_recv() {
-                Ok(next) => msg = next,
-                Err(_) => break,
-            }
+            let _ = out.flush();
+            std::thread::sleep(BATCH_NAP);
+            next = rx.try_recv().ok();
         }
-        let _ = out.flush();
     }
 }
 
