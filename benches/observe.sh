@@ -9,7 +9,9 @@
 # Servers on CPU 0 (taskset -c 0), oneloop-load on CPU 1, 1 s warm-up, rounds interleaved
 # (every server once per round, order rotating). Logs go to /dev/null (a real file or pipe
 # costs more for both sides alike). While each observed server runs, /metrics is scraped once
-# a second, as Prometheus would. Prints one line per run and the medians.
+# a second, as Prometheus would. Prints one line per run and the medians: req/s, p99, and the
+# server's CPU time per request (from /proc/PID/stat around the measured part; other sessions
+# on a shared machine disturb it much less than req/s).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -52,26 +54,38 @@ for round in $(seq "$ROUNDS"); do
       (for _ in $(seq 30); do curl -s -o /dev/null "http://127.0.0.1:$PORT/metrics"; sleep 1; done) &
       SCRAPER=$!
     fi
-    taskset -c 1 "$LOAD" "http://127.0.0.1:$PORT$URLPATH" -c "$CONNS" -d "$DURATION" --warmup 1s --json \
+    # Server CPU time (user + system, all threads) over the measured part, from /proc: CPU
+    # microseconds per request, which other processes on the machine disturb much less than
+    # req/s.
+    cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+    taskset -c 1 "$LOAD" "http://127.0.0.1:$PORT$URLPATH" -c "$CONNS" -d 1s >/dev/null  # warm-up
+    before=$(cpu_ticks)
+    taskset -c 1 "$LOAD" "http://127.0.0.1:$PORT$URLPATH" -c "$CONNS" -d "$DURATION" --json \
       > "$OUT/$s.$round.json"
+    after=$(cpu_ticks)
+    echo "$((after - before))" > "$OUT/$s.$round.cpu"
     [ -n "$SCRAPER" ] && kill "$SCRAPER" 2>/dev/null || true
     kill "$SERVER_PID"
     wait "$SERVER_PID" 2>/dev/null || true
-    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); rps=r["requests_per_sec"]; p99=r["latency_us"]["p99"]/1000; print("round %s %-17s %10.0f req/s  p99 %.2f ms  errors %d non2xx %d" % (sys.argv[2], sys.argv[3], rps, p99, r["errors"]["total"], r["non_2xx"]))' \
-      "$OUT/$s.$round.json" "$round" "$s"
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); rps=r["requests_per_sec"]; p99=r["latency_us"]["p99"]/1000; cpu=int(open(sys.argv[4]).read())*1e4/r["requests"]; print("round %s %-17s %10.0f req/s  p99 %.2f ms  cpu %.2f us/req  errors %d non2xx %d" % (sys.argv[2], sys.argv[3], rps, p99, cpu, r["errors"]["total"], r["non_2xx"]))' \
+      "$OUT/$s.$round.json" "$round" "$s" "$OUT/$s.$round.cpu"
   done
 done
 
 python3 - "$OUT" "$ROUNDS" "${SERVERS[@]}" <<'PY'
 import json, statistics, sys
 out, rounds, servers = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-med = {}
+med, cpu = {}, {}
 for s in servers:
     runs = [json.load(open(f"{out}/{s}.{r}.json")) for r in range(1, rounds + 1)]
     med[s] = statistics.median(r["requests_per_sec"] for r in runs)
     p99 = statistics.median(r["latency_us"]["p99"] for r in runs) / 1000
-    print(f"median {s:<17} {med[s]:>10.0f} req/s  p99 {p99:.2f} ms")
-print(f"oneloop observed / bare:          {med['oneloop_observed'] / med['oneloop']:.3f}")
-print(f"fastify observed / bare:          {med['fastify_observed'] / med['fastify']:.3f}")
-print(f"oneloop observed / fastify observed: {med['oneloop_observed'] / med['fastify_observed']:.2f}x")
+    # /proc ticks are 10 ms (USER_HZ 100): per request, in microseconds.
+    cpu[s] = statistics.median(int(open(f"{out}/{s}.{r}.cpu").read()) * 1e4 / runs[r - 1]["requests"]
+                               for r in range(1, rounds + 1))
+    print(f"median {s:<17} {med[s]:>10.0f} req/s  p99 {p99:.2f} ms  cpu {cpu[s]:.2f} us/req")
+for name, a, b in [("oneloop observed / bare", "oneloop_observed", "oneloop"),
+                   ("fastify observed / bare", "fastify_observed", "fastify"),
+                   ("oneloop observed / fastify observed", "oneloop_observed", "fastify_observed")]:
+    print(f"{name:<36} req/s {med[a] / med[b]:.3f}  cpu per request {cpu[a] / cpu[b]:.3f}")
 PY
