@@ -36,7 +36,8 @@ fn main() -> std::io::Result<()> {
         metrics.watch_log(logs);
         let worker = metrics.worker(&mut lp, 0);
         worker.install(&mut app);
-        app.use_(|req, res, next| logger::logger()(req, res, next));
+        let access_log = logger::logger();
+        app.use_(move |req, res, next| access_log(req, res, next));
         health::install(&mut app, &ready);
         tracked = Some(worker);
     }

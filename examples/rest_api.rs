@@ -99,7 +99,8 @@ fn build(db: Db, metrics: &WorkerMetrics, ready: &Readiness) -> App {
     let mut app = App::new();
     metrics.install(&mut app);
     health::install(&mut app, ready);
-    app.use_(|req, res, next| logger::logger()(req, res, next));
+    let access_log = logger::logger();
+    app.use_(move |req, res, next| access_log(req, res, next));
     let json_body = body::json();
     app.use_(move |req, res, next| json_body(req, res, next));
 

@@ -158,15 +158,22 @@ pub fn epoch_ms() -> u64 {
 }
 
 /// The record as one pino JSON line, ending in `\n`.
+#[cfg(test)]
 pub fn json_line(record: &Record<'_>, time_ms: u64, bindings: &str) -> String {
-    let mut out = String::with_capacity(512);
+    let mut out = String::new();
+    push_json_line(&mut out, record, time_ms, bindings);
+    out
+}
+
+/// Appends the record as one pino JSON line, ending in `\n`, to `out`.
+pub fn push_json_line(out: &mut String, record: &Record<'_>, time_ms: u64, bindings: &str) {
     out.push_str("{\"level\":");
     out.push_str(itoa::Buffer::new().format(pino_level(record.level())));
     out.push_str(",\"time\":");
     out.push_str(itoa::Buffer::new().format(time_ms));
     out.push_str(bindings);
     let mut fields = JsonFields {
-        out: &mut out,
+        out: &mut *out,
         open: None,
     };
     let _ = record.key_values().visit(&mut fields);
@@ -175,11 +182,10 @@ pub fn json_line(record: &Record<'_>, time_ms: u64, bindings: &str) -> String {
     }
     out.push_str("\"msg\":");
     match record.args().as_str() {
-        Some(s) => push_json_str(&mut out, s),
-        None => push_json_str(&mut out, &record.args().to_string()),
+        Some(s) => push_json_str(out, s),
+        None => push_json_str(out, &record.args().to_string()),
     }
     out.push_str("}\n");
-    out
 }
 
 struct TextFields<'a>(&'a mut String);
@@ -191,17 +197,17 @@ impl<'kvs> VisitSource<'kvs> for TextFields<'_> {
     }
 }
 
-/// The record as a text line for development: `INFO  target: message key=value ...`.
-pub fn text_line(record: &Record<'_>) -> String {
-    let mut out = format!(
+/// Appends the record as a text line for development: `INFO  target: message key=value ...`.
+pub fn push_text_line(out: &mut String, record: &Record<'_>) {
+    let _ = write!(
+        out,
         "{:<5} {}: {}",
         record.level(),
         record.target(),
         capped(&record.args().to_string())
     );
-    let _ = record.key_values().visit(&mut TextFields(&mut out));
+    let _ = record.key_values().visit(&mut TextFields(out));
     out.push('\n');
-    out
 }
 
 #[cfg(test)]

@@ -11,13 +11,15 @@
 //! ```
 //!
 //! # Guarantees
-//! - A log call never blocks on the output: it formats the line and queues it for a writer
-//!   thread (see [`writer`] for the queue's bound); when the queue is full the line is dropped
-//!   and counted ([`LogHandle::dropped_lines`], exported by the metrics as
+//! - A log call never blocks on the output: it formats the line into a bounded buffer that a
+//!   writer thread empties (see [`writer`] for the bound); when the buffer is full the line is
+//!   dropped and counted ([`LogHandle::dropped_lines`], exported by the metrics as
 //!   `oneloop_log_lines_dropped_total`).
 //! - Lines are written whole, in the order they were queued.
 //!
 //! # Pitfalls
+//! - A line is formatted while the buffer's lock is held: a `Display` implementation that
+//!   itself logs (through this sink) would deadlock. Format such values before the log call.
 //! - Lines still queued when the process exits are lost unless [`LogHandle::flush`] (or
 //!   `log::logger().flush()`) runs first; the examples flush after their loop returns.
 
@@ -141,11 +143,16 @@ impl log::Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line = match self.format {
-            Format::Json => format::json_line(record, format::epoch_ms(), &self.bindings),
-            Format::Text => format::text_line(record),
-        };
-        self.writer.send(line);
+        match self.format {
+            Format::Json => {
+                let time = format::epoch_ms();
+                self.writer
+                    .write_line(|out| format::push_json_line(out, record, time, &self.bindings))
+            }
+            Format::Text => self
+                .writer
+                .write_line(|out| format::push_text_line(out, record)),
+        }
     }
 
     fn flush(&self) {
