@@ -11,6 +11,8 @@
 //!   16 MiB, the default `max_payload`). Other upgrade offers (`curl --http2`'s `h2c`, a
 //!   WebSocket handshake on another path) are ignored: those requests are routed as above.
 //!
+//! `--unix PATH` also serves the same routes on the Unix domain socket PATH (worker 0 only;
+//! `curl --unix-socket PATH http://localhost/json`); the file is removed on shutdown.
 //! `--echo-all` makes every method on every path echo its body (for conformance tools).
 //! `--observe` (or `OBSERVE=1`; off by default, so the benchmark path is unchanged) logs
 //! pino-shaped JSON lines (`LOG_LEVEL`, `LOG_FORMAT=text`) and serves `GET /metrics` (the
@@ -106,6 +108,7 @@ fn main() -> std::io::Result<()> {
         }
     };
     let addr = format!("{host}:{port}");
+    let unix = arg("--unix").map(PathBuf::from);
     let trace = match (args.flag("--trace"), arg("--trace")) {
         (false, _) => None,
         (true, Some(path)) if !path.starts_with("--") => Some(PathBuf::from(path)),
@@ -134,7 +137,9 @@ fn main() -> std::io::Result<()> {
         config.listen.reuse_port = many;
         let observed = metrics.as_ref().map(|m| m.worker(lp, worker));
         let (obs, r) = (observed.clone(), ready.clone());
-        let server = http::create_server_with(lp, config, move |_lp, req, res| {
+        let handler = move |_lp: &mut oneloop::runtime::Loop,
+                            req: http::Request,
+                            res: http::Response| {
             if let Some((code, ty, body)) = obs.as_ref().and_then(|m| observe_route(&req, m, &r)) {
                 res.status(code).set_header("content-type", ty);
                 res.end(body);
@@ -143,7 +148,8 @@ fn main() -> std::io::Result<()> {
             } else {
                 route(req, res)
             }
-        });
+        };
+        let server = http::create_server_with(lp, config, handler.clone());
         // Only WebSocket upgrades of `/ws` leave HTTP; any other upgrade offer (`h2c`, another
         // path) is served by `route` as an ordinary request. SIGTERM closes each WebSocket
         // with 1001.
@@ -158,13 +164,22 @@ fn main() -> std::io::Result<()> {
         if let Some(m) = &observed {
             m.track_server(&server);
         }
+        let mut servers = vec![server];
+        if let (Some(path), 0) = (&unix, worker) {
+            let on_path = http::create_server_with(lp, ServerConfig::default(), handler);
+            let shown = path.display().to_string();
+            on_path.listen_path(lp, path, move |_lp| {
+                println!("hello: listening on unix:{shown}")
+            })?;
+            servers.push(on_path);
+        }
         let traced = trace.is_some();
         let shutdown = ShutdownOptions {
             deadline: drain_deadline,
             readiness: Some(ready.clone()),
             ..ShutdownOptions::default()
         };
-        graceful_shutdown(lp, vec![server], shutdown, move |lp| {
+        graceful_shutdown(lp, servers, shutdown, move |lp| {
             // Drained: end the trace's JSON and flush it now rather than waiting for the drop.
             if traced {
                 if let Err(e) = lp.finish_trace() {

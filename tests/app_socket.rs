@@ -370,3 +370,78 @@ fn static_middleware_never_stats_on_the_loop_thread() {
         Some("application/octet-stream")
     );
 }
+
+/// Bytes `0..len` of a pattern no two nearby offsets share, so a misplaced chunk is caught.
+fn patterned(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i % 251) as u8 ^ (i >> 16) as u8)
+        .collect()
+}
+
+#[test]
+fn send_file_streams_a_large_file_whole_by_range_and_for_head() {
+    let dir = fixture_dir("large");
+    let content = patterned(5 << 20);
+    std::fs::write(dir.join("big.bin"), &content).unwrap();
+    let file = dir.join("big.bin");
+    let addr = serve(move || {
+        let mut app = App::new();
+        app.get("/big", move |req, res| res.send_file(req, &file));
+        app
+    });
+    let (s, head, body) = get(addr, "/big", "");
+    assert_eq!(s, 200);
+    assert_eq!(header(&head, "content-length"), Some("5242880"));
+    assert_eq!(header(&head, "transfer-encoding"), None);
+    assert!(body == content, "the streamed body differs from the file");
+
+    let (s, head, body) = get(addr, "/big", "Range: bytes=1000000-3000000\r\n");
+    assert_eq!(s, 206);
+    assert_eq!(
+        header(&head, "content-range"),
+        Some("bytes 1000000-3000000/5242880")
+    );
+    assert!(body == content[1_000_000..=3_000_000], "range body differs");
+
+    let (s, head, body) = request(
+        addr,
+        "HEAD /big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!((s, body.len()), (200, 0));
+    assert_eq!(header(&head, "content-length"), Some("5242880"));
+}
+
+#[test]
+fn a_handler_calls_an_upstream_from_the_loop_with_an_overall_deadline() {
+    let own_port = Arc::new(std::sync::atomic::AtomicU16::new(0));
+    let p = Arc::clone(&own_port);
+    let addr = serve(move || {
+        let mut app = App::new();
+        // An upstream that answers after 2 s, on the same server.
+        app.get("/slow", |req, res| {
+            let res = res.clone();
+            req.with_loop(move |lp| {
+                lp.set_timeout(2_000, move |_lp| res.send_text("late"));
+            });
+        });
+        app.get("/proxy", move |req, res| {
+            let port = p.load(Ordering::SeqCst);
+            let res = res.clone();
+            req.with_loop(move |lp| {
+                let url = format!("http://127.0.0.1:{port}/slow");
+                let upstream = oneloop::http::ClientRequest::new("GET", &url)
+                    .expect("a valid URL")
+                    .deadline_ms(200); // the whole exchange, connecting included
+                let _ = oneloop::http::request(lp, upstream, move |_lp, result| match result {
+                    Ok(up) => res.send_bytes(up.body()),
+                    Err(e) => res.status(504).send_text(format!("upstream: {e}")),
+                });
+            });
+        });
+        app
+    });
+    own_port.store(addr.port(), Ordering::SeqCst);
+    let (status, _, body) = get(addr, "/proxy", "");
+    assert_eq!(status, 504, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("timed out"));
+}

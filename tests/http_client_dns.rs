@@ -76,11 +76,7 @@ fn served(outcome: &Outcome) -> (String, u16) {
 }
 
 /// Sends `req` and hands its outcome to `done`.
-fn send(
-    lp: &mut Loop,
-    req: ClientRequest<impl Into<Option<Agent>> + Clone>,
-    done: &Done,
-) {
+fn send(lp: &mut Loop, req: ClientRequest<impl Into<Option<Agent>> + Clone>, done: &Done) {
     let done = Rc::clone(done);
     http::request(lp, req, move |lp, r| done(lp, r)).expect("request");
 }

@@ -3,7 +3,7 @@
 //! OpenMetrics parser with counts matching the requests sent, `/readyz` during a SIGTERM drain,
 //! and one scrape covering two workers.
 //!
-//! Needs what `.ci/run` installs: a venv at `target/py` with `tests/observability/requirements.txt`
+//! Needs what `./test.sh` (run by `.ci/run`) installs: a venv at `target/py` with `tests/observability/requirements.txt`
 //! and `npm ci` in `tests/observability/` (or `ONELOOP_PYTHON` naming a python that has
 //! `prometheus_client`).
 mod examples_common;
@@ -106,14 +106,14 @@ fn python() -> PathBuf {
     if venv.exists() {
         return venv;
     }
-    // .ci/run's fallback: a user install for the system python3.
+    // test.sh's fallback: a user install for the system python3.
     let system = Command::new("python3")
         .args(["-c", "import prometheus_client"])
         .status()
         .is_ok_and(|s| s.success());
     assert!(
         system,
-        "{} missing and python3 has no prometheus_client: run .ci/run, or python3 -m venv target/py && target/py/bin/pip install -r tests/observability/requirements.txt",
+        "{} missing and python3 has no prometheus_client: run ./test.sh, or python3 -m venv target/py && target/py/bin/pip install -r tests/observability/requirements.txt",
         venv.display()
     );
     PathBuf::from("python3")
@@ -237,7 +237,7 @@ fn pino_pretty_reads_our_lines_as_pino_records() {
     let bin = format!("{dir}/node_modules/.bin/pino-pretty");
     assert!(
         std::path::Path::new(&bin).exists(),
-        "{bin} missing: run .ci/run (npm ci in tests/observability)"
+        "{bin} missing: run ./test.sh (npm ci --prefix tests/observability)"
     );
     let port = free_port();
     let (_server, rx) = start("hello_app", &["--observe"], port, &[]);

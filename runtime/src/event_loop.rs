@@ -122,7 +122,8 @@ pub struct StepReport {
 /// A handle that keeps the loop alive, as reported by [`Loop::active_handles`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActiveHandle {
-    /// "timer", "interval", "immediate", "signal", "tcp", "server" or "work".
+    /// "timer", "interval", "immediate", "signal", "tcp", "server", "pipe", "pipe_server",
+    /// "process", "work" or "closing".
     pub kind: &'static str,
     /// Where it was created, when known (`file:line`).
     pub created_at: Option<String>,
@@ -261,6 +262,7 @@ pub struct Loop {
     pub(crate) signal_watchers: GenSlab<SignalWatcher>,
 
     pub(crate) net: Net,
+    pub(crate) processes: crate::process::Processes,
 
     /// Ref'd active handles: timers, signals, sockets, servers (immediates are counted in
     /// `refed_immediates` alone: one counter to touch per immediate, not two).
@@ -321,6 +323,7 @@ impl Loop {
             done_buf: Vec::new(),
             signals: None,
             signal_watchers: GenSlab::default(),
+            processes: Default::default(),
             net: Net::default(),
             refs: 0,
             metrics: LoopMetrics::default(),
@@ -919,7 +922,9 @@ impl Loop {
         let timeout = match self.virtual_ns {
             None => timeout,
             Some(_) => {
-                let has_io = self.net.entries.len() > 0 || self.signal_watchers.len() > 0;
+                let has_io = self.net.entries.len() > 0
+                    || self.signal_watchers.len() > 0
+                    || self.processes.has_children();
                 let w = clock::virtual_wait(timeout, has_io, self.work.len() > 0);
                 jump = Some((w, timeout));
                 w.real_timeout
@@ -1364,6 +1369,7 @@ impl Loop {
             Handle::Signal(id) => self.signal_watchers.get(id.0).map(|s| s.refed),
             Handle::Tcp(id) => self.net.socket_refed(id),
             Handle::Server(id) => self.net.server_refed(id),
+            Handle::Process(id) => self.processes.refed(id),
         };
         refed.ok_or(HandleError::Stale)
     }
@@ -1385,6 +1391,7 @@ impl Loop {
             Handle::Signal(id) => self.signal_watchers.get_mut(id.0).map(|s| &mut s.refed),
             Handle::Tcp(id) => self.net.socket_refed_mut(id),
             Handle::Server(id) => self.net.server_refed_mut(id),
+            Handle::Process(id) => return self.process_set_ref(id, refed),
         }
         .ok_or(HandleError::Stale)?;
         if *flag != refed {

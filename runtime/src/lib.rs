@@ -27,6 +27,7 @@ pub mod fs;
 mod handle;
 mod introspect;
 pub mod metrics;
+pub mod process;
 mod signal;
 pub mod tcp;
 mod threadpool;
@@ -39,10 +40,13 @@ pub use clock::Clock;
 pub use event_loop::{
     ActiveHandle, BeforeExitId, Loop, LoopHandle, LoopOptions, LoopWaker, RunMode, StepReport, Task,
 };
-pub use handle::{Handle, HandleError, ImmediateId, ServerId, SignalId, TcpId, TimerId, WorkId};
+pub use handle::{
+    Handle, HandleError, ImmediateId, ProcessId, ServerId, SignalId, TcpId, TimerId, WorkId,
+};
 pub use hdrhistogram::Histogram;
 pub use metrics::{LoopStats, PhaseStats, QueueDepths};
-pub use tcp::{DropInfo, ListenOptions, SocketOptions, TcpError};
+pub use process::{SpawnOptions, StdioMode};
+pub use tcp::{DropInfo, ListenOptions, SocketOptions, StreamAddr, TcpError};
 pub use threadpool::{WorkError, DEFAULT_POOL_SIZE, MAX_POOL_SIZE};
 pub use timers::{TimerDelay, TIMEOUT_MAX_MS};
 pub use trace::{CallbackKind, LoopMetrics, Phase, TraceEvent};

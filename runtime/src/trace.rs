@@ -112,10 +112,12 @@ pub enum CallbackKind {
     Close,
     /// An `on_before_exit` callback.
     BeforeExit,
+    /// A child process's `on_exit` (run when SIGCHLD reaps it).
+    Process,
 }
 
 impl CallbackKind {
-    pub(crate) const COUNT: usize = 10;
+    pub(crate) const COUNT: usize = 11;
 
     pub(crate) fn index(self) -> usize {
         self as usize
@@ -134,6 +136,7 @@ impl CallbackKind {
             CallbackKind::Pending => "pending",
             CallbackKind::Close => "close",
             CallbackKind::BeforeExit => "before-exit",
+            CallbackKind::Process => "process",
         }
     }
 }

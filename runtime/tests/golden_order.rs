@@ -507,3 +507,70 @@ fn fs_and_dns_callbacks_run_as_pool_completions_and_an_ip_literal_on_the_next_ti
         .expect("pool");
     });
 }
+
+/// `child.on('exit')` vs stdout `'end'` vs `'close'` (tests/golden/child_exit_order.js): a
+/// child that closes its stdout before exiting ('end', 'exit', then 'close' synchronously
+/// after 'exit', before the exit listener's tick), then one whose background grandchild keeps
+/// stdout open past the exit ('exit' first; 'close' waits for stdout).
+#[test]
+fn child_exit_vs_stdout_end_vs_close() {
+    use oneloop_runtime::{SpawnOptions, StdioMode};
+    type Next = Box<dyn FnOnce(&mut Loop)>;
+    fn run(lp: &mut Loop, log: &Log, name: &'static str, script: &str, next: Option<Next>) {
+        let child = lp
+            .spawn(SpawnOptions {
+                stdio: [StdioMode::Ignore, StdioMode::Pipe, StdioMode::Ignore],
+                ..SpawnOptions::new("sh", ["-c", script])
+            })
+            .expect("spawn sh");
+        let stdout = lp.process_stdout(child).expect("piped");
+        let l = log.clone();
+        lp.tcp_on_data(stdout, move |_lp, _id, d| {
+            let text = String::from_utf8_lossy(d);
+            for line in text.lines() {
+                push(&l, &format!("{name} data {line}"));
+            }
+        })
+        .unwrap();
+        let l = log.clone();
+        lp.tcp_on_end(stdout, move |_lp, _id| {
+            push(&l, &format!("{name} stdout end"))
+        })
+        .unwrap();
+        let show = |v: Option<i32>| v.map_or("null".to_string(), |n| n.to_string());
+        let l = log.clone();
+        lp.process_on_exit(child, move |lp, code, sig| {
+            push(&l, &format!("{name} exit {} {}", show(code), show(sig)));
+            let l = l.clone();
+            lp.next_tick(move |_| push(&l, &format!("{name} tick after exit")));
+        })
+        .unwrap();
+        let l = log.clone();
+        lp.process_on_close(child, move |lp, code, sig| {
+            push(&l, &format!("{name} close {} {}", show(code), show(sig)));
+            if let Some(next) = next {
+                next(lp);
+            }
+        })
+        .unwrap();
+    }
+    assert_same_as_node("child_exit_order", |lp, log| {
+        let l = log.clone();
+        let b: Next = Box::new(move |lp| {
+            run(
+                lp,
+                &l,
+                "B",
+                "echo hi; sleep 0.2; (sleep 0.5; echo late) & exit 4",
+                None,
+            )
+        });
+        run(
+            lp,
+            log,
+            "A",
+            "echo hi; exec >&-; sleep 0.3; exit 3",
+            Some(b),
+        );
+    });
+}

@@ -1,5 +1,11 @@
 //! Files: `send_file` and the `static_files` middleware. Every file system call runs on the
-//! loop's thread pool, never on the loop thread.
+//! loop's thread pool, never on the loop thread: one pool job finds the file and its metadata
+//! (and reads it, when it is at most [`READ_WHOLE_MAX`] bytes); a larger body is streamed with
+//! [`fs::ReadStream`](oneloop_runtime::fs::ReadStream) in [`STREAM_CHUNK`] pieces with
+//! backpressure (the stream pauses while the connection's output is backed up), so a download
+//! holds at most one chunk plus the connection's output buffer in memory, whatever the file's
+//! size and however slowly the client reads. A client that goes away stops the stream and
+//! closes the file.
 //!
 //! Conditional requests: `If-None-Match` against a weak ETag built from size and mtime, and
 //! `If-Modified-Since` compared with the exact `Last-Modified` value we sent (clients echo it
@@ -9,6 +15,9 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+
+use oneloop_runtime::fs::{ReadStream, ReadStreamOptions};
+use oneloop_runtime::Loop;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -17,6 +26,13 @@ use super::req::Req;
 use super::res::{mime_for, Res};
 use super::{AppError, Middleware, Next};
 use crate::http::date::DateCache;
+
+/// Bodies up to this size are read by the job that finds the file: one pool hop in all.
+pub const READ_WHOLE_MAX: u64 = 64 * 1024;
+
+/// A larger body is streamed in pieces of this size (Node's `fs.createReadStream`
+/// `highWaterMark`, 64 KiB).
+pub const STREAM_CHUNK: usize = 64 * 1024;
 
 /// Options for [`static_files_with`].
 #[derive(Clone, Debug)]
@@ -54,7 +70,9 @@ enum Outcome {
         size: u64,
     },
     Body {
-        body: Vec<u8>,
+        /// The bytes, or `None` for a body to stream from `path`.
+        body: Option<Vec<u8>>,
+        path: PathBuf,
         size: u64,
         range: Option<(u64, u64)>,
         etag: String,
@@ -145,26 +163,31 @@ fn load(path: &Path, index: bool, cond: &Conditions) -> Outcome {
         Some(Ok(r)) => r,
         None => None,
     };
-    let read = || -> std::io::Result<Vec<u8>> {
+    let (start, len) = match range {
+        Some((a, b)) => (a, b - a + 1),
+        None => (0, size),
+    };
+    let read = || -> std::io::Result<Option<Vec<u8>>> {
+        if len > READ_WHOLE_MAX {
+            return Ok(None);
+        }
         let mut f = File::open(&path)?;
-        let (start, len) = match range {
-            Some((a, b)) => (a, b - a + 1),
-            None => (0, size),
-        };
         f.seek(SeekFrom::Start(start))?;
         let mut body = Vec::with_capacity(len as usize);
         f.take(len).read_to_end(&mut body)?;
-        Ok(body)
+        Ok(Some(body))
     };
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let content_type = mime_for(ext);
     match read() {
         Ok(body) => Outcome::Body {
             body,
+            path,
             size,
             range,
             etag,
             last_modified,
-            content_type: mime_for(ext),
+            content_type,
         },
         Err(e) => Outcome::Failed(e.to_string()),
     }
@@ -198,9 +221,9 @@ fn serve(
     // in the pool job; the loop thread only answers with the outcome.
     res.loop_handle().clone().queue_work(
         move || load(&path, index, &cond),
-        move |_lp, outcome| {
+        move |lp, outcome| {
             let outcome = outcome.unwrap_or_else(|e| Outcome::Failed(e.to_string()));
-            respond(&res, outcome, max_age, on_missing);
+            respond(lp, &res, outcome, max_age, on_missing);
         },
     );
 }
@@ -213,7 +236,13 @@ fn set_cache_control(res: &Res, max_age: Option<u64>) {
     }
 }
 
-fn respond(res: &Res, outcome: Outcome, max_age: Option<u64>, on_missing: Option<Next>) {
+fn respond(
+    lp: &mut Loop,
+    res: &Res,
+    outcome: Outcome,
+    max_age: Option<u64>,
+    on_missing: Option<Next>,
+) {
     match outcome {
         Outcome::Missing => match on_missing {
             Some(next) => next.call(),
@@ -236,6 +265,7 @@ fn respond(res: &Res, outcome: Outcome, max_age: Option<u64>, on_missing: Option
         }
         Outcome::Body {
             body,
+            path,
             size,
             range,
             etag,
@@ -251,7 +281,14 @@ fn respond(res: &Res, outcome: Outcome, max_age: Option<u64>, on_missing: Option
                 res.status(206)
                     .set("content-range", &format!("bytes {a}-{b}/{size}"));
             }
-            res.finish(&body);
+            match body {
+                Some(body) => res.finish(&body),
+                None => {
+                    let (start, end) = range.unwrap_or((0, size - 1));
+                    res.set("content-length", &(end - start + 1).to_string());
+                    stream(lp, res, path, start, end);
+                }
+            }
         }
         Outcome::Failed(e) => match on_missing {
             Some(next) => next.error(AppError::internal(e)),
@@ -261,6 +298,55 @@ fn respond(res: &Res, outcome: Outcome, max_age: Option<u64>, on_missing: Option
             }
         },
     }
+}
+
+/// Sends bytes `start..=end` of the file at `path` as the body of `res` (whose head is set,
+/// `Content-Length` included), one [`STREAM_CHUNK`] at a time: the stream pauses whenever
+/// `res.write` reports backed-up output and resumes on drain. A HEAD response sends no body.
+/// A client that goes away destroys the stream (the file closes); a read error once the head
+/// is out can only cut the response short, so the connection is closed (as Node's `send`).
+fn stream(lp: &mut Loop, res: &Res, path: PathBuf, start: u64, end: u64) {
+    if res.finished() {
+        return;
+    }
+    if res.is_head() {
+        res.end();
+        return;
+    }
+    let options = ReadStreamOptions {
+        chunk_size: STREAM_CHUNK,
+        start,
+        end: Some(end),
+    };
+    let r = res.clone();
+    let on_data = move |lp: &mut Loop, stream: &ReadStream, chunk: bytes::Bytes| {
+        if r.write(&chunk) {
+            return;
+        }
+        if r.finished() {
+            stream.destroy(lp); // the client went away
+            return;
+        }
+        stream.pause();
+        let stream = stream.clone();
+        r.on_drain(move |lp| stream.resume(lp));
+    };
+    let opened = ReadStream::open(lp, &path, options, on_data);
+    let stream = match opened {
+        Ok(stream) => stream,
+        Err(e) => {
+            log::error!("send_file: {}: {e}", path.display());
+            res.abort();
+            return;
+        }
+    };
+    let r = res.clone();
+    stream.on_end(move |_lp, _stream| r.end());
+    let r = res.clone();
+    stream.on_error(move |_lp, _stream, e| {
+        log::error!("send_file: {e}");
+        r.abort();
+    });
 }
 
 /// Serves files under `root` (Express's `express.static`).

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use oneloop_runtime::LoopHandle;
+use oneloop_runtime::{Loop, LoopHandle};
 use serde::Serialize;
 
 use crate::http;
@@ -64,6 +64,8 @@ struct Core {
     handle: LoopHandle,
     /// Set on the core [`Core::drop`] makes to answer 500: it never makes another.
     panic_reply: bool,
+    /// Body bytes sent by [`Res::write`] so far (what `on_finish` hooks report with the end).
+    streamed: Cell<usize>,
 }
 
 /// A panic unwinding through the last clone of an unfinished response (a handler's timer,
@@ -91,6 +93,7 @@ impl Drop for Core {
                 json_scratch: Rc::clone(&self.json_scratch),
                 handle: self.handle.clone(),
                 panic_reply: true,
+                streamed: Cell::new(self.streamed.get()),
             }),
         };
         self.handle.next_tick(move |_lp| res.answer_panic());
@@ -195,6 +198,7 @@ impl Res {
                 json_scratch,
                 handle,
                 panic_reply: false,
+                streamed: Cell::new(0),
             }),
         }
     }
@@ -449,6 +453,101 @@ impl Res {
         self.cookie(name, "", &["Expires=Thu, 01 Jan 1970 00:00:00 GMT"])
     }
 
+    /// Writes a piece of the body and sends the head first if it has not gone yet (Node's
+    /// `res.write`): with a `content-length` set the body is that long, otherwise chunked.
+    /// Returns false when the connection's output is backed up (wait for [`Res::on_drain`])
+    /// or gone ([`Res::finished`] is then true). A HEAD response sends no body bytes. Finish
+    /// with [`Res::end`].
+    pub fn write(&self, chunk: &[u8]) -> bool {
+        if self.finished() {
+            return false;
+        }
+        if !self.core.is_head {
+            self.core
+                .streamed
+                .set(self.core.streamed.get() + chunk.len());
+        }
+        match &self.core.target {
+            Target::Http(r) => r.write(chunk),
+            Target::Inject(r) => {
+                if !self.core.is_head {
+                    r.borrow_mut().body.extend_from_slice(chunk);
+                }
+                true
+            }
+        }
+    }
+
+    /// Calls `callback` once output backed up by a [`Res::write`] that returned false has
+    /// drained (Node's `'drain'`). Never called if the connection closes first.
+    pub fn on_drain(&self, callback: impl FnMut(&mut Loop) + 'static) {
+        match &self.core.target {
+            Target::Http(r) => r.on_drain(callback),
+            Target::Inject(_) => {} // an injected response never backs up
+        }
+    }
+
+    /// Calls `callback` once if the connection goes (the client left, a timeout) before this
+    /// response finished: the moment to give up upstream work done for it (Node's
+    /// `res.on('close')` with `!res.writableFinished`). Never called for an injected request.
+    pub fn on_abort(&self, callback: impl FnOnce(&mut Loop) + 'static) {
+        if let Target::Http(r) = &self.core.target {
+            r.on_abort(callback);
+        }
+    }
+
+    /// Whether the request was HEAD (the response carries no body).
+    pub(crate) fn is_head(&self) -> bool {
+        self.core.is_head
+    }
+
+    /// Gives up on a response whose head may be out (its body's source failed): an unsent
+    /// head becomes a 500; otherwise the connection is destroyed, so the client sees the body
+    /// cut short (Node's `res.destroy()`).
+    pub(crate) fn abort(&self) {
+        let head_sent = match &self.core.target {
+            Target::Http(r) => r.headers_sent(),
+            Target::Inject(_) => false,
+        };
+        if !head_sent {
+            self.status(500)
+                .set_static("content-type", "text/plain; charset=utf-8");
+            self.remove_content_length();
+            self.send_bytes(b"Internal Server Error");
+            return;
+        }
+        if let Target::Http(r) = &self.core.target {
+            r.destroy();
+        }
+    }
+
+    /// Keeps only the header fields `keep` accepts (name, value), while the head is unsent.
+    pub(crate) fn retain_headers(&self, mut keep: impl FnMut(&str, &[u8]) -> bool) {
+        match &self.core.target {
+            Target::Http(r) => {
+                r.retain_headers(keep);
+            }
+            Target::Inject(r) => r
+                .borrow_mut()
+                .headers
+                .retain(|(n, v)| keep(n, v.as_bytes())),
+        }
+    }
+
+    /// Drops a `content-length` set for a body that will not be sent.
+    fn remove_content_length(&self) {
+        match &self.core.target {
+            Target::Http(r) => {
+                r.remove_header("content-length");
+            }
+            Target::Inject(r) => {
+                let mut r = r.borrow_mut();
+                r.headers
+                    .retain(|(n, _)| !n.eq_ignore_ascii_case("content-length"));
+            }
+        }
+    }
+
     /// Ends the response with no body (or the status's empty body).
     pub fn end(&self) {
         self.finish(&[]);
@@ -501,8 +600,9 @@ impl Res {
             }
         }
         let hooks = std::mem::take(&mut *self.core.finish_hooks.borrow_mut());
+        let sent = self.core.streamed.get() + wire_body.len();
         for hook in hooks {
-            hook(status, wire_body.len());
+            hook(status, sent);
         }
     }
 }
