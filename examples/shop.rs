@@ -9,16 +9,22 @@
 //!
 //! `PORT`/`HOST` (or `--port`/`--host`) choose where it listens; `SHOP_PUBLIC` the front-end's
 //! directory (default examples/shop_public). Tested by tests/shop_example.rs.
+//!
+//! `--observe` (or `OBSERVE=1`) adds production observability (docs/app.md section 9): pino-shaped
+//! JSON logs on stdout with an access line per request (`LOG_LEVEL`, `LOG_FORMAT=text`),
+//! `GET /metrics` (Prometheus), `GET /healthz` and `GET /readyz`.
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
 use oneloop::app::cookies::{CookieSecrets, SameSite};
+use oneloop::app::metrics::Metrics;
 use oneloop::app::multipart::{multipart, Multipart, MultipartLimits, MultipartOptions};
 use oneloop::app::rate_limit::{limiter, RateLimit};
 use oneloop::app::session::{session, SessionOptions};
-use oneloop::app::{body, cors, files, helmet, mw, App, AppError, Req};
+use oneloop::app::{body, cors, files, health, helmet, logger, mw, App, AppError, Req};
+use oneloop::health::Readiness;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -70,10 +76,30 @@ fn user(req: &Req) -> Result<&str, AppError> {
 }
 
 fn main() -> std::io::Result<()> {
-    env_logger::init();
+    let observe = std::env::args().any(|a| a == "--observe")
+        || std::env::var("OBSERVE").is_ok_and(|v| v == "1");
+    let logs = if observe {
+        Some(oneloop::logging::init_from_env()?)
+    } else {
+        env_logger::init();
+        None
+    };
     let db = Rc::new(RefCell::new(Db::default()));
     let public = std::env::var("SHOP_PUBLIC").unwrap_or_else(|_| "examples/shop_public".into());
+    let mut lp = oneloop::runtime::Loop::new()?;
     let mut app = App::new();
+    let ready = Readiness::new();
+    let mut observed = None;
+    if let Some(logs) = &logs {
+        // First, so the request durations cover every other middleware.
+        let metrics = Metrics::new();
+        metrics.watch_log(logs);
+        let worker = metrics.worker(&mut lp, 0);
+        worker.install(&mut app);
+        app.use_mw(logger::logger());
+        health::install(&mut app, &ready);
+        observed = Some(worker);
+    }
     app.use_mw(helmet::helmet());
     app.use_mw(cors::cors(cors::CorsOptions {
         origin: cors::AllowOrigin::list(["http://localhost:5173"]),
@@ -263,14 +289,26 @@ fn main() -> std::io::Result<()> {
         .and_then(|p| p.parse().ok())
         .unwrap_or(3000);
     let host = arg("--host", "HOST").unwrap_or_else(|| "127.0.0.1".into());
-    let mut lp = oneloop::runtime::Loop::new()?;
-    app.listen_on(
+    let r = ready.clone();
+    let server = app.listen_on(
         &mut lp,
         (host.as_str(), port),
         Default::default(),
-        |_lp, addr| {
-            println!("shop listening on http://{addr}");
+        move |_lp, addr| {
+            r.set_ready();
+            if observe {
+                log::info!("shop listening on http://{addr}");
+            } else {
+                println!("shop listening on http://{addr}");
+            }
         },
     )?;
-    lp.run()
+    if let Some(worker) = &observed {
+        worker.track_server(&server);
+    }
+    let result = lp.run();
+    if let Some(logs) = logs {
+        logs.flush();
+    }
+    result
 }
