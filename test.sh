@@ -19,10 +19,12 @@ apt_install ss iproute2
 # tests/http_unix.rs drives HTTP over a Unix socket with real `curl --unix-socket`.
 apt_install curl curl
 # npm packages of the differential tests (cors, helmet, express...), pinned by the lockfile.
-if [ ! -d tests/node/node_modules ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; then
-    npm ci --prefix tests/node --no-audit --no-fund
-    touch tests/node/node_modules
-fi
+for dir in tests/node benches/compare/shop_express benches/compare/shop_fastify; do
+    if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+        npm ci --prefix "$dir" --no-audit --no-fund
+        touch "$dir/node_modules"
+    fi
+done
 
 # tests/observability.rs: Python's prometheus_client parser (pinned in requirements.txt) in a
 # venv under target/py, and pino-pretty (pinned by its lockfile). Without the venv module

@@ -403,27 +403,3 @@ fn one_scrape_covers_both_workers_with_every_request_counted() {
             && s["labels"]["type"] == "server"));
     }
 }
-
-#[test]
-fn shop_with_observe_logs_json_access_lines_and_counts_its_routes() {
-    let port = free_port();
-    let public = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/shop_public");
-    let (_server, rx) = start("shop", &["--observe"], port, &[("SHOP_PUBLIC", public)]);
-    assert_eq!(request(port, "GET", "/readyz", "").0, 200);
-    for _ in 0..2 {
-        assert_eq!(request(port, "GET", "/api/products", "").0, 200);
-    }
-    let lines = access_lines(&rx, 3);
-    assert_eq!(lines[2]["req"]["url"], "/api/products");
-    assert_eq!(lines[2]["res"]["statusCode"], 200);
-    let samples = scrape(port);
-    let count = |route: &'static str| {
-        sum(
-            &samples,
-            "http_request_duration_seconds_count",
-            &[("route", route)],
-        )
-    };
-    assert_eq!(count("/api/products"), 2.0);
-    assert_eq!(count("/readyz"), 1.0);
-}

@@ -1,6 +1,9 @@
 //! examples/shop.rs as a client sees it, over real sockets: the front-end and its security
 //! headers, login by session cookie and by bearer token, validation (400), auth (401), an image
-//! upload with real curl, orders, the rate-limited login (429) and a CORS preflight.
+//! upload with real curl, orders, the rate-limited login (429) and a CORS preflight. The same
+//! scenarios run against its Express and Fastify twins (benches/compare/shop_express and
+//! shop_fastify, real packages), so the
+//! three apps are known to do the same thing when their sizes and speeds are compared.
 
 mod examples_common;
 mod express_twin;
@@ -9,23 +12,47 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use examples_common::{example_binary, start_and_read_line, Running};
+use examples_common::{example_binary, free_port, start_and_read_line, Running};
 use express_twin::{exchange, Reply};
 use serde_json::{json, Value};
 
-fn start() -> (Running, SocketAddr) {
-    let mut cmd = Command::new(example_binary("shop"));
-    cmd.env("PORT", "0").env("HOST", "127.0.0.1").env(
-        "SHOP_PUBLIC",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/examples/shop_public"),
+fn start_oneloop() -> (Running, SocketAddr) {
+    start(Command::new(example_binary("shop")))
+}
+
+fn start_express() -> (Running, SocketAddr) {
+    start_twin("shop_express")
+}
+
+fn start_fastify() -> (Running, SocketAddr) {
+    start_twin("shop_fastify")
+}
+
+/// A twin in benches/compare/<name> (its packages installed by ./test.sh: npm ci there).
+fn start_twin(name: &str) -> (Running, SocketAddr) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("benches/compare")
+        .join(name);
+    assert!(
+        dir.join("node_modules").is_dir(),
+        "benches/compare/{name}/node_modules is missing: run ./test.sh (npm ci there)"
     );
+    let mut cmd = Command::new("node");
+    cmd.arg("app.js").current_dir(dir);
+    start(cmd)
+}
+
+fn start(mut cmd: Command) -> (Running, SocketAddr) {
+    let port = free_port();
+    cmd.env("PORT", port.to_string())
+        .env("HOST", "127.0.0.1")
+        .env(
+            "SHOP_PUBLIC",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/examples/shop_public"),
+        );
     let (shop, line) = start_and_read_line(cmd, Duration::from_secs(30));
-    let addr = line
-        .rsplit("http://")
-        .next()
-        .and_then(|a| a.trim().parse().ok())
-        .expect("the shop prints its address");
-    (shop, addr)
+    assert!(line.contains("listening"), "{line}");
+    (shop, SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 /// A POST with a JSON body and extra headers, written raw.
@@ -70,7 +97,23 @@ fn json_of(r: &Reply) -> Value {
 
 #[test]
 fn the_shop_serves_its_front_end_logs_in_validates_uploads_and_takes_orders() {
-    let (_shop, addr) = start();
+    let (_shop, addr) = start_oneloop();
+    shop_scenario(addr);
+}
+
+#[test]
+fn the_express_twin_passes_the_same_scenario() {
+    let (_shop, addr) = start_express();
+    shop_scenario(addr);
+}
+
+#[test]
+fn the_fastify_twin_passes_the_same_scenario() {
+    let (_shop, addr) = start_fastify();
+    shop_scenario(addr);
+}
+
+fn shop_scenario(addr: SocketAddr) {
     let page = exchange(addr, "GET", "/", &[]);
     assert_eq!(page.status, 200);
     assert!(String::from_utf8_lossy(&page.body).contains("oneloop shop"));
@@ -107,7 +150,7 @@ fn the_shop_serves_its_front_end_logs_in_validates_uploads_and_takes_orders() {
         .next()
         .unwrap()
         .to_owned();
-    assert!(cookie.starts_with("connect.sid=s%3A"));
+    assert!(cookie.starts_with("connect.sid="), "{cookie}");
 
     let by_cookie = [("Cookie", cookie.as_str())];
     let invalid = post(
@@ -146,7 +189,7 @@ fn the_shop_serves_its_front_end_logs_in_validates_uploads_and_takes_orders() {
             "-F",
             &format!("image=@{}", image.display()),
         ])
-        .arg(format!("http://{addr}/api/products/{mug_id}/image"))
+        .arg(format!("http://{addr}/api/images/{mug_id}"))
         .output()
         .expect("curl must be installed (./test.sh installs it)");
     let uploaded: Value = serde_json::from_slice(&out.stdout).expect("JSON from the upload");
@@ -156,10 +199,8 @@ fn the_shop_serves_its_front_end_logs_in_validates_uploads_and_takes_orders() {
 
     let items = json!({"items": [{"product_id": mug_id, "quantity": 2}]});
     let order = post(addr, "/api/orders", &items, &by_cookie);
-    assert_eq!(
-        (order.status, &json_of(&order)["total"]),
-        (201, &json!(25.0))
-    );
+    assert_eq!(order.status, 201);
+    assert_eq!(json_of(&order)["total"].as_f64(), Some(25.0));
     let unknown = post(
         addr,
         "/api/orders",
@@ -191,7 +232,23 @@ fn the_shop_serves_its_front_end_logs_in_validates_uploads_and_takes_orders() {
 
 #[test]
 fn the_login_is_rate_limited_to_five_attempts() {
-    let (_shop, addr) = start();
+    let (_shop, addr) = start_oneloop();
+    login_limit_scenario(addr);
+}
+
+#[test]
+fn the_express_twin_limits_its_login_the_same_way() {
+    let (_shop, addr) = start_express();
+    login_limit_scenario(addr);
+}
+
+#[test]
+fn the_fastify_twin_limits_its_login_the_same_way() {
+    let (_shop, addr) = start_fastify();
+    login_limit_scenario(addr);
+}
+
+fn login_limit_scenario(addr: SocketAddr) {
     let statuses: Vec<u16> = (0..7)
         .map(|_| {
             post(

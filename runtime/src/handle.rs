@@ -179,6 +179,15 @@ typed_id!(
     /// domain socket ([`Loop::pipe_listen`](crate::Loop::pipe_listen)).
     ServerId
 );
+typed_id!(
+    /// An async handle or channel, from [`AsyncHandle::id`](crate::AsyncHandle::id) or
+    /// [`Loop::channel`](crate::Loop::channel).
+    AsyncId
+);
+typed_id!(
+    /// A UDP socket from [`Loop::udp_bind`](crate::Loop::udp_bind).
+    UdpId
+);
 
 typed_id!(
     /// A child process from [`Loop::spawn`](crate::Loop::spawn).
@@ -205,6 +214,10 @@ pub enum Handle {
     Tcp(TcpId),
     /// A TCP server.
     Server(ServerId),
+    /// An async handle or channel.
+    Async(AsyncId),
+    /// A UDP socket.
+    Udp(UdpId),
     /// A child process (ref'd: keeps the loop alive until it exits).
     Process(ProcessId),
 }
@@ -219,6 +232,7 @@ macro_rules! into_handle {
     )*};
 }
 into_handle!(TimerId => Timer, ImmediateId => Immediate, SignalId => Signal, TcpId => Tcp, ServerId => Server, ProcessId => Process);
+into_handle!(AsyncId => Async, UdpId => Udp);
 
 #[cfg(test)]
 mod tests {

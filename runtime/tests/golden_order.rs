@@ -508,6 +508,35 @@ fn fs_and_dns_callbacks_run_as_pool_completions_and_an_ip_literal_on_the_next_ti
     });
 }
 
+#[test]
+fn a_udp_message_callback_runs_in_poll_then_ticks_microtasks_immediates_close_timers() {
+    use oneloop_runtime::UdpOptions;
+    assert_same_as_node("udp_message_callbacks", |lp, log| {
+        let local = "127.0.0.1:0".parse().expect("addr");
+        let rx = lp.udp_bind(local, UdpOptions::default()).expect("bind");
+        let tx = lp.udp_bind(local, UdpOptions::default()).expect("bind");
+        let l = log.clone();
+        lp.udp_on_message(rx, move |lp, msg, _peer| {
+            push(&l, &format!("message {}", String::from_utf8_lossy(msg)));
+            lp.set_timeout(0, say(&l, "timeout"));
+            let l2 = l.clone();
+            lp.set_immediate(move |lp| {
+                push(&l2, "immediate");
+                lp.udp_close(rx, say(&l2, "close")).expect("open");
+                lp.udp_close(tx, |_| {}).expect("open");
+            });
+            lp.next_tick(say(&l, "tick"));
+            lp.queue_microtask(say(&l, "microtask"));
+        })
+        .expect("open");
+        let to = lp.udp_local_addr(rx).expect("open");
+        lp.udp_send(tx, b"one", to, |_, r| {
+            r.expect("sent");
+        })
+        .expect("open");
+    });
+}
+
 /// `child.on('exit')` vs stdout `'end'` vs `'close'` (tests/golden/child_exit_order.js): a
 /// child that closes its stdout before exiting ('end', 'exit', then 'close' synchronously
 /// after 'exit', before the exit listener's tick), then one whose background grandchild keeps
@@ -572,5 +601,41 @@ fn child_exit_vs_stdout_end_vs_close() {
             "echo hi; exec >&-; sleep 0.3; exit 3",
             Some(b),
         );
+    });
+}
+
+#[test]
+fn a_udp_send_callback_runs_two_ticks_after_send_before_the_next_message() {
+    use oneloop_runtime::UdpOptions;
+    assert_same_as_node("udp_send_callback", |lp, log| {
+        let local = "127.0.0.1:0".parse().expect("addr");
+        let a = lp.udp_bind(local, UdpOptions::default()).expect("bind");
+        let b = lp.udp_bind(local, UdpOptions::default()).expect("bind");
+        let to = lp.udp_local_addr(b).expect("open");
+        let l = log.clone();
+        let mut n = 0;
+        lp.udp_on_message(b, move |lp, msg, _peer| {
+            push(&l, &format!("message {}", String::from_utf8_lossy(msg)));
+            n += 1;
+            if n == 1 {
+                let l2 = l.clone();
+                lp.udp_send(a, b"two", to, move |_, r| {
+                    r.expect("sent");
+                    push(&l2, "sent two");
+                })
+                .expect("open");
+                lp.set_immediate(say(&l, "immediate"));
+                lp.next_tick(say(&l, "tick"));
+                lp.set_timeout(0, say(&l, "timeout"));
+            } else {
+                lp.udp_close(a, |_| {}).expect("open");
+                lp.udp_close(b, |_| {}).expect("open");
+            }
+        })
+        .expect("open");
+        lp.udp_send(a, b"one", to, |_, r| {
+            r.expect("sent");
+        })
+        .expect("open");
     });
 }

@@ -98,6 +98,22 @@ impl Default for CorsOptions {
     }
 }
 
+impl CorsOptions {
+    /// The defaults, for the listed origins only (`cors({ origin: [..] })`).
+    pub fn origins<S: Into<String>>(list: impl IntoIterator<Item = S>) -> CorsOptions {
+        CorsOptions {
+            origin: AllowOrigin::list(list),
+            ..CorsOptions::default()
+        }
+    }
+
+    /// With `Access-Control-Allow-Credentials: true` (`credentials: true`).
+    pub fn with_credentials(mut self) -> CorsOptions {
+        self.credentials = true;
+        self
+    }
+}
+
 /// The CORS middleware with `options` (the package's `cors(options)`); joined header values
 /// are computed once here, not per request.
 pub fn cors(options: CorsOptions) -> Middleware {

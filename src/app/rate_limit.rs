@@ -254,6 +254,17 @@ impl Default for RateLimit {
     }
 }
 
+impl RateLimit {
+    /// The defaults with `limit` hits per `window`.
+    pub fn per(window: Duration, limit: u64) -> RateLimit {
+        RateLimit {
+            window,
+            limit,
+            ..RateLimit::default()
+        }
+    }
+}
+
 /// The client's address: the socket's peer, or a forwarded one per `trust`.
 pub fn client_ip(req: &Req, trust: TrustProxy) -> Option<IpAddr> {
     let peer = req.http().and_then(|r| r.remote_addr()).map(|a| a.ip());

@@ -73,6 +73,7 @@ impl From<io::Error> for TcpError {
 pub(crate) enum IoEntry {
     Server(Box<Server>),
     Socket(Box<Socket>),
+    Udp(Box<crate::udp::Udp>),
 }
 
 /// All TCP state of one loop.
@@ -137,6 +138,7 @@ impl Net {
             let (kind, refed, at) = match self.entries.get(key) {
                 Some(IoEntry::Server(s)) => (s.kind(), s.refed, s.created_at),
                 Some(IoEntry::Socket(s)) => (s.stream.kind(), s.refed, s.created_at),
+                Some(IoEntry::Udp(u)) => ("udp", u.refed, u.created_at),
                 None => continue,
             };
             if refed {
@@ -166,6 +168,7 @@ impl Loop {
         match self.net.entries.get(key) {
             Some(IoEntry::Server(_)) => self.server_accept(ServerId(key)),
             Some(IoEntry::Socket(_)) => self.socket_event(TcpId(key), event),
+            Some(IoEntry::Udp(_)) => self.udp_event(crate::UdpId(key), event),
             None => {}
         }
     }
