@@ -26,4 +26,21 @@ for dir in tests/node benches/compare/shop_express benches/compare/shop_fastify;
     fi
 done
 
+# tests/observability.rs: Python's prometheus_client parser (pinned in requirements.txt) in a
+# venv under target/py, and pino-pretty (pinned by its lockfile). Without the venv module
+# (Debian's python3 without python3-venv): a user install, which the test finds via python3.
+if [ ! -x target/py/bin/python ] && ! python3 -m venv target/py; then
+    rm -rf target/py
+    python3 -c 'import prometheus_client' 2>/dev/null ||
+        python3 -m pip install -q --user --disable-pip-version-check --break-system-packages \
+            -r tests/observability/requirements.txt
+fi
+if [ -x target/py/bin/python ] && ! target/py/bin/python -c 'import prometheus_client' 2>/dev/null; then
+    target/py/bin/pip install -q --disable-pip-version-check -r tests/observability/requirements.txt
+fi
+if [ ! -d tests/observability/node_modules ] || [ tests/observability/package-lock.json -nt tests/observability/node_modules ]; then
+    npm ci --prefix tests/observability --no-audit --no-fund
+    touch tests/observability/node_modules
+fi
+
 cargo test --workspace "$@"

@@ -14,6 +14,11 @@
 //! `--unix PATH` also serves the same routes on the Unix domain socket PATH (worker 0 only;
 //! `curl --unix-socket PATH http://localhost/json`); the file is removed on shutdown.
 //! `--echo-all` makes every method on every path echo its body (for conformance tools).
+//! `--observe` (or `OBSERVE=1`; off by default, so the benchmark path is unchanged) logs
+//! pino-shaped JSON lines (`LOG_LEVEL`, `LOG_FORMAT=text`) and serves `GET /metrics` (the
+//! loop's, connection and process metrics of every worker; per-route request histograms need
+//! the app layer: see `hello_app --observe`), `GET /healthz` and `GET /readyz` (503 from the
+//! first SIGTERM on).
 //! `--workers N` runs N loops on N threads sharing the port (SO_REUSEPORT; 0 = one per core).
 //! SIGTERM or SIGINT drains gracefully (in-flight requests finish, idle connections close,
 //! WebSockets get a Close 1001 "going away", 10 s deadline: `--drain-deadline-ms N` changes
@@ -31,7 +36,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::hello_routes::{echo, route};
+use oneloop::app::metrics::{Metrics, WorkerMetrics, CONTENT_TYPE};
 use oneloop::cluster::{self, ClusterOptions};
+use oneloop::health::{Readiness, ReadyState};
 use oneloop::http::{self, ServerConfig};
 use oneloop::shutdown::{graceful_shutdown, ShutdownOptions};
 use oneloop::ws::{echo_handler, Endpoint, WsOptions};
@@ -49,9 +56,43 @@ fn trace_path(path: &Path, worker: usize, many: bool) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// `/metrics`, `/healthz`, `/readyz` for `--observe`; `None` for every other request.
+fn observe_route(
+    req: &http::Request,
+    metrics: &WorkerMetrics,
+    ready: &Readiness,
+) -> Option<(u16, &'static str, Vec<u8>)> {
+    if req.method() != "GET" {
+        return None;
+    }
+    Some(match req.path() {
+        "/metrics" => (200, CONTENT_TYPE, metrics.scrape().into_bytes()),
+        "/healthz" => (200, "application/json", br#"{"status":"ok"}"#.to_vec()),
+        "/readyz" => {
+            let state = ready.state();
+            let code = if state == ReadyState::Ready { 200 } else { 503 };
+            let body = format!(r#"{{"status":"{}"}}"#, state.name());
+            (code, "application/json", body.into_bytes())
+        }
+        _ => return None,
+    })
+}
+
 fn main() -> std::io::Result<()> {
-    env_logger::init();
     let args = common::Args::from_env();
+    let observe = args.flag("--observe") || std::env::var("OBSERVE").is_ok_and(|v| v == "1");
+    let logs = if observe {
+        Some(oneloop::logging::init_from_env()?)
+    } else {
+        env_logger::init();
+        None
+    };
+    let metrics = logs.as_ref().map(|logs| {
+        let m = Metrics::new();
+        m.watch_log(logs);
+        m
+    });
+    let ready = Readiness::new();
     let arg = |name: &str| args.value(name);
     let port = args.port(3000);
     let host = args.host();
@@ -81,7 +122,7 @@ fn main() -> std::io::Result<()> {
         workers,
         ..ClusterOptions::default()
     };
-    cluster::run(options, move |lp, worker| {
+    let result = cluster::run(options, move |lp, worker| {
         if let Some(path) = &trace {
             let path = trace_path(path, worker, many);
             lp.start_trace_file(&path).map_err(|e| {
@@ -94,23 +135,35 @@ fn main() -> std::io::Result<()> {
         }
         let mut config = ServerConfig::default();
         config.listen.reuse_port = many;
-        let handler = move |_lp: &mut oneloop::runtime::Loop, req, res| {
-            if echo_all {
+        let observed = metrics.as_ref().map(|m| m.worker(lp, worker));
+        let (obs, r) = (observed.clone(), ready.clone());
+        let handler = move |_lp: &mut oneloop::runtime::Loop,
+                            req: http::Request,
+                            res: http::Response| {
+            if let Some((code, ty, body)) = obs.as_ref().and_then(|m| observe_route(&req, m, &r)) {
+                res.status(code).set_header("content-type", ty);
+                res.end(body);
+            } else if echo_all {
                 echo(req, res)
             } else {
                 route(req, res)
             }
         };
-        let server = http::create_server_with(lp, config, handler);
+        let server = http::create_server_with(lp, config, handler.clone());
         // Only WebSocket upgrades of `/ws` leave HTTP; any other upgrade offer (`h2c`, another
         // path) is served by `route` as an ordinary request. SIGTERM closes each WebSocket
         // with 1001.
         Endpoint::new(WsOptions::default(), echo_handler()).attach(&server, "/ws");
+        let r = ready.clone();
         server.listen(lp, addr.as_str(), move |_lp, addr| {
+            r.set_ready();
             if worker == 0 {
                 println!("hello: listening on http://{addr}");
             }
         })?;
+        if let Some(m) = &observed {
+            m.track_server(&server);
+        }
         let mut servers = vec![server];
         if let (Some(path), 0) = (&unix, worker) {
             let on_path = http::create_server_with(lp, ServerConfig::default(), handler);
@@ -123,6 +176,7 @@ fn main() -> std::io::Result<()> {
         let traced = trace.is_some();
         let shutdown = ShutdownOptions {
             deadline: drain_deadline,
+            readiness: Some(ready.clone()),
             ..ShutdownOptions::default()
         };
         graceful_shutdown(lp, servers, shutdown, move |lp| {
@@ -133,5 +187,9 @@ fn main() -> std::io::Result<()> {
                 }
             }
         })
-    })
+    });
+    if let Some(logs) = logs {
+        logs.flush();
+    }
+    result
 }

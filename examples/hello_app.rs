@@ -3,13 +3,44 @@
 //! The app-layer row of the benchmarks (docs/benchmarks.md): the same bytes as `hello`, but
 //! every request goes through the router (a table of 20 REST routes plus the contract routes)
 //! and one middleware, as `benches/compare/express_app.js` and `fastify_app.js` do. Listens on
-//! `PORT` (3000) / `HOST` (127.0.0.1).
-use oneloop::app::App;
+//! `PORT` (3000) / `HOST` (127.0.0.1), or `--port N`.
+//!
+//! `--observe` (or `OBSERVE=1`) adds what a production app runs with: pino-shaped JSON logs on
+//! stdout with an access line per request (`LOG_LEVEL`, `LOG_FORMAT=text`), the metrics
+//! middleware and `GET /metrics`, `GET /healthz` and `GET /readyz` (as
+//! `benches/compare/fastify_observed.js` does with pino and fastify-metrics). Off by default,
+//! so the benchmark row measures the bare app.
+mod common;
+
+use oneloop::app::{health, logger, metrics::Metrics, App};
+use oneloop::health::Readiness;
+use oneloop::http::ServerConfig;
+use oneloop_runtime::Loop;
 use serde_json::json;
 
 fn main() -> std::io::Result<()> {
-    env_logger::init();
+    let args = common::Args::from_env();
+    let observe = args.flag("--observe") || std::env::var("OBSERVE").is_ok_and(|v| v == "1");
+    let logs = if observe {
+        Some(oneloop::logging::init_from_env()?)
+    } else {
+        env_logger::init();
+        None
+    };
+    let mut lp = Loop::new()?;
     let mut app = App::new();
+    let ready = Readiness::new();
+    let mut tracked = None;
+    if let Some(logs) = &logs {
+        let metrics = Metrics::new();
+        metrics.watch_log(logs);
+        let worker = metrics.worker(&mut lp, 0);
+        worker.install(&mut app);
+        let access_log = logger::logger();
+        app.use_(move |req, res, next| access_log(req, res, next));
+        health::install(&mut app, &ready);
+        tracked = Some(worker);
+    }
     // The one middleware: tag every response.
     app.use_(|_req, res, next| {
         res.set_static("x-app", "oneloop");
@@ -40,11 +71,27 @@ fn main() -> std::io::Result<()> {
     app.get("/json", |_req, res| {
         res.json(&json!({ "message": "Hello, World!" }))
     });
-    let port = std::env::var("PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(3000);
-    app.listen(port, move || {
-        println!("hello_app: listening on port {port}")
-    })
+    let addr = args.listen_addr(3000);
+    let r = ready.clone();
+    let server = app.listen_on(
+        &mut lp,
+        addr.as_str(),
+        ServerConfig::default(),
+        move |_lp, a| {
+            r.set_ready();
+            if observe {
+                log::info!("hello_app: listening on http://{a}");
+            } else {
+                println!("hello_app: listening on http://{a}");
+            }
+        },
+    )?;
+    if let Some(worker) = &tracked {
+        worker.track_server(&server);
+    }
+    lp.run()?;
+    if let Some(logs) = logs {
+        logs.flush();
+    }
+    Ok(())
 }

@@ -8,12 +8,23 @@
 //! loops on N threads sharing the port (0 = one per core); each worker has its own in-memory
 //! store (workers share no mutable state), so run one worker when you want one consistent store.
 //! SIGTERM/SIGINT drain gracefully.
+//!
+//! Observability: pino-shaped JSON logs on stdout, an access line per request (`LOG_LEVEL`
+//! with pino's level names or `RUST_LOG`; `LOG_FORMAT=text` for text lines); `GET /metrics`
+//! (Prometheus/OpenMetrics text, every worker in one scrape, labelled `worker`; the loop
+//! figures cover `--metrics-period-ms N`, default 1000); `GET /healthz` and `GET /readyz`
+//! (503 until listening and from the first SIGTERM on; `--unready-delay-ms N` keeps serving
+//! that long, unready, before the listener closes, so a load balancer stops sending first).
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use oneloop::app::{body, logger, App, AppError, Body, Req, Res};
+use std::time::Duration;
+
+use oneloop::app::metrics::{Metrics, WorkerMetrics};
+use oneloop::app::{body, health, logger, App, AppError, Body, Req, Res};
 use oneloop::cluster::{self, ClusterOptions};
+use oneloop::health::Readiness;
 use oneloop::http::ServerConfig;
 use oneloop::shutdown::{graceful_shutdown, ShutdownOptions};
 use serde::{Deserialize, Serialize};
@@ -84,9 +95,12 @@ fn digest(data: &[u8], rounds: u32) -> u64 {
     h
 }
 
-fn build(db: Db) -> App {
+fn build(db: Db, metrics: &WorkerMetrics, ready: &Readiness) -> App {
     let mut app = App::new();
-    app.use_(|req, res, next| logger::logger()(req, res, next));
+    metrics.install(&mut app);
+    health::install(&mut app, ready);
+    let access_log = logger::logger();
+    app.use_(move |req, res, next| access_log(req, res, next));
     let json_body = body::json();
     app.use_(move |req, res, next| json_body(req, res, next));
 
@@ -178,8 +192,20 @@ fn build(db: Db) -> App {
     app
 }
 
+/// The number after `--name`, if given.
+fn ms_arg(args: &[String], name: &str) -> Option<Duration> {
+    let i = args.iter().position(|a| a == name)?;
+    match args.get(i + 1).and_then(|v| v.parse().ok()) {
+        Some(ms) => Some(Duration::from_millis(ms)),
+        None => {
+            eprintln!("usage: rest_api {name} MILLISECONDS");
+            std::process::exit(2);
+        }
+    }
+}
+
 fn main() -> std::io::Result<()> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let logs = oneloop::logging::init_from_env()?;
     let args: Vec<String> = std::env::args().collect();
     let port: u16 = args
         .iter()
@@ -196,19 +222,39 @@ fn main() -> std::io::Result<()> {
         .unwrap_or(1);
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let many = cluster::worker_count(workers) > 1;
+    let period = ms_arg(&args, "--metrics-period-ms").unwrap_or(Duration::from_secs(1));
+    let unready_delay = ms_arg(&args, "--unready-delay-ms").unwrap_or(Duration::ZERO);
+    let metrics = Metrics::with_publish_period(period);
+    metrics.watch_log(&logs);
+    let ready = Readiness::new();
     let options = ClusterOptions {
         workers,
         ..ClusterOptions::default()
     };
-    cluster::run(options, move |lp, worker| {
-        let app = build(Rc::new(RefCell::new(Store::default())));
+    let result = cluster::run(options, move |lp, worker| {
+        let worker_metrics = metrics.worker(lp, worker);
+        let app = build(
+            Rc::new(RefCell::new(Store::default())),
+            &worker_metrics,
+            &ready,
+        );
         let mut config = ServerConfig::default();
         config.listen.reuse_port = many;
+        let r = ready.clone();
         let server = app.listen_on(lp, (host.as_str(), port), config, move |_lp, addr| {
+            r.set_ready();
             if worker == 0 {
-                println!("rest_api: listening on http://{addr}");
+                log::info!(workers = cluster::worker_count(workers); "rest_api: listening on http://{addr}");
             }
         })?;
-        graceful_shutdown(lp, vec![server], ShutdownOptions::default(), |_lp| {})
-    })
+        worker_metrics.track_server(&server);
+        let shutdown = ShutdownOptions {
+            readiness: Some(ready.clone()),
+            unready_delay,
+            ..ShutdownOptions::default()
+        };
+        graceful_shutdown(lp, vec![server], shutdown, |_lp| {})
+    });
+    logs.flush();
+    result
 }

@@ -9,8 +9,10 @@ pub use oneloop_runtime as runtime;
 
 pub mod app;
 pub mod cluster;
+pub mod health;
 pub mod http;
 pub mod load;
+pub mod logging;
 pub mod shutdown;
 pub mod threaded;
 pub mod ws;

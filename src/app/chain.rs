@@ -190,6 +190,7 @@ fn span_in(path: &str, sub: &str) -> Option<(usize, usize)> {
 
 fn start(app: &Rc<RefCell<AppInner>>, mut req: Req, res: Res) {
     let mut params = Vec::new();
+    let mut route = None;
     let outcome = {
         let inner = app.borrow();
         let path = req.path();
@@ -208,6 +209,7 @@ fn start(app: &Rc<RefCell<AppInner>>, mut req: Req, res: Res) {
                         params.push((inner.param_name(name), value));
                     }
                 }
+                route = inner.routes.get(*value).map(|r| Rc::clone(&r.pattern));
                 Outcome::Found(*value)
             }
             Match::MethodNotAllowed { allowed } => Outcome::MethodNotAllowed(allowed.join(", ")),
@@ -216,6 +218,7 @@ fn start(app: &Rc<RefCell<AppInner>>, mut req: Req, res: Res) {
         }
     };
     req.params = params;
+    req.route = route;
     let chain = Rc::new(Chain {
         app: Rc::clone(app),
         parts: RefCell::new(Parts { req, res }),

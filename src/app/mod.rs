@@ -24,8 +24,10 @@ pub mod cookies;
 pub mod cors;
 pub mod error;
 pub mod files;
+pub mod health;
 pub mod helmet;
 pub mod logger;
+pub mod metrics;
 pub mod multipart;
 pub mod overload;
 pub mod path;
@@ -104,6 +106,8 @@ pub(crate) struct ErrLayer {
 }
 
 pub(crate) struct Route {
+    /// The pattern as registered (with any mount prefix), for [`Req::route`].
+    pattern: Rc<str>,
     middleware: Vec<Middleware>,
     handler: Handler,
 }
@@ -327,6 +331,7 @@ impl App {
         let index = inner.routes.len();
         match inner.trie.insert(method, path, index) {
             Ok(()) => inner.routes.push(Route {
+                pattern: Rc::from(path),
                 middleware,
                 handler: h,
             }),

@@ -156,6 +156,8 @@ pub struct Req {
     pub id: u64,
     pub(crate) handle: LoopHandle,
     pub(crate) body_taken: bool,
+    /// The matched route's pattern (set by the chain before any middleware runs).
+    pub(crate) route: Option<Rc<str>>,
 }
 
 impl Req {
@@ -172,6 +174,7 @@ impl Req {
             id,
             handle,
             body_taken: false,
+            route: None,
         }
     }
 
@@ -224,6 +227,26 @@ impl Req {
             Source::Http(r) => r.path(),
             Source::Inject(r) => split_target(&r.url).0,
         }
+    }
+
+    /// The request target as received: path and query (pino-http's `req.url`).
+    pub fn url(&self) -> &str {
+        match &self.source {
+            Source::Http(r) => r.target(),
+            Source::Inject(r) => &r.url,
+        }
+    }
+
+    /// The pattern of the route that matched, as registered (`/api/products/:id`), for
+    /// metric labels and logs (Fastify's `request.routeOptions.url`); `None` when no route
+    /// matched (404, 405). Known from the first middleware on.
+    pub fn route(&self) -> Option<&str> {
+        self.route.as_deref()
+    }
+
+    /// [`Req::route`] as a shared string (cheap to keep past the request).
+    pub fn route_shared(&self) -> Option<Rc<str>> {
+        self.route.clone()
     }
 
     /// The raw query string, without `?`.

@@ -1,0 +1,255 @@
+//! One log record as one line: pino's JSON shape, or a text line for development.
+//!
+//! JSON: `{"level":30,"time":<epoch ms>,"pid":..,"hostname":..,<fields>,"msg":".."}` with
+//! pino's numeric levels (trace 10, debug 20, info 30, warn 40, error 50; the `log` crate has no
+//! fatal, 60). Structured fields come from the record's key-values (`log`'s `kv`): a dotted key
+//! `req.method` becomes a member of a nested object `"req":{"method":..}` (consecutive keys with
+//! the same prefix share one object), which is how the access log writes pino-http's `req` and
+//! `res`. Integers and floats stay JSON numbers, booleans booleans, everything else a string.
+
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use log::kv::{self, Key, Value, VisitSource};
+use log::{Level, Record};
+
+use super::writer::MAX_FIELD_BYTES;
+
+/// pino's number for a `log` level.
+pub fn pino_level(level: Level) -> u8 {
+    match level {
+        Level::Trace => 10,
+        Level::Debug => 20,
+        Level::Info => 30,
+        Level::Warn => 40,
+        Level::Error => 50,
+    }
+}
+
+/// `s` cut at [`MAX_FIELD_BYTES`] on a character boundary.
+fn capped(s: &str) -> &str {
+    if s.len() <= MAX_FIELD_BYTES {
+        return s;
+    }
+    let mut end = MAX_FIELD_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Appends `s` (capped) as a JSON string: `"`, `\\`, and control characters escaped.
+fn push_json_str(out: &mut String, s: &str) {
+    let s = capped(s);
+    out.push('"');
+    // The common case, checked in one pass the compiler vectorizes: nothing to escape.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let esc = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            let _ = write!(out, "\\u{:04x}", b);
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// A key-value as JSON: numbers and booleans as such, the rest as a string.
+fn push_json_value(out: &mut String, v: &Value<'_>) {
+    if let Some(n) = v.to_u64() {
+        out.push_str(itoa::Buffer::new().format(n));
+    } else if let Some(n) = v.to_i64() {
+        out.push_str(itoa::Buffer::new().format(n));
+    } else if let Some(f) = v.to_f64().filter(|f| f.is_finite()) {
+        out.push_str(ryu::Buffer::new().format_finite(f));
+    } else if let Some(b) = v.to_bool() {
+        out.push_str(if b { "true" } else { "false" });
+    } else if let Some(s) = v.to_borrowed_str() {
+        push_json_str(out, s);
+    } else {
+        // Display values (addresses, errors) formatted straight into the line, escaped.
+        out.push('"');
+        let _ = write!(Escaped(out), "{v}");
+        out.push('"');
+    }
+}
+
+/// Escapes what is written through it as the inside of a JSON string (no length cap: for
+/// values whose Display is short, such as addresses).
+struct Escaped<'a>(&'a mut String);
+
+impl std::fmt::Write for Escaped<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let start = self.0.len();
+        push_json_str(self.0, s);
+        // Drop the quotes push_json_str added around this piece.
+        self.0.remove(start);
+        self.0.pop();
+        Ok(())
+    }
+}
+
+/// Writes the record's key-values as JSON members, grouping `a.b` keys into objects.
+struct JsonFields<'a> {
+    out: &'a mut String,
+    /// The prefix whose object is open (`req` while writing `req.*` keys).
+    open: Option<String>,
+}
+
+impl<'kvs> VisitSource<'kvs> for JsonFields<'_> {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), kv::Error> {
+        let key = key.as_str();
+        let (group, member) = match key.split_once('.') {
+            Some((g, m)) => (Some(g), m),
+            None => (None, key),
+        };
+        if self.open.as_deref() != group {
+            if self.open.take().is_some() {
+                self.out.push_str("},");
+            }
+            if let Some(g) = group {
+                push_json_str(self.out, g);
+                self.out.push_str(":{");
+                self.open = Some(g.to_string());
+            }
+        } else if group.is_some() {
+            self.out.push(',');
+        }
+        push_json_str(self.out, member);
+        self.out.push(':');
+        push_json_value(self.out, &value);
+        if group.is_none() {
+            self.out.push(',');
+        }
+        Ok(())
+    }
+}
+
+/// The part of every JSON line that never changes: `,"pid":N,"hostname":"h",`.
+pub fn json_bindings(pid: u32, hostname: &str) -> String {
+    let mut s = format!(",\"pid\":{pid},\"hostname\":");
+    push_json_str(&mut s, hostname);
+    s.push(',');
+    s
+}
+
+/// Milliseconds since the Unix epoch (pino's `time`).
+pub fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The record as one pino JSON line, ending in `\n`.
+#[cfg(test)]
+pub fn json_line(record: &Record<'_>, time_ms: u64, bindings: &str) -> String {
+    let mut out = String::new();
+    push_json_line(&mut out, record, time_ms, bindings);
+    out
+}
+
+/// Appends the record as one pino JSON line, ending in `\n`, to `out`.
+pub fn push_json_line(out: &mut String, record: &Record<'_>, time_ms: u64, bindings: &str) {
+    out.push_str("{\"level\":");
+    out.push_str(itoa::Buffer::new().format(pino_level(record.level())));
+    out.push_str(",\"time\":");
+    out.push_str(itoa::Buffer::new().format(time_ms));
+    out.push_str(bindings);
+    let mut fields = JsonFields {
+        out: &mut *out,
+        open: None,
+    };
+    let _ = record.key_values().visit(&mut fields);
+    if fields.open.is_some() {
+        out.push_str("},");
+    }
+    out.push_str("\"msg\":");
+    match record.args().as_str() {
+        Some(s) => push_json_str(out, s),
+        None => push_json_str(out, &record.args().to_string()),
+    }
+    out.push_str("}\n");
+}
+
+struct TextFields<'a>(&'a mut String);
+
+impl<'kvs> VisitSource<'kvs> for TextFields<'_> {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), kv::Error> {
+        let _ = write!(self.0, " {key}={value}");
+        Ok(())
+    }
+}
+
+/// Appends the record as a text line for development: `INFO  target: message key=value ...`.
+pub fn push_text_line(out: &mut String, record: &Record<'_>) {
+    let _ = write!(
+        out,
+        "{:<5} {}: {}",
+        record.level(),
+        record.target(),
+        capped(&record.args().to_string())
+    );
+    let _ = record.key_values().visit(&mut TextFields(out));
+    out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use log::kv::ToValue;
+
+    #[test]
+    fn json_line_nests_dotted_keys_keeps_types_and_escapes() {
+        let kvs: [(&str, &dyn ToValue); 5] = [
+            ("reqId", &7u64),
+            ("req.method", &"GET"),
+            ("req.url", &"/a\"b"),
+            ("res.statusCode", &404u16),
+            ("responseTime", &0.25f64),
+        ];
+        let record = Record::builder()
+            .level(Level::Warn)
+            .args(format_args!("caf\u{e9} \"quoted\"\n\u{1}\\"))
+            .key_values(&kvs)
+            .build();
+        let line = json_line(&record, 1234, &json_bindings(42, "host"));
+        assert!(line.ends_with("}\n"));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"level": 40, "time": 1234, "pid": 42, "hostname": "host",
+                "reqId": 7, "req": {"method": "GET", "url": "/a\"b"},
+                "res": {"statusCode": 404}, "responseTime": 0.25,
+                "msg": "caf\u{e9} \"quoted\"\n\u{1}\\"})
+        );
+    }
+
+    #[test]
+    fn long_fields_are_cut_on_a_char_boundary() {
+        let long = "\u{e9}".repeat(MAX_FIELD_BYTES);
+        let line = json_line(
+            &Record::builder().args(format_args!("{long}")).build(),
+            0,
+            ",",
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["msg"].as_str().unwrap().len(), MAX_FIELD_BYTES);
+    }
+}

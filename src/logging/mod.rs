@@ -1,0 +1,182 @@
+//! The log sink: pino-shaped JSON lines (or text lines for development) on the `log` crate, so
+//! library records, the access log and the application's own records share one output.
+//!
+//! ```no_run
+//! // LOG_LEVEL=debug (pino's names) or RUST_LOG=oneloop=debug; LOG_FORMAT=text for text lines.
+//! let logs = oneloop::logging::init_from_env()?;
+//! log::info!("server starting");          // {"level":30,"time":..,"pid":..,"hostname":..,"msg":"server starting"}
+//! log::info!(port = 3000; "listening");   // ..,"port":3000,"msg":"listening"}
+//! # let _ = logs.dropped_lines();
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Guarantees
+//! - A log call never blocks on the output: it formats the line into a bounded buffer that a
+//!   writer thread empties (see [`writer`] for the bound); when the buffer is full the line is
+//!   dropped and counted ([`LogHandle::dropped_lines`], exported by the metrics as
+//!   `oneloop_log_lines_dropped_total`).
+//! - Lines are written whole, in the order they were queued.
+//!
+//! # Pitfalls
+//! - A line is formatted while the buffer's lock is held: a `Display` implementation that
+//!   itself logs (through this sink) would deadlock. Format such values before the log call.
+//! - Lines still queued when the process exits are lost unless [`LogHandle::flush`] (or
+//!   `log::logger().flush()`) runs first; the examples flush after their loop returns.
+
+mod filter;
+mod format;
+pub mod writer;
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub use filter::{parse_level, Filter};
+pub use format::pino_level;
+use writer::LineWriter;
+
+/// The line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// pino's JSON shape (the default).
+    Json,
+    /// `LEVEL target: message key=value`, for a terminal.
+    Text,
+}
+
+impl Format {
+    /// `LOG_FORMAT` (`json` or `text`); JSON when unset.
+    ///
+    /// # Errors
+    /// Any other value.
+    pub fn from_env() -> Result<Format, String> {
+        match std::env::var("LOG_FORMAT").as_deref() {
+            Err(_) | Ok("json") => Ok(Format::Json),
+            Ok("text") | Ok("pretty") => Ok(Format::Text),
+            Ok(other) => Err(format!("LOG_FORMAT={other:?}: expected json or text")),
+        }
+    }
+}
+
+/// The `log::Log` implementation: filter, format, queue.
+pub struct Logger {
+    format: Format,
+    filter: Filter,
+    /// `,"pid":N,"hostname":"h",` (fixed for the process).
+    bindings: String,
+    writer: LineWriter,
+}
+
+/// What [`init`] returns: the dropped-lines counter and a flush.
+#[derive(Clone)]
+pub struct LogHandle {
+    dropped: Arc<AtomicU64>,
+}
+
+impl LogHandle {
+    /// Lines dropped because the queue was full.
+    pub fn dropped_lines(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The shared counter (the metrics read it).
+    pub fn dropped_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.dropped)
+    }
+
+    /// Writes out every line queued so far (blocks until done: call it at exit).
+    pub fn flush(&self) {
+        log::logger().flush();
+    }
+}
+
+/// The machine's host name (pino's `hostname`): `/proc/sys/kernel/hostname`, else `HOSTNAME`.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default()
+}
+
+impl Logger {
+    /// A logger writing to `out` from its own thread.
+    ///
+    /// # Errors
+    /// The writer thread cannot be started.
+    pub fn new(
+        format: Format,
+        filter: Filter,
+        out: Box<dyn io::Write + Send>,
+    ) -> io::Result<Logger> {
+        Ok(Logger {
+            format,
+            filter,
+            bindings: format::json_bindings(std::process::id(), &hostname()),
+            writer: LineWriter::spawn(out)?,
+        })
+    }
+
+    /// Installs this logger as the process's `log` logger.
+    ///
+    /// # Errors
+    /// Another logger is already installed.
+    pub fn install(self) -> io::Result<LogHandle> {
+        let handle = LogHandle {
+            dropped: self.writer.dropped(),
+        };
+        let max = self.filter.max();
+        log::set_boxed_logger(Box::new(self))
+            .map_err(|e| io::Error::new(io::ErrorKind::AlreadyExists, e.to_string()))?;
+        log::set_max_level(max);
+        Ok(handle)
+    }
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= self.filter.for_target(metadata.target())
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        match self.format {
+            Format::Json => {
+                let time = format::epoch_ms();
+                self.writer
+                    .write_line(|out| format::push_json_line(out, record, time, &self.bindings))
+            }
+            Format::Text => self
+                .writer
+                .write_line(|out| format::push_text_line(out, record)),
+        }
+    }
+
+    fn flush(&self) {
+        self.writer.flush();
+    }
+}
+
+/// Installs a logger to stdout with `format` and `filter`.
+///
+/// # Errors
+/// Another logger is installed, or the writer thread cannot start.
+pub fn init(format: Format, filter: Filter) -> io::Result<LogHandle> {
+    Logger::new(format, filter, Box::new(io::stdout()))?.install()
+}
+
+/// [`init`] with `LOG_FORMAT` ([`Format::from_env`]) and `LOG_LEVEL`/`RUST_LOG`
+/// ([`Filter::from_env`]).
+///
+/// # Errors
+/// A bad variable (the message names it), or as [`init`].
+pub fn init_from_env() -> io::Result<LogHandle> {
+    let bad = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+    init(
+        Format::from_env().map_err(bad)?,
+        Filter::from_env().map_err(bad)?,
+    )
+}
