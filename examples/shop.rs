@@ -1,6 +1,6 @@
 //! A shop backend with everything an Express app installs in week one: products and orders
 //! over JSON, a static front-end, cookie login with a session (or a bearer token), validation
-//! with 400s, product image uploads, a rate-limited login, CORS and security headers.
+//! with 400s, product image uploads, a rate-limited login, CORS, compression and security headers.
 //! Its Express 5 twin is benches/compare/shop_express/app.js; tests/shop_example.rs runs the
 //! same scenario against both, and benches/compare/count_lines.sh counts their code lines.
 //!
@@ -19,7 +19,7 @@ use oneloop::app::cors::{cors, CorsOptions};
 use oneloop::app::multipart::{multipart, Multipart, MultipartOptions};
 use oneloop::app::rate_limit::{limiter, RateLimit};
 use oneloop::app::session::{session, SessionOptions};
-use oneloop::app::{body, files, helmet, App, AppError, Next, Req, Res};
+use oneloop::app::{body, compression, files, helmet, App, AppError, Next, Req, Res};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -71,6 +71,7 @@ fn main() -> std::io::Result<()> {
     let public = std::env::var("SHOP_PUBLIC").unwrap_or("examples/shop_public".into());
     let mut app = App::new();
     app.use_mw(helmet::helmet());
+    app.use_mw(compression::compression());
     let origins = CorsOptions::origins(["http://localhost:5173"]);
     app.use_mw(cors(origins.with_credentials()));
     app.use_mw(body::json());

@@ -5,6 +5,7 @@ const path = require('path');
 const os = require('os');
 const express = require('express');
 const helmet = require('helmet');
+const compression = require('compression');
 const cors = require('cors');
 const session = require('express-session');
 const multer = require('multer');
@@ -24,6 +25,7 @@ function requireUser(req, res, next) {
 
 const app = express();
 app.use(helmet());
+app.use(compression());
 app.use(cors({ origin: ['http://localhost:5173'], credentials: true }));
 app.use(express.json());
 app.use(session({ secret: 'shop secret', resave: false, saveUninitialized: false, cookie: { sameSite: 'lax' } }));

@@ -21,6 +21,7 @@ async function requireUser(req) {
 }
 
 fastify.register(require('@fastify/helmet'));
+fastify.register(require('@fastify/compress'));
 fastify.register(require('@fastify/cors'), { origin: ['http://localhost:5173'], credentials: true });
 fastify.register(require('@fastify/cookie'));
 fastify.register(require('@fastify/session'), {
