@@ -1,6 +1,7 @@
 //! A shop backend with everything an Express app installs in week one: products and orders
 //! over JSON, a static front-end, cookie login with a session (or a bearer token), validation
-//! with 400s, product image uploads, a rate-limited login, CORS, compression and security headers.
+//! with 400s, product image uploads, a rate-limited login, CORS, compression, security headers
+//! and pino-shaped JSON access logs.
 //! Its Express 5 twin is benches/compare/shop_express/app.js; tests/shop_example.rs runs the
 //! same scenario against both, and benches/compare/count_lines.sh counts their code lines.
 //!
@@ -19,7 +20,7 @@ use oneloop::app::cors::{cors, CorsOptions};
 use oneloop::app::multipart::{multipart, Multipart, MultipartOptions};
 use oneloop::app::rate_limit::{limiter, RateLimit};
 use oneloop::app::session::{session, SessionOptions};
-use oneloop::app::{body, compression, files, helmet, App, AppError, Next, Req, Res};
+use oneloop::app::{body, compression, files, helmet, logger, App, AppError, Next, Req, Res};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -69,7 +70,9 @@ fn require_user(req: &mut Req, _res: &mut Res, next: Next) {
 
 fn main() -> std::io::Result<()> {
     let public = std::env::var("SHOP_PUBLIC").unwrap_or("examples/shop_public".into());
+    let _logs = oneloop::logging::init_from_env()?; // pino-shaped JSON lines on stdout
     let mut app = App::new();
+    app.use_mw(logger::logger());
     app.use_mw(helmet::helmet());
     app.use_mw(compression::compression());
     let origins = CorsOptions::origins(["http://localhost:5173"]);

@@ -24,6 +24,7 @@ function requireUser(req, res, next) {
 }
 
 const app = express();
+app.use(require('pino-http')());
 app.use(helmet());
 app.use(compression());
 app.use(cors({ origin: ['http://localhost:5173'], credentials: true }));

@@ -6,7 +6,7 @@ const os = require('os');
 const fs = require('fs');
 const { pipeline } = require('stream/promises');
 const crypto = require('crypto');
-const fastify = require('fastify')({ logger: process.env.SHOP_LOG === '1' });
+const fastify = require('fastify')({ logger: true });
 
 const USERS = [['ada', 'lovelace', 'tok-ada'], ['alan', 'turing', 'tok-alan']];
 const db = { products: new Map(), orders: [] };
