@@ -11,6 +11,7 @@ pub mod app;
 pub mod cluster;
 pub mod http;
 pub mod load;
+pub mod redis;
 pub mod shutdown;
 pub mod threaded;
 pub mod ws;
