@@ -115,3 +115,8 @@ impl fmt::Display for RedisError {
 }
 
 impl std::error::Error for RedisError {}
+
+/// docs/redis.md's code blocks, compiled as doctests so the page cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/redis.md")]
+pub struct RedisDocDoctests;
