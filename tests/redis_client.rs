@@ -434,3 +434,173 @@ fn reply_kinds_of_resp3_reach_cmd_callers() {
     let _ = Reply::Nil;
     let _: Option<RedisError> = None;
 }
+
+#[test]
+fn a_host_name_is_resolved_through_the_loops_dns() {
+    let server = RedisServer::start();
+    let mut lp = Loop::new().expect("loop");
+    watchdog(&mut lp, 20);
+    let url = format!("redis://localhost:{}", server.port);
+    let r = Redis::connect(&mut lp, &url, RedisOptions::default()).expect("url");
+    let got = log();
+    let (g, r2) = (Rc::clone(&got), r.clone());
+    r.cmd(&mut lp, &["PING"], move |lp, res| {
+        push(&g, format!("{res:?}"));
+        r2.quit(lp, |_lp, _| {});
+    });
+    lp.run().expect("run");
+    assert_eq!(*got.borrow(), ["Ok(Simple(b\"PONG\"))"]);
+}
+
+#[test]
+fn auth_and_select_are_replayed_after_client_kill_and_a_wrong_password_is_an_error() {
+    let server = RedisServer::start_with(redis_common::free_port(), &["--requirepass", "s3cret"]);
+    let mut lp = Loop::new().expect("loop");
+    watchdog(&mut lp, 30);
+    // A wrong password: an error event per attempt, commands wait, then give up.
+    let wrong = format!("redis://:nope@127.0.0.1:{}", server.port);
+    let opts = RedisOptions {
+        reconnect: oneloop::redis::Reconnect::Never,
+        ..RedisOptions::default()
+    };
+    let bad = Redis::connect(&mut lp, &wrong, opts).expect("url");
+    let got = log();
+    let g = Rc::clone(&got);
+    bad.on_error(move |_lp, e| push(&g, format!("bad: {e}")));
+    // The right one, db 3.
+    let url = format!("redis://default:s3cret@127.0.0.1:{}/3", server.port);
+    let r = Redis::connect(&mut lp, &url, RedisOptions::default()).expect("url");
+    let port = server.port;
+    let readies = Rc::new(RefCell::new(0));
+    let (g, r2, n) = (Rc::clone(&got), r.clone(), Rc::clone(&readies));
+    r.on_ready(move |lp| {
+        *n.borrow_mut() += 1;
+        let round = *n.borrow();
+        let (g2, r3) = (Rc::clone(&g), r2.clone());
+        r2.incr(lp, "visits", move |lp, res| {
+            push(&g2, format!("ready {round}: incr {res:?}"));
+            if round == 1 {
+                let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+                use std::io::{BufRead, Write};
+                s.write_all(b"AUTH s3cret\r\nCLIENT KILL TYPE normal\r\n")
+                    .expect("write");
+                let mut reader = std::io::BufReader::new(s);
+                let mut line = String::new();
+                reader.read_line(&mut line).expect("auth");
+                line.clear();
+                reader.read_line(&mut line).expect("kill");
+                assert_eq!(line, ":1\r\n", "our client was killed");
+            } else {
+                r3.quit(lp, |_lp, _| {});
+            }
+        });
+    });
+    lp.run().expect("run");
+    let got = got.borrow();
+    assert!(
+        got.iter()
+            .any(|l| l.starts_with("bad: server error: WRONGPASS")),
+        "{got:?}"
+    );
+    assert!(got.contains(&"ready 1: incr Ok(1)".to_string()), "{got:?}");
+    assert!(got.contains(&"ready 2: incr Ok(2)".to_string()), "{got:?}");
+    assert!(bad.is_ended());
+    // Both INCRs went to db 3 of the password-protected server.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    use std::io::{BufRead, Write};
+    s.write_all(b"AUTH s3cret\r\nSELECT 3\r\nGET visits\r\n")
+        .expect("write");
+    let mut reader = std::io::BufReader::new(s);
+    let mut lines = Vec::new();
+    for _ in 0..4 {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("line");
+        lines.push(line);
+    }
+    assert_eq!(lines, ["+OK\r\n", "+OK\r\n", "$1\r\n", "2\r\n"]);
+}
+
+#[test]
+fn a_stalled_server_backpressures_the_client_and_the_queue_bound_refuses_the_excess() {
+    let server = RedisServer::start();
+    let mut lp = Loop::new().expect("loop");
+    watchdog(&mut lp, 60);
+    let opts = RedisOptions {
+        max_queued_bytes: 1 << 20,
+        ..RedisOptions::default()
+    };
+    let r = Redis::connect(&mut lp, &server.url(), opts).expect("url");
+    let value = Rc::new(vec![b'v'; 256 * 1024]);
+    let ok = Rc::new(RefCell::new(0u32));
+    let full = Rc::new(RefCell::new(0u32));
+    let server = Rc::new(server);
+    // Once ready: stop the server (SIGSTOP), then issue 3 SETs of 256 KiB per loop turn (768
+    // KiB: under the 1 MiB bound, so only an unflushed backlog can reach it) for 64 turns
+    // (48 MiB: more than the kernel buffers hold), then let the server go on.
+    fn turn(
+        lp: &mut Loop,
+        r: Redis,
+        value: Rc<Vec<u8>>,
+        ok: Rc<RefCell<u32>>,
+        full: Rc<RefCell<u32>>,
+        server: Rc<RedisServer>,
+        left: u32,
+    ) {
+        if left == 0 {
+            server.signal("CONT");
+            let r2 = r.clone();
+            r.cmd(lp, &["PING"], move |lp, res| {
+                res.expect("PING after the backlog");
+                r2.quit(lp, |_lp, _| {});
+            });
+            return;
+        }
+        for _ in 0..3 {
+            let (ok, full) = (Rc::clone(&ok), Rc::clone(&full));
+            r.set(
+                lp,
+                "big",
+                &value[..],
+                SetOptions::default(),
+                move |_lp, res| match res {
+                    Ok(true) => *ok.borrow_mut() += 1,
+                    Err(RedisError::QueueFull { .. }) => *full.borrow_mut() += 1,
+                    other => panic!("unexpected {other:?}"),
+                },
+            );
+        }
+        lp.set_immediate(move |lp| turn(lp, r, value, ok, full, server, left - 1));
+    }
+    let (r2, v, o, f, s) = (
+        r.clone(),
+        Rc::clone(&value),
+        Rc::clone(&ok),
+        Rc::clone(&full),
+        Rc::clone(&server),
+    );
+    r.on_ready(move |lp| {
+        s.signal("STOP");
+        turn(
+            lp,
+            r2.clone(),
+            Rc::clone(&v),
+            Rc::clone(&o),
+            Rc::clone(&f),
+            Rc::clone(&s),
+            64,
+        );
+    });
+    lp.run().expect("run");
+    let (ok, full) = (*ok.borrow(), *full.borrow());
+    eprintln!("accepted {ok}, refused {full}, writes {}", r.stats().writes);
+    assert_eq!(ok + full, 192);
+    assert!(
+        full > 0,
+        "the bound refused some SETs while the server was stopped"
+    );
+    assert!(
+        ok > 0,
+        "what was accepted was written after drain: ok = {ok}"
+    );
+    assert!(r.stats().writes < 192, "writes: {}", r.stats().writes);
+}

@@ -21,6 +21,7 @@ pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
     dir: PathBuf,
+    extra: Vec<String>,
 }
 
 static DIRS: AtomicU64 = AtomicU64::new(0);
@@ -33,6 +34,11 @@ impl RedisServer {
     /// Starts redis-server on `port`: `--save "" --appendonly no`, debug commands allowed
     /// from loopback (`DEBUG SLEEP`), in a fresh temp dir.
     pub fn start_on(port: u16) -> RedisServer {
+        RedisServer::start_with(port, &[])
+    }
+
+    /// Starts it with extra arguments (`["--requirepass", "secret"]`).
+    pub fn start_with(port: u16, extra: &[&str]) -> RedisServer {
         let dir = std::env::temp_dir().join(format!(
             "oneloop-redis-{}-{}",
             std::process::id(),
@@ -43,6 +49,7 @@ impl RedisServer {
             port,
             child: None,
             dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         server.restart();
         server
@@ -58,6 +65,7 @@ impl RedisServer {
             .args(["--enable-debug-command", "local"])
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -71,13 +79,25 @@ impl RedisServer {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(reply) = self.raw(b"*1\r\n$4\r\nPING\r\n") {
-                if reply.starts_with("+PONG") {
+                // -NOAUTH: up, with a password.
+                if reply.starts_with("+PONG") || reply.starts_with("-NOAUTH") {
                     return;
                 }
             }
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Sends `signal` (`"STOP"`, `"CONT"`) to the server process, by pid.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill(1)");
+        assert!(status.success());
     }
 
     /// Kills the server (SIGKILL, by pid) and waits for it.
