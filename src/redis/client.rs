@@ -807,7 +807,7 @@ impl Redis {
                 RedisError::ConnectionLost(m) => m.clone(),
                 other => other.to_string(),
             };
-            let unwritten_from = c.inflight.len() - c.out_cmds;
+            let unwritten_from = c.inflight.len().saturating_sub(c.out_cmds);
             let mut out = std::mem::take(&mut c.out);
             c.out_cmds = 0;
             let mut requeue = VecDeque::new();
@@ -929,6 +929,15 @@ impl Redis {
             }
         }
         self.emit(lp, |e| &mut e.end);
+        // The client is over: drop the user's callbacks, which usually hold clones of this
+        // client (an Rc cycle that would otherwise keep it in memory).
+        let (events, subs) = {
+            let mut c = self.shared.borrow_mut();
+            let events = std::mem::take(&mut c.events);
+            let subs = c.subs.as_mut().map(std::mem::take);
+            (events, subs)
+        };
+        drop((events, subs));
     }
 
     // -- closing ----------------------------------------------------------------------------------

@@ -96,6 +96,16 @@ impl Subs {
                     None => Incoming::Ignored,
                 }
             }
+            (
+                Some(
+                    b"subscribe" | b"unsubscribe" | b"psubscribe" | b"punsubscribe" | b"ssubscribe"
+                    | b"sunsubscribe",
+                ),
+                _,
+            ) => Incoming::Reply(reply),
+            // Any other RESP3 push (client-side caching invalidations, ...) is out of band:
+            // never matched against a command.
+            _ if matches!(reply, Reply::Push(_)) => Incoming::Ignored,
             _ => Incoming::Reply(reply),
         }
     }
