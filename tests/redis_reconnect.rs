@@ -134,15 +134,19 @@ fn server_restart_drains_the_offline_queue_in_order_and_bounds_it() {
             });
         });
     });
-    let sub_readies = Rc::new(RefCell::new(0));
-    let (d, n) = (Rc::clone(&one_done), Rc::clone(&sub_readies));
+    // The subscriber's first ready on the restarted server has its subscription restored.
+    // (Not "the first ready after the kill": the old server may have answered the
+    // subscriber's handshake just before it died, and that ready is processed afterwards.)
+    let restarted = Rc::new(RefCell::new(false));
+    let counted = Rc::new(RefCell::new(false));
+    let (d, re) = (Rc::clone(&one_done), Rc::clone(&restarted));
     sub.client().on_ready(move |lp| {
-        *n.borrow_mut() += 1;
-        if *n.borrow() == 2 {
+        if *re.borrow() && !std::mem::replace(&mut *counted.borrow_mut(), true) {
             d(lp);
         }
     });
     let attempts = Rc::new(RefCell::new(0));
+    let re2 = Rc::clone(&restarted);
     let (g, srv, r2, a) = (
         Rc::clone(&got),
         Rc::clone(&server),
@@ -164,7 +168,11 @@ fn server_restart_drains_the_offline_queue_in_order_and_bounds_it() {
                     });
                 }
             }
-            3 => srv.borrow_mut().restart(), // after two refused attempts
+            3 => {
+                // After two refused attempts.
+                srv.borrow_mut().restart();
+                *re2.borrow_mut() = true;
+            }
             _ => {}
         }
     });
