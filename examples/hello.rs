@@ -11,6 +11,8 @@
 //!   16 MiB, the default `max_payload`). Other upgrade offers (`curl --http2`'s `h2c`, a
 //!   WebSocket handshake on another path) are ignored: those requests are routed as above.
 //!
+//! `--unix PATH` also serves the same routes on the Unix domain socket PATH (worker 0 only;
+//! `curl --unix-socket PATH http://localhost/json`); the file is removed on shutdown.
 //! `--echo-all` makes every method on every path echo its body (for conformance tools).
 //! `--workers N` runs N loops on N threads sharing the port (SO_REUSEPORT; 0 = one per core).
 //! SIGTERM or SIGINT drains gracefully (in-flight requests finish, idle connections close,
@@ -65,6 +67,7 @@ fn main() -> std::io::Result<()> {
         }
     };
     let addr = format!("{host}:{port}");
+    let unix = arg("--unix").map(PathBuf::from);
     let trace = match (args.flag("--trace"), arg("--trace")) {
         (false, _) => None,
         (true, Some(path)) if !path.starts_with("--") => Some(PathBuf::from(path)),
@@ -91,13 +94,14 @@ fn main() -> std::io::Result<()> {
         }
         let mut config = ServerConfig::default();
         config.listen.reuse_port = many;
-        let server = http::create_server_with(lp, config, move |_lp, req, res| {
+        let handler = move |_lp: &mut oneloop::runtime::Loop, req, res| {
             if echo_all {
                 echo(req, res)
             } else {
                 route(req, res)
             }
-        });
+        };
+        let server = http::create_server_with(lp, config, handler);
         // Only WebSocket upgrades of `/ws` leave HTTP; any other upgrade offer (`h2c`, another
         // path) is served by `route` as an ordinary request. SIGTERM closes each WebSocket
         // with 1001.
@@ -107,12 +111,21 @@ fn main() -> std::io::Result<()> {
                 println!("hello: listening on http://{addr}");
             }
         })?;
+        let mut servers = vec![server];
+        if let (Some(path), 0) = (&unix, worker) {
+            let on_path = http::create_server_with(lp, ServerConfig::default(), handler);
+            let shown = path.display().to_string();
+            on_path.listen_path(lp, path, move |_lp| {
+                println!("hello: listening on unix:{shown}")
+            })?;
+            servers.push(on_path);
+        }
         let traced = trace.is_some();
         let shutdown = ShutdownOptions {
             deadline: drain_deadline,
             ..ShutdownOptions::default()
         };
-        graceful_shutdown(lp, vec![server], shutdown, move |lp| {
+        graceful_shutdown(lp, servers, shutdown, move |lp| {
             // Drained: end the trace's JSON and flush it now rather than waiting for the drop.
             if traced {
                 if let Err(e) = lp.finish_trace() {

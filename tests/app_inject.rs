@@ -170,7 +170,7 @@ fn server_errors_do_not_leak_their_message() {
 #[test]
 fn a_panicking_handler_is_answered_500_and_the_app_keeps_serving() {
     let mut app = App::new();
-    app.get("/boom", |_req, _res| panic!("kaboom"));
+    app.get("/boom", |_req, _res| -> () { panic!("kaboom") });
     app.get("/ok", |_req, res| res.send_text("fine"));
     let r = get(&app, "/boom");
     assert_eq!(r.status, 500);
@@ -305,4 +305,162 @@ fn work_on_the_thread_pool_finishes_the_response_later() {
     });
     let r = get(&app, "/fib");
     assert_eq!(r.json().unwrap(), json!({"n": 2432902008176640000u64}));
+}
+
+#[test]
+fn a_handler_returning_an_error_reaches_the_error_middleware() {
+    let mut app = App::new();
+    app.get("/items/:id", |req, res| {
+        let id: u32 = req
+            .param("id")
+            .unwrap_or("")
+            .parse()
+            .map_err(|_| AppError::new(400, "id must be a number"))?;
+        let extra: serde_json::Value = serde_json::from_str(req.query("extra").unwrap_or("{}"))?;
+        res.json(&json!({ "id": id, "extra": extra }));
+        Ok(())
+    });
+    let seen: Rc<RefCell<Vec<u16>>> = Rc::default();
+    let s = Rc::clone(&seen);
+    app.use_error(move |err, _req, res, _next| {
+        s.borrow_mut().push(err.status);
+        res.status(err.status)
+            .json(&json!({ "error": err.message }));
+    });
+    let ok = get(&app, "/items/7?extra=%7B%22a%22%3A1%7D");
+    assert_eq!(
+        (ok.status, ok.json().unwrap()),
+        (200, json!({"id": 7, "extra": {"a": 1}}))
+    );
+    let bad = get(&app, "/items/seven");
+    assert_eq!(
+        (bad.status, bad.json().unwrap()),
+        (400, json!({"error": "id must be a number"}))
+    );
+    // A serde_json error converts with `?` (400, as body parsing errors).
+    let bad_json = get(&app, "/items/7?extra=%7Bnope");
+    assert_eq!(bad_json.status, 400);
+    assert_eq!(*seen.borrow(), [400, 400]);
+}
+
+#[test]
+fn unmatched_paths_and_methods_go_through_the_error_middleware_keeping_allow() {
+    let mut app = App::new();
+    app.get("/only-get", |_req, res| res.send_text("got"));
+    app.use_error(|err, _req, res, _next| {
+        res.status(err.status)
+            .json(&json!({ "status": err.status, "message": err.message }));
+    });
+    let missing = get(&app, "/nowhere");
+    assert_eq!(
+        (missing.status, missing.json().unwrap()),
+        (
+            404,
+            json!({"status": 404, "message": "Cannot GET /nowhere"})
+        )
+    );
+    let wrong = send(&app, InjectRequest::new("POST", "/only-get"));
+    assert_eq!(wrong.status, 405);
+    assert_eq!(wrong.header("allow"), Some("GET, HEAD"));
+    assert_eq!(wrong.json().unwrap()["message"], "Method Not Allowed");
+    // OPTIONS is still answered automatically.
+    let options = send(&app, InjectRequest::new("OPTIONS", "/only-get"));
+    assert_eq!(
+        (options.status, options.header("allow")),
+        (200, Some("GET, HEAD"))
+    );
+}
+
+#[test]
+fn not_found_replaces_the_404_and_may_fail_too() {
+    let mut app = App::new();
+    app.get("/", |_req, res| res.send_text("home"));
+    app.not_found(|req, res| {
+        if req.path().starts_with("/api/") {
+            return Err(AppError::new(404, "no such API"));
+        }
+        res.status(404).send_text("try the home page");
+        Ok(())
+    });
+    let page = get(&app, "/elsewhere");
+    assert_eq!(
+        (page.status, page.text()),
+        (404, "try the home page".to_owned())
+    );
+    let api = get(&app, "/api/x");
+    assert_eq!(api.status, 404);
+    assert!(api.text().contains("no such API"), "{}", api.text());
+}
+
+#[derive(Debug, PartialEq)]
+struct User(String);
+
+#[test]
+fn locals_carry_typed_values_from_middleware_to_the_handler() {
+    let mut app = App::new();
+    app.use_(|req, _res, next| {
+        if let Some(token) = req.header("authorization") {
+            let name = token.trim_start_matches("Bearer ").to_owned();
+            req.locals.insert(User(name));
+        }
+        req.locals.insert(42u32);
+        next.call();
+    });
+    app.get("/me", |req, res| {
+        let who = req
+            .locals
+            .get::<User>()
+            .map_or("anonymous", |u| u.0.as_str());
+        let n = req.locals.get::<u32>().copied();
+        res.json(&json!({ "user": who, "n": n }));
+    });
+    let anon = get(&app, "/me");
+    assert_eq!(anon.json().unwrap(), json!({"user": "anonymous", "n": 42}));
+    let ada = send(
+        &app,
+        InjectRequest::new("GET", "/me").header("authorization", "Bearer ada"),
+    );
+    assert_eq!(ada.json().unwrap(), json!({"user": "ada", "n": 42}));
+}
+
+#[test]
+fn request_ids_are_unique_across_apps_and_taken_from_a_sane_incoming_header() {
+    let make = || {
+        let mut app = App::new();
+        app.get("/id", |req, res| res.send_text(req.request_id()));
+        app
+    };
+    // Two apps: two workers (or two starts of one).
+    let (a, b) = (make(), make());
+    let ids: Vec<String> = [&a, &a, &b]
+        .iter()
+        .map(|app| get(app, "/id").text())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert_ne!(ids[0], ids[1], "one app never repeats an id");
+    let prefix = |id: &str| id.rsplit_once('-').unwrap().0.to_owned();
+    assert_eq!(prefix(&ids[0]), prefix(&ids[1]));
+    assert_ne!(
+        prefix(&ids[0]),
+        prefix(&ids[2]),
+        "another app has another prefix"
+    );
+    assert_eq!(prefix(&ids[0]).len(), 12);
+    let with = |v: &str| {
+        send(
+            &a,
+            InjectRequest::new("GET", "/id").header("x-request-id", v),
+        )
+        .text()
+    };
+    assert_eq!(with("7f3c9a2e-trace:1/x"), "7f3c9a2e-trace:1/x");
+    for bad in ["", "has space", "a\"quote", &"x".repeat(129), "é"] {
+        let id = with(bad);
+        assert_ne!(id, bad);
+        assert_eq!(
+            prefix(&id),
+            prefix(&ids[0]),
+            "{bad:?} replaced by a generated id"
+        );
+    }
 }

@@ -410,3 +410,38 @@ fn send_file_streams_a_large_file_whole_by_range_and_for_head() {
     assert_eq!((s, body.len()), (200, 0));
     assert_eq!(header(&head, "content-length"), Some("5242880"));
 }
+
+#[test]
+fn a_handler_calls_an_upstream_from_the_loop_with_an_overall_deadline() {
+    let own_port = Arc::new(std::sync::atomic::AtomicU16::new(0));
+    let p = Arc::clone(&own_port);
+    let addr = serve(move || {
+        let mut app = App::new();
+        // An upstream that answers after 2 s, on the same server.
+        app.get("/slow", |req, res| {
+            let res = res.clone();
+            req.with_loop(move |lp| {
+                lp.set_timeout(2_000, move |_lp| res.send_text("late"));
+            });
+        });
+        app.get("/proxy", move |req, res| {
+            let port = p.load(Ordering::SeqCst);
+            let res = res.clone();
+            req.with_loop(move |lp| {
+                let url = format!("http://127.0.0.1:{port}/slow");
+                let upstream = oneloop::http::ClientRequest::new("GET", &url)
+                    .expect("a valid URL")
+                    .deadline_ms(200); // the whole exchange, connecting included
+                let _ = oneloop::http::request(lp, upstream, move |_lp, result| match result {
+                    Ok(up) => res.send_bytes(up.body()),
+                    Err(e) => res.status(504).send_text(format!("upstream: {e}")),
+                });
+            });
+        });
+        app
+    });
+    own_port.store(addr.port(), Ordering::SeqCst);
+    let (status, _, body) = get(addr, "/proxy", "");
+    assert_eq!(status, 504, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("timed out"));
+}

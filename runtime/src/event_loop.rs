@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use crate::async_handle::Asyncs;
 use crate::clock::{self, Clock};
 use crate::handle::{GenSlab, Handle, HandleError, ImmediateId, SignalId, TimerId, WorkId};
 use crate::metrics::QueueDepths;
@@ -25,7 +26,7 @@ use crate::timers::{Timer, TimerCallback, TimerDelay, TimerHeap};
 use crate::trace::{CallbackKind, LoopMetrics, Observer, Phase, TraceEvent, TraceSink};
 use crate::uncaught::HookSlot;
 
-/// Token of the waker the thread pool (and [`LoopWaker`]) use.
+/// Token of the loop's one `mio::Waker`, shared by the thread pool and every async handle.
 pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX - 1);
 /// Token of the signal pipe.
 pub(crate) const SIGNAL_TOKEN: Token = Token(usize::MAX - 2);
@@ -122,7 +123,8 @@ pub struct StepReport {
 /// A handle that keeps the loop alive, as reported by [`Loop::active_handles`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActiveHandle {
-    /// "timer", "interval", "immediate", "signal", "tcp", "server" or "work".
+    /// "timer", "interval", "immediate", "signal", "tcp", "server", "pipe", "pipe_server",
+    /// "udp", "async", "channel", "process", "work" or "closing".
     pub kind: &'static str,
     /// Where it was created, when known (`file:line`).
     pub created_at: Option<String>,
@@ -183,18 +185,6 @@ impl LoopHandle {
     }
 }
 
-/// Wakes a loop from another thread (libuv's `uv_async_send`): the loop's poll returns, and
-/// nothing else happens. Clone it freely; it is the only part of the loop that is `Send`.
-#[derive(Clone)]
-pub struct LoopWaker(Arc<Waker>);
-
-impl LoopWaker {
-    /// Wakes the loop's poll phase. Several wakes before the loop notices coalesce into one.
-    pub fn wake(&self) -> io::Result<()> {
-        self.0.wake()
-    }
-}
-
 /// A single-threaded event loop with Node's phases and queues.
 ///
 /// # Guarantees
@@ -217,7 +207,6 @@ impl LoopWaker {
 pub struct Loop {
     pub(crate) poll: Poll,
     events: Option<Events>,
-    waker: Arc<Waker>,
     pub(crate) started: Instant,
     /// The cached loop time in ms since `started` (libuv's `uv_now`).
     now_ms: u64,
@@ -261,6 +250,9 @@ pub struct Loop {
     pub(crate) signal_watchers: GenSlab<SignalWatcher>,
 
     pub(crate) net: Net,
+    /// Async handles and channels; its hub owns the waker the pool also wakes through.
+    pub(crate) asyncs: Asyncs,
+    pub(crate) processes: crate::process::Processes,
 
     /// Ref'd active handles: timers, signals, sockets, servers (immediates are counted in
     /// `refed_immediates` alone: one counter to touch per immediate, not two).
@@ -291,11 +283,11 @@ impl Loop {
     pub fn with_options(options: LoopOptions) -> io::Result<Loop> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
-        let pool = ThreadPool::new(options.threadpool_size, Arc::clone(&waker));
+        let asyncs = Asyncs::new(waker);
+        let pool = ThreadPool::new(options.threadpool_size, Arc::clone(&asyncs.hub));
         let mut lp = Loop {
             poll,
             events: Some(Events::with_capacity(EVENTS_CAPACITY)),
-            waker,
             started: Instant::now(),
             now_ms: 0,
             virtual_ns: (options.clock == Clock::Virtual).then_some(0),
@@ -321,7 +313,9 @@ impl Loop {
             done_buf: Vec::new(),
             signals: None,
             signal_watchers: GenSlab::default(),
+            processes: Default::default(),
             net: Net::default(),
+            asyncs,
             refs: 0,
             metrics: LoopMetrics::default(),
             observer: None,
@@ -901,9 +895,10 @@ impl Loop {
         self.enter_phase(Phase::Poll);
         if timeout == Some(Duration::ZERO) && self.nothing_to_poll() {
             // libuv's `uv__io_poll` returns at once when no descriptor is watched (`nfds == 0`).
-            // Here: no socket, server or signal is registered and no pool job is in flight, so a
-            // zero-timeout `epoll_wait` could only report a `LoopWaker` wake, which means nothing
-            // but "poll again" and stays pending for the next real poll. Skip the syscall.
+            // Here: no socket, server, signal or async handle is registered and no pool job is in
+            // flight, so a zero-timeout `epoll_wait` could only report a stray wake of a handle
+            // closed since, which means nothing and stays pending for the next real poll. Skip
+            // the syscall.
             if let Some(obs) = self.observer.as_deref_mut() {
                 let now = Instant::now();
                 obs.poll_wait(self.metrics.iterations, now, now);
@@ -919,7 +914,10 @@ impl Loop {
         let timeout = match self.virtual_ns {
             None => timeout,
             Some(_) => {
-                let has_io = self.net.entries.len() > 0 || self.signal_watchers.len() > 0;
+                let has_io = self.net.entries.len() > 0
+                    || self.signal_watchers.len() > 0
+                    || self.asyncs.entries.len() > 0
+                    || self.processes.has_children();
                 let w = clock::virtual_wait(timeout, has_io, self.work.len() > 0);
                 jump = Some((w, timeout));
                 w.real_timeout
@@ -962,7 +960,12 @@ impl Loop {
         for event in events.iter() {
             self.metrics.events += 1;
             match event.token() {
-                WAKER_TOKEN => self.run_work_completions(),
+                WAKER_TOKEN => {
+                    // Cleared first: a completion or send after this point wakes poll again.
+                    self.asyncs.hub.begin_wake();
+                    self.run_work_completions();
+                    self.run_async_callbacks();
+                }
                 SIGNAL_TOKEN => self.dispatch_signals(),
                 Token(index) => self.dispatch_io(index, event),
             }
@@ -975,7 +978,10 @@ impl Loop {
     /// signals) and no thread-pool job whose completion could wake it.
     #[inline(always)]
     fn nothing_to_poll(&self) -> bool {
-        self.net.entries.len() == 0 && self.signals.is_none() && self.work.len() == 0
+        self.net.entries.len() == 0
+            && self.signals.is_none()
+            && self.work.len() == 0
+            && self.asyncs.entries.len() == 0
     }
 
     /// The registry, for I/O sources owned by this loop.
@@ -997,11 +1003,6 @@ impl Loop {
         LoopHandle {
             ticks: Rc::clone(&self.ticks),
         }
-    }
-
-    /// A handle other threads can use to wake this loop.
-    pub fn waker(&self) -> LoopWaker {
-        LoopWaker(Arc::clone(&self.waker))
     }
 
     // ---------------------------------------------------------------------------------------
@@ -1364,6 +1365,9 @@ impl Loop {
             Handle::Signal(id) => self.signal_watchers.get(id.0).map(|s| s.refed),
             Handle::Tcp(id) => self.net.socket_refed(id),
             Handle::Server(id) => self.net.server_refed(id),
+            Handle::Async(id) => self.asyncs.refed(id),
+            Handle::Udp(id) => self.net.udp_refed(id),
+            Handle::Process(id) => self.processes.refed(id),
         };
         refed.ok_or(HandleError::Stale)
     }
@@ -1385,6 +1389,9 @@ impl Loop {
             Handle::Signal(id) => self.signal_watchers.get_mut(id.0).map(|s| &mut s.refed),
             Handle::Tcp(id) => self.net.socket_refed_mut(id),
             Handle::Server(id) => self.net.server_refed_mut(id),
+            Handle::Async(id) => self.asyncs.refed_mut(id),
+            Handle::Udp(id) => self.net.udp_refed_mut(id),
+            Handle::Process(id) => return self.process_set_ref(id, refed),
         }
         .ok_or(HandleError::Stale)?;
         if *flag != refed {

@@ -168,12 +168,30 @@ typed_id!(
     SignalId
 );
 typed_id!(
-    /// A TCP connection (accepted or connected).
+    /// A stream socket, accepted or connected: TCP, or a Unix domain socket (a pipe from
+    /// [`Loop::pipe_connect`](crate::Loop::pipe_connect) or a pipe server, or a child
+    /// process's stdio). One id type for both, as Node's one `net.Socket` class: every
+    /// `tcp_*` socket operation works on either.
     TcpId
 );
 typed_id!(
-    /// A listening TCP server.
+    /// A listening server: TCP ([`Loop::tcp_listen`](crate::Loop::tcp_listen)) or a Unix
+    /// domain socket ([`Loop::pipe_listen`](crate::Loop::pipe_listen)).
     ServerId
+);
+typed_id!(
+    /// An async handle or channel, from [`AsyncHandle::id`](crate::AsyncHandle::id) or
+    /// [`Loop::channel`](crate::Loop::channel).
+    AsyncId
+);
+typed_id!(
+    /// A UDP socket from [`Loop::udp_bind`](crate::Loop::udp_bind).
+    UdpId
+);
+
+typed_id!(
+    /// A child process from [`Loop::spawn`](crate::Loop::spawn).
+    ProcessId
 );
 
 impl TcpId {
@@ -196,6 +214,12 @@ pub enum Handle {
     Tcp(TcpId),
     /// A TCP server.
     Server(ServerId),
+    /// An async handle or channel.
+    Async(AsyncId),
+    /// A UDP socket.
+    Udp(UdpId),
+    /// A child process (ref'd: keeps the loop alive until it exits).
+    Process(ProcessId),
 }
 
 macro_rules! into_handle {
@@ -207,7 +231,8 @@ macro_rules! into_handle {
         }
     )*};
 }
-into_handle!(TimerId => Timer, ImmediateId => Immediate, SignalId => Signal, TcpId => Tcp, ServerId => Server);
+into_handle!(TimerId => Timer, ImmediateId => Immediate, SignalId => Signal, TcpId => Tcp, ServerId => Server, ProcessId => Process);
+into_handle!(AsyncId => Async, UdpId => Udp);
 
 #[cfg(test)]
 mod tests {

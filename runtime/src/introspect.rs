@@ -64,6 +64,8 @@ impl Loop {
             }
         }
         self.net.active_handles(&mut out);
+        self.asyncs.active_handles(&mut out);
+        self.processes.active_handles(&mut out);
         for _ in 0..self.closing.len() {
             out.push(ActiveHandle {
                 kind: "closing",

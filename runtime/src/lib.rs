@@ -2,7 +2,8 @@
 //!
 //! A single-threaded event loop on mio with Node's phases (timers, pending, idle/prepare, poll,
 //! check, close) and Node's queues (`next_tick`, microtasks, immediates, timers, a thread pool),
-//! plus TCP with Node `net` semantics and signals. Start at [`Loop`], and read
+//! plus TCP with Node `net` semantics, UDP with Node `dgram` semantics, async handles and typed
+//! channels into the loop from other threads, and signals. Start at [`Loop`], and read
 //! [`Loop::run_iteration`] for the whole iteration on one screen.
 //!
 //! ```
@@ -19,6 +20,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod async_handle;
+mod channel;
 pub mod chrome_trace;
 mod clock;
 pub mod dns;
@@ -27,23 +30,32 @@ pub mod fs;
 mod handle;
 mod introspect;
 pub mod metrics;
+pub mod process;
 mod signal;
 pub mod tcp;
 mod threadpool;
 mod timers;
 pub mod trace;
+mod udp;
 mod uncaught;
 
+pub use async_handle::{AsyncClosed, AsyncHandle};
+pub use channel::{SendError, Sender};
 pub use chrome_trace::ChromeTrace;
 pub use clock::Clock;
 pub use event_loop::{
-    ActiveHandle, BeforeExitId, Loop, LoopHandle, LoopOptions, LoopWaker, RunMode, StepReport, Task,
+    ActiveHandle, BeforeExitId, Loop, LoopHandle, LoopOptions, RunMode, StepReport, Task,
 };
-pub use handle::{Handle, HandleError, ImmediateId, ServerId, SignalId, TcpId, TimerId, WorkId};
+pub use handle::{
+    AsyncId, Handle, HandleError, ImmediateId, ProcessId, ServerId, SignalId, TcpId, TimerId,
+    UdpId, WorkId,
+};
 pub use hdrhistogram::Histogram;
 pub use metrics::{LoopStats, PhaseStats, QueueDepths};
-pub use tcp::{DropInfo, ListenOptions, SocketOptions, TcpError};
+pub use process::{SpawnOptions, StdioMode};
+pub use tcp::{DropInfo, ListenOptions, SocketOptions, StreamAddr, TcpError};
 pub use threadpool::{WorkError, DEFAULT_POOL_SIZE, MAX_POOL_SIZE};
 pub use timers::{TimerDelay, TIMEOUT_MAX_MS};
 pub use trace::{CallbackKind, LoopMetrics, Phase, TraceEvent};
+pub use udp::{UdpError, UdpOptions, MAX_DATAGRAMS_PER_EVENT};
 pub use uncaught::UncaughtPanic;

@@ -46,6 +46,9 @@ impl Loop {
         };
         let arrived: Vec<i32> = signals.hook.pending().collect();
         for signum in arrived {
+            if signum == libc::SIGCHLD && self.processes.watching_sigchld() {
+                self.processes_reap();
+            }
             let watchers: Vec<_> = self
                 .signal_watchers
                 .keys()

@@ -2,7 +2,8 @@
 //! `threadpool.c`.
 //!
 //! Workers take jobs from a queue guarded by a mutex and a condvar. A finished job is pushed onto
-//! the loop's completion queue and the loop is woken through its one `mio::Waker`; the loop swaps
+//! the loop's completion queue and the loop is woken through its one `mio::Waker` (the same
+//! coalesced wake async handles use: see `async_handle.rs`); the loop swaps
 //! the whole completion queue out under the lock, releases it, and only then runs the `after`
 //! callbacks (in the poll phase, as libuv's `uv__work_done`).
 //!
@@ -17,6 +18,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use crate::async_handle::AsyncHub;
 use crate::handle::Key;
 use crate::uncaught::panic_message;
 
@@ -61,7 +63,9 @@ struct Shared {
     queue: Mutex<VecDeque<Job>>,
     available: Condvar,
     done: Mutex<Vec<Done>>,
-    waker: Arc<mio::Waker>,
+    /// The loop's async hub: completions wake the loop through the same coalesced wake as
+    /// async handles (one eventfd write per loop wake-up, not per completion).
+    waker: Arc<AsyncHub>,
     shutdown: AtomicBool,
 }
 
@@ -78,7 +82,7 @@ pub(crate) struct ThreadPool {
 }
 
 impl ThreadPool {
-    pub(crate) fn new(size: usize, waker: Arc<mio::Waker>) -> ThreadPool {
+    pub(crate) fn new(size: usize, waker: Arc<AsyncHub>) -> ThreadPool {
         ThreadPool {
             shared: Arc::new(Shared {
                 queue: Mutex::new(VecDeque::new()),

@@ -112,10 +112,14 @@ pub enum CallbackKind {
     Close,
     /// An `on_before_exit` callback.
     BeforeExit,
+    /// An async handle's callback, or one channel message (poll phase).
+    Async,
+    /// A child process's `on_exit` (run when SIGCHLD reaps it).
+    Process,
 }
 
 impl CallbackKind {
-    pub(crate) const COUNT: usize = 10;
+    pub(crate) const COUNT: usize = 12;
 
     pub(crate) fn index(self) -> usize {
         self as usize
@@ -134,6 +138,8 @@ impl CallbackKind {
             CallbackKind::Pending => "pending",
             CallbackKind::Close => "close",
             CallbackKind::BeforeExit => "before-exit",
+            CallbackKind::Async => "async",
+            CallbackKind::Process => "process",
         }
     }
 }

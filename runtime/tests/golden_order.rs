@@ -507,3 +507,135 @@ fn fs_and_dns_callbacks_run_as_pool_completions_and_an_ip_literal_on_the_next_ti
         .expect("pool");
     });
 }
+
+#[test]
+fn a_udp_message_callback_runs_in_poll_then_ticks_microtasks_immediates_close_timers() {
+    use oneloop_runtime::UdpOptions;
+    assert_same_as_node("udp_message_callbacks", |lp, log| {
+        let local = "127.0.0.1:0".parse().expect("addr");
+        let rx = lp.udp_bind(local, UdpOptions::default()).expect("bind");
+        let tx = lp.udp_bind(local, UdpOptions::default()).expect("bind");
+        let l = log.clone();
+        lp.udp_on_message(rx, move |lp, msg, _peer| {
+            push(&l, &format!("message {}", String::from_utf8_lossy(msg)));
+            lp.set_timeout(0, say(&l, "timeout"));
+            let l2 = l.clone();
+            lp.set_immediate(move |lp| {
+                push(&l2, "immediate");
+                lp.udp_close(rx, say(&l2, "close")).expect("open");
+                lp.udp_close(tx, |_| {}).expect("open");
+            });
+            lp.next_tick(say(&l, "tick"));
+            lp.queue_microtask(say(&l, "microtask"));
+        })
+        .expect("open");
+        let to = lp.udp_local_addr(rx).expect("open");
+        lp.udp_send(tx, b"one", to, |_, r| {
+            r.expect("sent");
+        })
+        .expect("open");
+    });
+}
+
+/// `child.on('exit')` vs stdout `'end'` vs `'close'` (tests/golden/child_exit_order.js): a
+/// child that closes its stdout before exiting ('end', 'exit', then 'close' synchronously
+/// after 'exit', before the exit listener's tick), then one whose background grandchild keeps
+/// stdout open past the exit ('exit' first; 'close' waits for stdout).
+#[test]
+fn child_exit_vs_stdout_end_vs_close() {
+    use oneloop_runtime::{SpawnOptions, StdioMode};
+    type Next = Box<dyn FnOnce(&mut Loop)>;
+    fn run(lp: &mut Loop, log: &Log, name: &'static str, script: &str, next: Option<Next>) {
+        let child = lp
+            .spawn(SpawnOptions {
+                stdio: [StdioMode::Ignore, StdioMode::Pipe, StdioMode::Ignore],
+                ..SpawnOptions::new("sh", ["-c", script])
+            })
+            .expect("spawn sh");
+        let stdout = lp.process_stdout(child).expect("piped");
+        let l = log.clone();
+        lp.tcp_on_data(stdout, move |_lp, _id, d| {
+            let text = String::from_utf8_lossy(d);
+            for line in text.lines() {
+                push(&l, &format!("{name} data {line}"));
+            }
+        })
+        .unwrap();
+        let l = log.clone();
+        lp.tcp_on_end(stdout, move |_lp, _id| {
+            push(&l, &format!("{name} stdout end"))
+        })
+        .unwrap();
+        let show = |v: Option<i32>| v.map_or("null".to_string(), |n| n.to_string());
+        let l = log.clone();
+        lp.process_on_exit(child, move |lp, code, sig| {
+            push(&l, &format!("{name} exit {} {}", show(code), show(sig)));
+            let l = l.clone();
+            lp.next_tick(move |_| push(&l, &format!("{name} tick after exit")));
+        })
+        .unwrap();
+        let l = log.clone();
+        lp.process_on_close(child, move |lp, code, sig| {
+            push(&l, &format!("{name} close {} {}", show(code), show(sig)));
+            if let Some(next) = next {
+                next(lp);
+            }
+        })
+        .unwrap();
+    }
+    assert_same_as_node("child_exit_order", |lp, log| {
+        let l = log.clone();
+        let b: Next = Box::new(move |lp| {
+            run(
+                lp,
+                &l,
+                "B",
+                "echo hi; sleep 0.2; (sleep 0.5; echo late) & exit 4",
+                None,
+            )
+        });
+        run(
+            lp,
+            log,
+            "A",
+            "echo hi; exec >&-; sleep 0.3; exit 3",
+            Some(b),
+        );
+    });
+}
+
+#[test]
+fn a_udp_send_callback_runs_two_ticks_after_send_before_the_next_message() {
+    use oneloop_runtime::UdpOptions;
+    assert_same_as_node("udp_send_callback", |lp, log| {
+        let local = "127.0.0.1:0".parse().expect("addr");
+        let a = lp.udp_bind(local, UdpOptions::default()).expect("bind");
+        let b = lp.udp_bind(local, UdpOptions::default()).expect("bind");
+        let to = lp.udp_local_addr(b).expect("open");
+        let l = log.clone();
+        let mut n = 0;
+        lp.udp_on_message(b, move |lp, msg, _peer| {
+            push(&l, &format!("message {}", String::from_utf8_lossy(msg)));
+            n += 1;
+            if n == 1 {
+                let l2 = l.clone();
+                lp.udp_send(a, b"two", to, move |_, r| {
+                    r.expect("sent");
+                    push(&l2, "sent two");
+                })
+                .expect("open");
+                lp.set_immediate(say(&l, "immediate"));
+                lp.next_tick(say(&l, "tick"));
+                lp.set_timeout(0, say(&l, "timeout"));
+            } else {
+                lp.udp_close(a, |_| {}).expect("open");
+                lp.udp_close(b, |_| {}).expect("open");
+            }
+        })
+        .expect("open");
+        lp.udp_send(a, b"one", to, |_, r| {
+            r.expect("sent");
+        })
+        .expect("open");
+    });
+}

@@ -133,8 +133,8 @@ pub(crate) fn start_http(
         scratch,
         handle.clone(),
     );
-    let id = next_id(app);
-    let req = Req::new(Source::Http(req), id, handle);
+    let (id, prefix) = next_id(app);
+    let req = Req::new(Source::Http(req), id, prefix, handle);
     start(app, req, res);
 }
 
@@ -166,17 +166,18 @@ pub(crate) fn start_inject(
         scratch,
         handle.clone(),
     );
-    let id = next_id(app);
-    let req = Req::new(Source::Inject(request), id, handle);
+    let (id, prefix) = next_id(app);
+    let req = Req::new(Source::Inject(request), id, prefix, handle);
     start(app, req, res);
     out
 }
 
-fn next_id(app: &Rc<RefCell<AppInner>>) -> u64 {
+/// The request's number in this app, and the app's request-id prefix.
+fn next_id(app: &Rc<RefCell<AppInner>>) -> (u64, Rc<str>) {
     let inner = app.borrow();
     let id = inner.next_id.get() + 1;
     inner.next_id.set(id);
-    id
+    (id, Rc::clone(&inner.id_prefix))
 }
 
 /// The byte range of `sub` within `path`, if `sub` is a slice of it.
@@ -231,7 +232,11 @@ enum Action {
     Mw(Middleware),
     Handler(Handler),
     ErrMw(ErrorMiddleware, AppError),
-    Default,
+    /// The automatic answer to an OPTIONS request for a path with routes.
+    AutoOptions(String),
+    /// No route answers: the error goes to the error middleware, with `Allow` set first
+    /// when the path has routes for other methods.
+    Fail(AppError, Option<String>),
     FinalError(AppError),
 }
 
@@ -266,10 +271,23 @@ fn next_action(c: &Chain, req: &Req) -> Option<Action> {
             },
             Step::Handler => {
                 c.step.set(Step::Done);
-                return Some(match c.outcome {
-                    Outcome::Found(r) => Action::Handler(Rc::clone(&inner.routes[r].handler)),
-                    Outcome::BadParam => Action::FinalError(AppError::new(400, "bad parameter")),
-                    _ => Action::Default,
+                return Some(match &c.outcome {
+                    Outcome::Found(r) => Action::Handler(Rc::clone(&inner.routes[*r].handler)),
+                    Outcome::BadParam => Action::Fail(AppError::new(400, "bad parameter"), None),
+                    Outcome::MethodNotAllowed(allow) if req.method() == "OPTIONS" => {
+                        Action::AutoOptions(allow.clone())
+                    }
+                    Outcome::MethodNotAllowed(allow) => Action::Fail(
+                        AppError::new(405, "Method Not Allowed"),
+                        Some(allow.clone()),
+                    ),
+                    Outcome::NotFound => match &inner.not_found {
+                        Some(h) => Action::Handler(Rc::clone(h)),
+                        None => {
+                            let msg = format!("Cannot {} {}", req.method(), req.path());
+                            Action::Fail(AppError::new(404, msg), None)
+                        }
+                    },
                 });
             }
             Step::ErrLayer(i) => {
@@ -315,9 +333,22 @@ fn drive(chain: &Rc<Chain>) {
         };
         let result = catch_unwind(AssertUnwindSafe(|| match &action {
             Action::Mw(mw) => mw(req, res, next()),
-            Action::Handler(h) => h(req, res),
+            Action::Handler(h) => {
+                if let Err(e) = h(req, res) {
+                    chain.signal.set(Some(Signal::Error(e)));
+                }
+            }
             Action::ErrMw(mw, err) => mw(err, req, res, next()),
-            Action::Default => answer_default(&chain.outcome, req, res),
+            Action::AutoOptions(allow) => {
+                res.status(200).set("allow", allow);
+                res.send_text(allow);
+            }
+            Action::Fail(err, allow) => {
+                if let Some(allow) = allow {
+                    res.set("allow", allow);
+                }
+                chain.signal.set(Some(Signal::Error(err.clone())));
+            }
             Action::FinalError(err) => final_error(err, req, res),
         }));
         drop(parts);
@@ -368,29 +399,6 @@ fn wants_json(req: &Req) -> bool {
         || req
             .header("accept")
             .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"))
-}
-
-/// 404, 405 with Allow, or the automatic OPTIONS answer.
-fn answer_default(outcome: &Outcome, req: &Req, res: &Res) {
-    if res.finished() {
-        return;
-    }
-    match outcome {
-        Outcome::MethodNotAllowed(allow) => {
-            if req.method() == "OPTIONS" {
-                res.status(200).set("allow", allow);
-                res.send_text(allow);
-            } else {
-                res.status(405).set("allow", allow);
-                send_error_body(req, res, 405, "Method Not Allowed");
-            }
-        }
-        _ => {
-            let msg = format!("Cannot {} {}", req.method(), req.path());
-            res.status(404);
-            send_error_body(req, res, 404, &msg);
-        }
-    }
 }
 
 fn send_error_body(req: &Req, res: &Res, status: u16, message: &str) {

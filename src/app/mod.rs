@@ -19,14 +19,20 @@
 
 pub mod body;
 mod chain;
+pub mod cookies;
+pub mod cors;
 pub mod error;
 pub mod files;
+pub mod helmet;
 pub mod logger;
+pub mod multipart;
 pub mod overload;
 pub mod path;
+pub mod rate_limit;
 mod req;
 mod res;
 pub mod router;
+pub mod session;
 mod ws;
 
 use std::cell::{Cell, RefCell};
@@ -39,14 +45,40 @@ use oneloop_runtime::{Loop, TcpId};
 
 pub use chain::Next;
 pub use error::AppError;
-pub use req::{Body, InjectRequest, Req};
+pub use req::{Body, InjectRequest, Locals, Req};
 pub use res::{mime_for, InjectResponse, Res};
 
 use crate::http;
 use router::Router as Trie;
 
-/// A route handler: `|req, res| ..` (terminal: it answers or arranges to answer later).
-pub type Handler = Rc<dyn Fn(&mut Req, &mut Res)>;
+/// A route handler as stored: `|req, res| ..` (terminal: it answers or arranges to answer
+/// later); an `Err` goes to the error middleware.
+pub type Handler = Rc<dyn Fn(&mut Req, &mut Res) -> Result<(), AppError>>;
+
+/// What a route handler may return: nothing, or `Result<(), AppError>` so that `?` works and
+/// an error goes to the error middleware (as a rejected promise does in Express 5). Every
+/// error type with `From` for [`AppError`] converts with `?` (io, JSON, ...).
+pub trait HandlerOutput {
+    /// The outcome as a result.
+    fn into_result(self) -> Result<(), AppError>;
+}
+
+impl HandlerOutput for () {
+    fn into_result(self) -> Result<(), AppError> {
+        Ok(())
+    }
+}
+
+impl HandlerOutput for Result<(), AppError> {
+    fn into_result(self) -> Result<(), AppError> {
+        self
+    }
+}
+
+/// Stores a user handler, returning whatever it returns as a result.
+fn handler<R: HandlerOutput>(h: impl Fn(&mut Req, &mut Res) -> R + 'static) -> Handler {
+    Rc::new(move |req, res| h(req, res).into_result())
+}
 /// A middleware: `|req, res, next| ..`; call `next.call()` to go on, `next.error(e)` to fail.
 pub type Middleware = Rc<dyn Fn(&mut Req, &mut Res, Next)>;
 /// An error middleware: `|err, req, res, next| ..`; `next.call()` passes the error on.
@@ -80,8 +112,13 @@ pub(crate) struct AppInner {
     routes: Vec<Route>,
     layers: Vec<Layer>,
     err_layers: Vec<ErrLayer>,
+    /// Answers requests no route matches, instead of the 404 error (see [`App::not_found`]).
+    not_found: Option<Handler>,
     etag: bool,
     next_id: Cell<u64>,
+    /// Random per app (so per worker and per start): makes request ids unique across workers
+    /// and restarts (see [`Req::request_id`]).
+    id_prefix: Rc<str>,
     /// Route parameter names seen so far, shared by every request's params.
     param_names: RefCell<Vec<Rc<str>>>,
     /// The scratch buffer `Res::json` serializes into, shared by this app's responses (taken
@@ -130,7 +167,11 @@ pub struct Router {
 macro_rules! method_fns {
     ($($name:ident => $method:literal),*) => {$(
         #[doc = concat!("Adds a `", $method, "` route.")]
-        pub fn $name(&mut self, path: &str, handler: impl Fn(&mut Req, &mut Res) + 'static) -> &mut Self {
+        pub fn $name<R: HandlerOutput>(
+            &mut self,
+            path: &str,
+            handler: impl Fn(&mut Req, &mut Res) -> R + 'static,
+        ) -> &mut Self {
             self.route($method, path, Vec::new(), handler)
         }
     )*};
@@ -146,18 +187,18 @@ impl Router {
         delete => "DELETE", head => "HEAD", options => "OPTIONS", all => "*");
 
     /// Adds a route for `method` (`"*"` for all) with its own middleware.
-    pub fn route(
+    pub fn route<R: HandlerOutput>(
         &mut self,
         method: &str,
         path: &str,
         middleware: Vec<Middleware>,
-        handler: impl Fn(&mut Req, &mut Res) + 'static,
+        handler: impl Fn(&mut Req, &mut Res) -> R + 'static,
     ) -> &mut Self {
         self.routes.push((
             method.to_string(),
             path.to_string(),
             middleware,
-            Rc::new(handler),
+            self::handler(handler),
         ));
         self
     }
@@ -165,6 +206,12 @@ impl Router {
     /// Adds middleware that runs for every request under this router's mount point.
     pub fn use_(&mut self, f: impl Fn(&mut Req, &mut Res, Next) + 'static) -> &mut Self {
         self.layers.push((String::new(), Rc::new(f)));
+        self
+    }
+
+    /// Adds a ready-made [`Middleware`] for every request under this router's mount point.
+    pub fn use_mw(&mut self, mw: Middleware) -> &mut Self {
+        self.layers.push((String::new(), mw));
         self
     }
 }
@@ -216,8 +263,10 @@ impl App {
                 routes: Vec::new(),
                 layers: Vec::new(),
                 err_layers: Vec::new(),
+                not_found: None,
                 etag: true,
                 next_id: Cell::new(0),
+                id_prefix: req::random_id_prefix().into(),
                 param_names: RefCell::new(Vec::new()),
                 json_scratch: Rc::default(),
             })),
@@ -261,14 +310,14 @@ impl App {
     ///
     /// A bad pattern (e.g. a bare `*`) or a duplicate route is logged and recorded; see
     /// [`App::route_errors`]; `listen` refuses to start while any exists.
-    pub fn route(
+    pub fn route<R: HandlerOutput>(
         &mut self,
         method: &str,
         path: &str,
         middleware: Vec<Middleware>,
-        handler: impl Fn(&mut Req, &mut Res) + 'static,
+        handler: impl Fn(&mut Req, &mut Res) -> R + 'static,
     ) -> &mut Self {
-        self.add_route(method, path, middleware, Rc::new(handler));
+        self.add_route(method, path, middleware, self::handler(handler));
         self
     }
 
@@ -308,6 +357,33 @@ impl App {
             prefix: normalize_prefix(prefix),
             mw: Rc::new(f),
         });
+        self
+    }
+
+    /// Adds a ready-made [`Middleware`] for every request: `app.use_mw(cors::cors(..))`
+    /// (Express's `app.use(cors())`). A closure goes to [`App::use_`].
+    pub fn use_mw(&mut self, mw: Middleware) -> &mut Self {
+        self.use_mw_at("", mw)
+    }
+
+    /// Adds a ready-made [`Middleware`] for requests under `prefix`.
+    pub fn use_mw_at(&mut self, prefix: &str, mw: Middleware) -> &mut Self {
+        self.inner.borrow_mut().layers.push(Layer {
+            prefix: normalize_prefix(prefix),
+            mw,
+        });
+        self
+    }
+
+    /// Answers requests that no route matches (Fastify's `setNotFoundHandler`), after the
+    /// global middleware. Without it such a request becomes a 404 error (`Cannot GET /x`)
+    /// that goes through the error middleware, as a wrong method becomes a 405 error with
+    /// its `Allow` header already set.
+    pub fn not_found<R: HandlerOutput>(
+        &mut self,
+        handler: impl Fn(&mut Req, &mut Res) -> R + 'static,
+    ) -> &mut Self {
+        self.inner.borrow_mut().not_found = Some(self::handler(handler));
         self
     }
 

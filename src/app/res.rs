@@ -487,6 +487,15 @@ impl Res {
         }
     }
 
+    /// Calls `callback` once if the connection goes (the client left, a timeout) before this
+    /// response finished: the moment to give up upstream work done for it (Node's
+    /// `res.on('close')` with `!res.writableFinished`). Never called for an injected request.
+    pub fn on_abort(&self, callback: impl FnOnce(&mut Loop) + 'static) {
+        if let Target::Http(r) = &self.core.target {
+            r.on_abort(callback);
+        }
+    }
+
     /// Whether the request was HEAD (the response carries no body).
     pub(crate) fn is_head(&self) -> bool {
         self.core.is_head
@@ -509,6 +518,19 @@ impl Res {
         }
         if let Target::Http(r) = &self.core.target {
             r.destroy();
+        }
+    }
+
+    /// Keeps only the header fields `keep` accepts (name, value), while the head is unsent.
+    pub(crate) fn retain_headers(&self, mut keep: impl FnMut(&str, &[u8]) -> bool) {
+        match &self.core.target {
+            Target::Http(r) => {
+                r.retain_headers(keep);
+            }
+            Target::Inject(r) => r
+                .borrow_mut()
+                .headers
+                .retain(|(n, v)| keep(n, v.as_bytes())),
         }
     }
 

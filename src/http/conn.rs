@@ -321,20 +321,46 @@ pub(crate) fn process(lp: &mut Loop, conn: &ConnRef) {
     update_read_pause(lp, conn);
 }
 
+/// Ends the exchange in flight without waiting for its response: the user's Request and
+/// Response become inert. Returns the response's `on_abort` callback if it had not finished,
+/// for the caller to run once it holds no borrow of the connection.
+pub(crate) fn abandon_exchange(c: &mut Conn) -> Option<Aborted> {
+    let ex = c.ex.take()?;
+    match ex.res.finished || ex.res.on_abort.is_empty() {
+        true => None,
+        false => Some(Aborted(ex.res.on_abort)),
+    }
+}
+
+/// The `on_abort` callbacks of an exchange that ended unanswered.
+pub(crate) struct Aborted(Vec<super::response::AbortCb>);
+
+impl Aborted {
+    /// Runs them, in the order they were added.
+    pub(crate) fn run(self, lp: &mut Loop) {
+        for cb in self.0 {
+            cb(lp);
+        }
+    }
+}
+
 /// Flushes what is owed, sends FIN and ignores further input; the socket closes once the peer
 /// has ended too (or the closing deadline passes).
 fn close_gracefully(lp: &mut Loop, conn: &ConnRef) {
-    let id = {
+    let (id, aborted) = {
         let mut c = conn.borrow_mut();
         if matches!(c.phase, Phase::Detached) {
             return;
         }
         c.phase = Phase::Closing;
-        c.ex = None;
+        let aborted = abandon_exchange(&mut c);
         c.inbuf.clear();
         c.deadline = Some((lp.now() + c.linger_ms(), Deadline::Closing));
-        c.id
+        (c.id, aborted)
     };
+    if let Some(aborted) = aborted {
+        aborted.run(lp);
+    }
     flush(lp, conn);
     let _ = lp.tcp_end(id);
     resume_to_discard(lp, conn);
@@ -623,14 +649,14 @@ pub(crate) fn fail(lp: &mut Loop, conn: &ConnRef, err: ParseError) {
 /// Answers `status` (no body, `Connection: close`) unless a response already started, then
 /// closes the connection after the bytes are sent.
 pub(crate) fn send_error_and_close(lp: &mut Loop, conn: &ConnRef, status: u16) {
-    let (id, started, finished) = {
+    let (id, started, finished, aborted) = {
         let mut c = conn.borrow_mut();
         if matches!(c.phase, Phase::Closing | Phase::Detached) {
             return;
         }
         let started = c.ex.as_ref().is_some_and(|e| e.res.headers_sent);
         let finished = c.ex.as_ref().is_some_and(|e| e.res.finished);
-        c.ex = None; // the user's Request/Response for it become inert
+        let aborted = abandon_exchange(&mut c);
         c.phase = Phase::Closing;
         c.inbuf.clear();
         c.deadline = Some((lp.now() + c.linger_ms(), Deadline::Closing));
@@ -647,8 +673,11 @@ pub(crate) fn send_error_and_close(lp: &mut Loop, conn: &ConnRef, status: u16) {
             super::encode::write_header(out, "Date", &date);
             out.extend_from_slice(b"Connection: close\r\nContent-Length: 0\r\n\r\n");
         }
-        (c.id, started, finished)
+        (c.id, started, finished, aborted)
     };
+    if let Some(aborted) = aborted {
+        aborted.run(lp);
+    }
     if started && !finished {
         // Half a response is on the wire: the only honest signal left is closing at once.
         let _ = lp.tcp_destroy(id);

@@ -51,6 +51,7 @@ impl IntoHeaderValue for HeaderValue {
 }
 
 type DrainCb = Box<dyn FnMut(&mut Loop)>;
+pub(crate) type AbortCb = Box<dyn FnOnce(&mut Loop)>;
 
 /// Per-exchange response state, owned by the connection.
 pub(crate) struct ResponseState {
@@ -62,6 +63,8 @@ pub(crate) struct ResponseState {
     pub(crate) close_delimited: bool,
     pub(crate) finished: bool,
     pub(crate) on_drain: Option<DrainCb>,
+    /// Run if the connection goes before the response finished (see [`Response::on_abort`]).
+    pub(crate) on_abort: Vec<AbortCb>,
     trailers: Vec<(String, Vec<u8>)>,
 }
 
@@ -77,6 +80,7 @@ impl ResponseState {
             close_delimited: false,
             finished: false,
             on_drain: None,
+            on_abort: Vec::new(),
             trailers: Vec::new(),
         }
     }
@@ -243,6 +247,17 @@ impl Response {
         self
     }
 
+    /// Keeps only the headers `keep` accepts (name, value), while the head is unsent: e.g.
+    /// one `Set-Cookie` of several removed.
+    pub fn retain_headers(&self, mut keep: impl FnMut(&str, &[u8]) -> bool) -> &Self {
+        self.with(|ex| {
+            if !ex.res.headers_sent {
+                ex.res.headers.retain(|(n, v)| keep(n, v));
+            }
+        });
+        self
+    }
+
     /// Sets the status and headers in one call (Node's `writeHead`); they are sent with the
     /// first `write` or `end`.
     pub fn write_head(&self, status: u16, headers: &[(&'static str, &'static str)]) -> &Self {
@@ -284,6 +299,14 @@ impl Response {
                 }
             }
         });
+    }
+
+    /// Calls `callback` once if the connection closes (the client went away, a timeout, a
+    /// protocol error) before this response finished (Node's `res.on('close')` with
+    /// `!res.writableFinished`): the moment to abort upstream work done for it. Several
+    /// callbacks run in the order they were added.
+    pub fn on_abort(&self, callback: impl FnOnce(&mut Loop) + 'static) {
+        self.with(|ex| ex.res.on_abort.push(Box::new(callback)));
     }
 
     /// Calls `callback` when a `write` that returned false has drained.

@@ -242,8 +242,38 @@ impl Server {
             accept(lp, &shared, sock);
         })?;
         let local = lp.tcp_server_addr(id).map_err(io::Error::other)?;
-        self.shared.tcp.set(Some(id));
         self.shared.local.set(Some(local));
+        self.serve(lp, id);
+        lp.next_tick(move |lp| on_listening(lp, local));
+        Ok(local)
+    }
+
+    /// Listens on the Unix domain socket `path` (Node's `server.listen(path)`): the same
+    /// server, connections and limits as over TCP (requests have no `remote_addr`). An
+    /// existing file at `path` is `AddrInUse` (remove a stale one yourself, as in Node);
+    /// closing the server removes the file. `on_listening` runs from the next tick.
+    ///
+    /// # Errors
+    /// When the socket cannot be bound (see [`Loop::pipe_listen`]).
+    pub fn listen_path(
+        &self,
+        lp: &mut Loop,
+        path: impl AsRef<std::path::Path>,
+        on_listening: impl FnOnce(&mut Loop) + 'static,
+    ) -> io::Result<()> {
+        let shared = Rc::clone(&self.shared);
+        let options = self.shared.config.listen.clone();
+        let id = lp.pipe_listen(path, options, move |lp, sock| {
+            accept(lp, &shared, sock);
+        })?;
+        self.serve(lp, id);
+        lp.next_tick(on_listening);
+        Ok(())
+    }
+
+    /// Starts the per-server timers for a listening server (TCP or pipe).
+    fn serve(&self, lp: &mut Loop, id: ServerId) {
+        self.shared.tcp.set(Some(id));
         let shared = Rc::clone(&self.shared);
         let sweep = lp.set_interval(self.shared.config.check_interval_ms, move |lp| {
             sweep_deadlines(lp, &shared);
@@ -251,8 +281,6 @@ impl Server {
         let _ = lp.unref(sweep);
         self.shared.sweep.set(Some(sweep));
         refresh_date(lp, &self.shared);
-        lp.next_tick(move |lp| on_listening(lp, local));
-        Ok(local)
     }
 
     /// Handles upgrade requests (`Connection: upgrade` with an `Upgrade` field) and CONNECT
@@ -406,12 +434,15 @@ fn accept(lp: &mut Loop, shared: &Rc<Shared>, id: TcpId) {
     });
     let s = Rc::clone(shared);
     let c = conn;
-    let _ = lp.tcp_on_close(id, move |_lp, id, _had_error| {
+    let _ = lp.tcp_on_close(id, move |lp, id, _had_error| {
         let mut conn = c.borrow_mut();
         conn.phase = Phase::Detached;
-        conn.ex = None;
+        let aborted = conn::abandon_exchange(&mut conn);
         drop(conn);
         s.forget(id);
+        if let Some(aborted) = aborted {
+            aborted.run(lp);
+        }
     });
 }
 

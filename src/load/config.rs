@@ -12,6 +12,9 @@ pub struct LoadConfig {
     pub url: String,
     /// Where to connect.
     pub addr: SocketAddr,
+    /// Connect to this Unix domain socket instead of `addr` (curl's `--unix-socket`); the URL
+    /// still gives `Host` and the path.
+    pub socket_path: Option<std::path::PathBuf>,
     /// The `Host` header: the URL's authority.
     pub authority: String,
     /// Path and query sent in the request line.
@@ -59,6 +62,7 @@ impl LoadConfig {
         Ok(LoadConfig {
             url: url.to_owned(),
             addr,
+            socket_path: None,
             authority: authority.to_owned(),
             path: path.to_owned(),
             method: "GET".into(),
@@ -191,6 +195,7 @@ usage: oneloop-load URL [options]
       --idle-every T      idle connections repeat their request T after each answer
       --slowloris N       N extra connections dripping a request head
       --drip T            slowloris byte interval (1s)
+      --unix-socket PATH  connect to this Unix socket instead of the URL's host:port
       --json              print the report as JSON
   -h, --help              this text";
 
@@ -265,6 +270,7 @@ where
             }
             "--slowloris" => c.slowloris = number(&k, &v)?,
             "--drip" => c.slowloris_interval = parse_duration(&v)?,
+            "--unix-socket" => c.socket_path = Some(v.into()),
             _ => return Err(invalid(format!("unknown option {k}\n{USAGE}"))),
         }
     }

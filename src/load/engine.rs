@@ -740,7 +740,7 @@ fn connect(engine: &Shared, lp: &mut Loop, slot: usize) {
         let c = &mut e.conns[slot];
         c.since = now;
         c.fault = None;
-        e.cfg.addr
+        (e.cfg.addr, e.cfg.socket_path.clone())
     };
     let options = SocketOptions {
         no_delay: true,
@@ -750,7 +750,11 @@ fn connect(engine: &Shared, lp: &mut Loop, slot: usize) {
         let engine = Rc::clone(engine);
         move |lp: &mut Loop, _id: TcpId| engine.borrow_mut().on_connect(lp, slot)
     };
-    let id = match lp.tcp_connect(addr, options, on_connect) {
+    let connected = match &addr.1 {
+        Some(path) => lp.pipe_connect(path, options, on_connect),
+        None => lp.tcp_connect(addr.0, options, on_connect),
+    };
+    let id = match connected {
         Ok(id) => id,
         Err(err) => {
             // No socket at all (out of file descriptors): count it and retry later.

@@ -7,8 +7,10 @@
 //! different generation and is ignored. See docs/tcp.md for how a read travels from epoll to `on_data` and how
 //! backpressure works.
 
+mod pipe;
 mod server;
 mod socket;
+mod stream;
 
 use std::fmt;
 use std::io;
@@ -19,7 +21,9 @@ use crate::Loop;
 
 pub use server::{DropInfo, ListenOptions};
 pub use socket::SocketOptions;
+pub use stream::StreamAddr;
 
+pub(crate) use pipe::errno_name;
 pub(crate) use server::Server;
 pub(crate) use socket::Socket;
 
@@ -69,6 +73,7 @@ impl From<io::Error> for TcpError {
 pub(crate) enum IoEntry {
     Server(Box<Server>),
     Socket(Box<Socket>),
+    Udp(Box<crate::udp::Udp>),
 }
 
 /// All TCP state of one loop.
@@ -131,8 +136,9 @@ impl Net {
     pub(crate) fn active_handles(&self, out: &mut Vec<ActiveHandle>) {
         for key in self.entries.keys() {
             let (kind, refed, at) = match self.entries.get(key) {
-                Some(IoEntry::Server(s)) => ("server", s.refed, s.created_at),
-                Some(IoEntry::Socket(s)) => ("tcp", s.refed, s.created_at),
+                Some(IoEntry::Server(s)) => (s.kind(), s.refed, s.created_at),
+                Some(IoEntry::Socket(s)) => (s.stream.kind(), s.refed, s.created_at),
+                Some(IoEntry::Udp(u)) => ("udp", u.refed, u.created_at),
                 None => continue,
             };
             if refed {
@@ -162,11 +168,13 @@ impl Loop {
         match self.net.entries.get(key) {
             Some(IoEntry::Server(_)) => self.server_accept(ServerId(key)),
             Some(IoEntry::Socket(_)) => self.socket_event(TcpId(key), event),
+            Some(IoEntry::Udp(_)) => self.udp_event(crate::UdpId(key), event),
             None => {}
         }
     }
 
-    /// Open TCP sockets on this loop (accepted and connected).
+    /// Open stream sockets on this loop (accepted and connected; TCP and pipes, child process
+    /// stdio included).
     pub fn tcp_socket_count(&self) -> usize {
         self.net.socket_count()
     }

@@ -3,12 +3,14 @@
 use std::io;
 use std::net::SocketAddr;
 use std::panic::Location;
+use std::path::PathBuf;
 
 use mio::net::TcpListener;
 use mio::Interest;
 use socket2::{Domain, Protocol, Socket as RawSocket, Type};
 
 use super::socket::SocketOptions;
+use super::stream::{not_ip, Listener, StreamAddr};
 use super::{IoEntry, TcpError};
 use crate::handle::{ServerId, TcpId, TimerId};
 use crate::trace::CallbackKind;
@@ -48,12 +50,12 @@ impl Default for ListenOptions {
 }
 
 /// A connection refused because the server was at `max_connections` (Node's `'drop'` event).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DropInfo {
-    /// The peer's address.
-    pub remote: SocketAddr,
-    /// The server's address.
-    pub local: SocketAddr,
+    /// The peer's address (`Unix(None)` for a pipe: connecting Unix sockets are unnamed).
+    pub remote: StreamAddr,
+    /// The server's address (its path for a pipe server).
+    pub local: StreamAddr,
 }
 
 type ConnectionCallback = Box<dyn FnMut(&mut Loop, TcpId)>;
@@ -63,8 +65,10 @@ type ServerCloseCallback = Box<dyn FnOnce(&mut Loop)>;
 
 pub(crate) struct Server {
     /// `None` once closing: the listening socket is closed at once, connections may linger.
-    listener: Option<TcpListener>,
-    local: SocketAddr,
+    listener: Option<Listener>,
+    local: StreamAddr,
+    /// A pipe server's socket file, removed when the server closes (as libuv does).
+    unlink_on_close: Option<PathBuf>,
     on_connection: Option<ConnectionCallback>,
     on_drop: Option<DropCallback>,
     on_error: Option<ServerErrorCallback>,
@@ -93,6 +97,16 @@ fn bind_listener(addr: SocketAddr, options: &ListenOptions) -> io::Result<TcpLis
     Ok(TcpListener::from_std(socket.into()))
 }
 
+impl Server {
+    /// "server" (TCP) or "pipe_server", for `active_handles`.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self.local {
+            StreamAddr::Ip(_) => "server",
+            StreamAddr::Unix(_) => "pipe_server",
+        }
+    }
+}
+
 fn is_fd_exhaustion(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
@@ -114,12 +128,32 @@ impl Loop {
         options: ListenOptions,
         on_connection: impl FnMut(&mut Loop, TcpId) + 'static,
     ) -> io::Result<ServerId> {
-        let mut listener = bind_listener(addr, &options)?;
-        let local = listener.local_addr()?;
+        let listener = bind_listener(addr, &options)?;
+        let local = StreamAddr::Ip(listener.local_addr()?);
+        self.server_start(
+            Listener::Tcp(listener),
+            local,
+            None,
+            options,
+            Box::new(on_connection),
+        )
+    }
+
+    /// Registers a bound listener as a server of this loop (TCP or pipe).
+    #[track_caller]
+    pub(crate) fn server_start(
+        &mut self,
+        mut listener: Listener,
+        local: StreamAddr,
+        unlink_on_close: Option<PathBuf>,
+        options: ListenOptions,
+        on_connection: ConnectionCallback,
+    ) -> io::Result<ServerId> {
         let key = self.net.entries.insert(IoEntry::Server(Box::new(Server {
             listener: None,
             local,
-            on_connection: Some(Box::new(on_connection)),
+            unlink_on_close,
+            on_connection: Some(on_connection),
             on_drop: None,
             on_error: None,
             on_close: None,
@@ -147,9 +181,22 @@ impl Loop {
     /// The address the server is bound to (with the real port when listening on port 0).
     ///
     /// # Errors
-    /// [`TcpError::Stale`] if the server is gone.
+    /// [`TcpError::Stale`] if the server is gone; `InvalidInput` for a pipe server (see
+    /// [`Loop::server_local_addr`]).
     pub fn tcp_server_addr(&self, id: ServerId) -> Result<SocketAddr, TcpError> {
-        self.net.server(id).map(|s| s.local).ok_or(TcpError::Stale)
+        let local = self.server_local_addr(id)?;
+        local.ip().ok_or_else(|| TcpError::Io(not_ip()))
+    }
+
+    /// The address the server is bound to, TCP or Unix (a pipe server's path).
+    ///
+    /// # Errors
+    /// [`TcpError::Stale`] if the server is gone.
+    pub fn server_local_addr(&self, id: ServerId) -> Result<StreamAddr, TcpError> {
+        self.net
+            .server(id)
+            .map(|s| s.local.clone())
+            .ok_or(TcpError::Stale)
     }
 
     /// Open connections accepted by this server.
@@ -222,6 +269,7 @@ impl Loop {
             return Err(TcpError::Stale); // already closing
         }
         let listener = server.listener.take();
+        let unlink = server.unlink_on_close.take();
         server.on_close = Some(Box::new(callback));
         let refed = std::mem::replace(&mut server.refed, false);
         let timer = server.backoff_timer.take();
@@ -230,6 +278,11 @@ impl Loop {
         }
         if let Some(mut listener) = listener {
             let _ = self.registry().deregister(&mut listener);
+        }
+        if let Some(path) = unlink {
+            // libuv's `uv__pipe_close` unlinks the socket file when the server closes (Node:
+            // synchronously, inside `server.close()`), so the next listen on the path works.
+            let _ = std::fs::remove_file(path);
         }
         if refed {
             self.refs -= 1;
@@ -273,7 +326,7 @@ impl Loop {
             };
             match listener.accept() {
                 Ok((stream, remote)) => {
-                    let local = server.local;
+                    let local = server.local.clone();
                     let at_cap = server
                         .options
                         .max_connections

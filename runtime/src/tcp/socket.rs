@@ -2,7 +2,7 @@
 //! half-close, pause/resume, idle timeouts, connect.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr};
 use std::panic::Location;
 
@@ -11,8 +11,9 @@ use mio::net::TcpStream;
 use mio::Interest;
 use socket2::{Domain, Protocol, Socket as RawSocket, Type};
 
+use super::stream::{not_ip, Stream, StreamAddr};
 use super::{IoEntry, TcpError, DEFAULT_HIGH_WATER_MARK, READ_BUFFER_SIZE};
-use crate::handle::{ServerId, TcpId, TimerId};
+use crate::handle::{ProcessId, ServerId, TcpId, TimerId};
 use crate::trace::CallbackKind;
 use crate::Loop;
 
@@ -91,7 +92,8 @@ struct IdleTimeout {
 }
 
 pub(crate) struct Socket {
-    stream: TcpStream,
+    /// TCP or Unix: the only field that differs between the two.
+    pub(crate) stream: Stream,
     server: Option<ServerId>,
     connecting: bool,
     paused: bool,
@@ -112,6 +114,8 @@ pub(crate) struct Socket {
     bytes_written: u64,
     pub(crate) refed: bool,
     pub(crate) created_at: &'static Location<'static>,
+    /// The child process this socket is a stdio stream of: told when the socket closes.
+    pub(crate) process: Option<ProcessId>,
 }
 
 /// Takes a callback out of its slot, runs it with the loop, and puts it back unless the socket
@@ -159,13 +163,13 @@ impl Loop {
     #[track_caller]
     pub(crate) fn socket_adopt(
         &mut self,
-        stream: TcpStream,
+        stream: Stream,
         server: Option<ServerId>,
         options: SocketOptions,
         connected: bool,
     ) -> io::Result<TcpId> {
         if options.no_delay {
-            let _ = stream.set_nodelay(true);
+            let _ = stream.set_nodelay(true); // a no-op on a Unix socket
         }
         // Registered once for both directions: with edge-triggered polling this costs no
         // syscall per write and no spurious events (EPOLLOUT edges only follow a full buffer).
@@ -188,6 +192,7 @@ impl Loop {
             bytes_written: 0,
             refed: true,
             created_at: Location::caller(),
+            process: None,
         })));
         let id = TcpId(key);
         let registered = match self.net.entries.get_mut(key) {
@@ -229,7 +234,7 @@ impl Loop {
             Err(e) => Some(e),
         };
         let stream = TcpStream::from_std(std::net::TcpStream::from(raw));
-        let id = self.socket_adopt(stream, None, options, false)?;
+        let id = self.socket_adopt(Stream::Tcp(stream), None, options, false)?;
         if let Some(s) = self.net.socket_mut(id) {
             s.callbacks.on_connect = Some(Box::new(on_connect));
         }
@@ -237,6 +242,13 @@ impl Loop {
             self.defer(move |lp| lp.socket_fail(id, e));
         }
         Ok(id)
+    }
+
+    /// Installs the connect callback of a socket made by a `*_connect`.
+    pub(crate) fn tcp_on_connect_inner(&mut self, id: TcpId, cb: EventCallback) {
+        if let Some(s) = self.net.socket_mut(id) {
+            s.callbacks.on_connect = Some(cb);
+        }
     }
 
     // -- callbacks ------------------------------------------------------------------------------
@@ -714,8 +726,8 @@ impl Loop {
                 Ok(Some(e)) | Err(e) => return self.socket_fail(id, e),
                 Ok(None) => {}
             }
-            match s.stream.peer_addr() {
-                Ok(_) => {
+            match s.stream.check_connected() {
+                Ok(()) => {
                     s.connecting = false;
                     emit!(self, id, on_connect, |cb, lp| cb(lp, id));
                     // Writes queued while connecting, then the FIN if `end` was called.
@@ -779,6 +791,9 @@ impl Loop {
         // `server_maybe_finish_close`) runs after its last connection's, as in Node.
         if let Some(cb) = s.callbacks.on_close.take() {
             self.queue_close(move |lp| cb(lp, id, had_error));
+        }
+        if let Some(process) = s.process {
+            self.process_stdio_closed(process, id);
         }
         if let Some(server) = s.server {
             if let Some(srv) = self.net.server_mut(server) {
@@ -857,7 +872,8 @@ impl Loop {
         }
     }
 
-    /// Enables or disables Nagle's algorithm (`TCP_NODELAY`, Node's `setNoDelay`).
+    /// Enables or disables Nagle's algorithm (`TCP_NODELAY`, Node's `setNoDelay`). On a Unix
+    /// socket it does nothing and returns `Ok`, as Node's `setNoDelay` on a pipe.
     ///
     /// # Errors
     /// [`TcpError::Stale`] or the OS error.
@@ -868,7 +884,8 @@ impl Loop {
     }
 
     /// Enables TCP keep-alive probes after `idle` (Node's `setKeepAlive(true, delay)`), or
-    /// disables them with `None`.
+    /// disables them with `None`. On a Unix socket it does nothing and returns `Ok`, as Node's
+    /// `setKeepAlive` on a pipe.
     ///
     /// # Errors
     /// [`TcpError::Stale`] or the OS error.
@@ -878,6 +895,9 @@ impl Loop {
         idle: Option<std::time::Duration>,
     ) -> Result<(), TcpError> {
         let s = self.net.socket(id).ok_or(TcpError::Stale)?;
+        if matches!(s.stream, Stream::Unix(_)) {
+            return Ok(());
+        }
         let sock = socket2::SockRef::from(&s.stream);
         match idle {
             Some(d) => sock.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(d))?,
@@ -886,22 +906,51 @@ impl Loop {
         Ok(())
     }
 
-    /// The peer's address.
+    /// The peer's IP address and port.
+    ///
+    /// # Errors
+    /// [`TcpError::Stale`], the OS error (not connected), or `InvalidInput` for a Unix socket
+    /// (see [`Loop::stream_peer_addr`]).
+    pub fn tcp_peer_addr(&self, id: TcpId) -> Result<SocketAddr, TcpError> {
+        let addr = self.stream_peer_addr(id)?;
+        addr.ip().ok_or_else(|| TcpError::Io(not_ip()))
+    }
+
+    /// The local IP address and port.
+    ///
+    /// # Errors
+    /// [`TcpError::Stale`], the OS error, or `InvalidInput` for a Unix socket (see
+    /// [`Loop::stream_local_addr`]).
+    pub fn tcp_local_addr(&self, id: TcpId) -> Result<SocketAddr, TcpError> {
+        let addr = self.stream_local_addr(id)?;
+        addr.ip().ok_or_else(|| TcpError::Io(not_ip()))
+    }
+
+    /// The peer's address, TCP or Unix (for a Unix socket: the server's path as seen by a
+    /// client, `Unix(None)` as seen by the server, since connecting sockets are unnamed).
     ///
     /// # Errors
     /// [`TcpError::Stale`] or the OS error (not connected).
-    pub fn tcp_peer_addr(&self, id: TcpId) -> Result<SocketAddr, TcpError> {
+    pub fn stream_peer_addr(&self, id: TcpId) -> Result<StreamAddr, TcpError> {
         let s = self.net.socket(id).ok_or(TcpError::Stale)?;
         Ok(s.stream.peer_addr()?)
     }
 
-    /// The local address.
+    /// The local address, TCP or Unix.
     ///
     /// # Errors
     /// [`TcpError::Stale`] or the OS error.
-    pub fn tcp_local_addr(&self, id: TcpId) -> Result<SocketAddr, TcpError> {
+    pub fn stream_local_addr(&self, id: TcpId) -> Result<StreamAddr, TcpError> {
         let s = self.net.socket(id).ok_or(TcpError::Stale)?;
         Ok(s.stream.local_addr()?)
+    }
+
+    /// Whether the socket is a Unix domain socket (a pipe: from [`Loop::pipe_connect`], a pipe
+    /// server, or a child process's stdio) rather than TCP.
+    pub fn stream_is_pipe(&self, id: TcpId) -> bool {
+        self.net
+            .socket(id)
+            .is_some_and(|s| matches!(s.stream, Stream::Unix(_)))
     }
 
     /// `(bytes_read, bytes_written)` so far.

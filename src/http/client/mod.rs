@@ -84,6 +84,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::rc::Rc;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -201,6 +202,8 @@ pub struct ClientRequest<A = NoAgent> {
     max_body_size: u64,
     resolver: Resolver,
     family: Family,
+    /// Connect to this Unix domain socket instead of the URL's host:port (Node's `socketPath`).
+    socket_path: Option<PathBuf>,
     agent: A,
     invalid: Option<ClientError>,
 }
@@ -238,6 +241,7 @@ impl ClientRequest {
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             resolver: Resolver::system(),
             family: Family::Any,
+            socket_path: None,
             agent: NoAgent,
             invalid: None,
         })
@@ -260,6 +264,7 @@ impl ClientRequest {
             max_body_size: self.max_body_size,
             resolver: self.resolver,
             family: self.family,
+            socket_path: self.socket_path,
             agent: agent.clone(),
             invalid: self.invalid,
         }
@@ -347,6 +352,16 @@ impl<A> ClientRequest<A> {
         self
     }
 
+    /// Connects to the Unix domain socket at `path` instead of the URL's host and port (Node's
+    /// `socketPath` request option; no name lookup): the URL still gives the `Host` header and
+    /// the path, e.g. `http://localhost/containers/json` with `/var/run/docker.sock`. Not
+    /// combinable with an [`Agent`] (whose pool is keyed by host and port): [`request`] then
+    /// fails with [`ClientError::InvalidUrl`].
+    pub fn socket_path(mut self, path: impl Into<PathBuf>) -> ClientRequest<A> {
+        self.socket_path = Some(path.into());
+        self
+    }
+
     /// Whether resending the request is safe if it may already have been received
     /// (RFC 9110 §9.2.2): GET, HEAD, OPTIONS, PUT, DELETE and TRACE.
     fn is_idempotent(&self) -> bool {
@@ -403,6 +418,8 @@ type OnResponse = Box<dyn FnOnce(&mut Loop, Result<ClientResponse, ClientError>)
 #[derive(Clone)]
 struct Spec {
     origin: Origin,
+    /// Connect here instead of the origin ([`ClientRequest::socket_path`]).
+    socket_path: Option<PathBuf>,
     resolver: Resolver,
     family: Family,
     /// The host's addresses once resolved, and the one to connect to next.
@@ -472,7 +489,8 @@ fn start(
     conn: Conn,
     agent: Option<&Agent>,
 ) -> Result<(), (OnResponse, io::Error)> {
-    if matches!(conn, Conn::Fresh) && job.spec.origin.ip.is_none() && job.spec.resolved.is_none() {
+    let needs_lookup = job.spec.origin.ip.is_none() && job.spec.resolved.is_none();
+    if matches!(conn, Conn::Fresh) && needs_lookup && job.spec.socket_path.is_none() {
         resolve(lp, job, agent.cloned());
         return Ok(());
     }
@@ -500,14 +518,20 @@ fn start(
             id
         }
         Conn::Fresh => {
-            let ip = match &spec.resolved {
-                Some((ips, next)) => ips[*next],
-                None => spec.origin.ip.expect("start resolves a name first"),
-            };
             let e = Rc::clone(&ex);
             let connected = move |_lp: &mut Loop, _id| e.borrow_mut().connected = true;
-            let addr = SocketAddr::new(ip, spec.origin.port);
-            match lp.tcp_connect(addr, SocketOptions::default(), connected) {
+            let sock = match &spec.socket_path {
+                Some(path) => lp.pipe_connect(path, SocketOptions::default(), connected),
+                None => {
+                    let ip = match &spec.resolved {
+                        Some((ips, next)) => ips[*next],
+                        None => spec.origin.ip.expect("start resolves a name first"),
+                    };
+                    let addr = SocketAddr::new(ip, spec.origin.port);
+                    lp.tcp_connect(addr, SocketOptions::default(), connected)
+                }
+            };
+            match sock {
                 Ok(id) => id,
                 Err(err) => return Err((on_response, err)),
             }
@@ -792,9 +816,15 @@ pub fn request<A: Into<Option<Agent>> + Clone>(
         return Err(e);
     }
     let agent: Option<Agent> = req.agent.clone().into();
+    if agent.is_some() && req.socket_path.is_some() {
+        return Err(ClientError::InvalidUrl(
+            "socket_path with an agent is not supported",
+        ));
+    }
     let job = Job {
         spec: Spec {
             origin: req.target.origin.clone(),
+            socket_path: req.socket_path.take(),
             resolver: req.resolver.clone(),
             family: req.family,
             resolved: None,

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need when it is missing (idempotent: a second run
+# installs nothing), then runs every test. Needs Rust, Node 20, Python 3 and git; system packages
+# come from apt-get (as root, or with sudo).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+apt_install() { # apt_install <command> <debian package>
+    command -v "$1" >/dev/null && return
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "$2"
+}
+
+command -v node >/dev/null || { echo "node (v20) is required: the golden and differential tests run it"; exit 1; }
+# tests/threaded_raw.rs reads listen backlogs with `ss`.
+apt_install ss iproute2
+# tests/http_unix.rs drives HTTP over a Unix socket with real `curl --unix-socket`.
+apt_install curl curl
+# tests/redis_*.rs start a real redis-server (Debian's) on free loopback ports.
+apt_install redis-server redis-server
+# npm packages of the differential tests (cors, helmet, express...), pinned by the lockfile.
+for dir in tests/node benches/compare/shop_express benches/compare/shop_fastify; do
+    if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+        npm ci --prefix "$dir" --no-audit --no-fund
+        touch "$dir/node_modules"
+    fi
+done
+
+cargo test --workspace "$@"
