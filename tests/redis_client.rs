@@ -604,3 +604,42 @@ fn a_stalled_server_backpressures_the_client_and_the_queue_bound_refuses_the_exc
     );
     assert!(r.stats().writes < 192, "writes: {}", r.stats().writes);
 }
+
+#[test]
+fn a_unix_socket_url_connects_through_the_loops_pipes() {
+    let dir = std::env::temp_dir().join(format!("oneloop-redis-unix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let sock = dir.join("redis.sock");
+    let sock_arg = sock.to_str().expect("utf-8 path").to_string();
+    let server = RedisServer::start_with(
+        redis_common::free_port(),
+        &["--unixsocket", &sock_arg, "--unixsocketperm", "700"],
+    );
+    let mut lp = Loop::new().expect("loop");
+    watchdog(&mut lp, 20);
+    let url = format!("unix://{sock_arg}?db=5");
+    let r = Redis::connect(&mut lp, &url, RedisOptions::default()).expect("url");
+    let got = log();
+    let (g, r2) = (Rc::clone(&got), r.clone());
+    r.set(
+        &mut lp,
+        "over-unix",
+        "1",
+        SetOptions::default(),
+        |_lp, res| assert_eq!(res, Ok(true)),
+    );
+    r.cmd(&mut lp, &["CLIENT", "INFO"], move |lp, res| {
+        let info = res.expect("CLIENT INFO");
+        let text = String::from_utf8_lossy(info.as_bytes().expect("a string")).into_owned();
+        push(
+            &g,
+            format!("unix: {}", text.contains(&format!("laddr={sock_arg}"))),
+        );
+        push(&g, format!("db: {}", text.contains(" db=5 ")));
+        r2.quit(lp, |_lp, _| {});
+    });
+    lp.run().expect("run");
+    assert_eq!(*got.borrow(), ["unix: true", "db: true"]);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

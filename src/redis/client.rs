@@ -78,6 +78,12 @@ enum State {
     Ended,
 }
 
+/// Where one connection attempt goes.
+enum Target {
+    Tcp(SocketAddr),
+    Unix(String),
+}
+
 /// One handshake step; each either sends its command or passes to the next.
 #[derive(Clone, Copy, Debug)]
 enum Step {
@@ -210,8 +216,8 @@ fn reply_result(reply: Reply) -> Result<Reply, RedisError> {
 }
 
 impl Redis {
-    /// Connects to `url` (`redis://[[user]:password@]host[:port][/db]`; a host name is
-    /// resolved on the thread pool) and returns at once: commands issued before the
+    /// Connects to `url` (`redis://[[user]:password@]host[:port][/db]`, a host name resolved
+    /// on the thread pool; or `unix:///path/to/redis.sock[?db=N]`) and returns at once: commands issued before the
     /// connection is ready wait in the offline queue and are sent, in order, once the
     /// handshake (`HELLO 3` or RESP2 fallback, `AUTH`, `CLIENT SETNAME`, `SELECT`) is done.
     ///
@@ -444,7 +450,7 @@ impl Redis {
     // -- connection attempts ----------------------------------------------------------------------
 
     fn start_attempt(&self, lp: &mut Loop) {
-        let (generation, ip, host, port, timeout) = {
+        let (generation, ip, host, port, timeout, path) = {
             let mut c = self.shared.borrow_mut();
             c.generation += 1;
             c.stats.connects += 1;
@@ -456,6 +462,7 @@ impl Redis {
                 c.url.host.clone(),
                 c.url.port,
                 c.opts.connect_timeout_ms,
+                c.url.path.clone(),
             )
         };
         if timeout > 0 {
@@ -464,8 +471,12 @@ impl Redis {
             let _ = lp.unref(timer);
             self.shared.borrow_mut().connect_timer = Some(timer);
         }
+        if let Some(path) = path {
+            self.open_socket(lp, Target::Unix(path));
+            return self.update_ref(lp);
+        }
         match ip {
-            Some(ip) => self.open_socket(lp, SocketAddr::new(ip, port)),
+            Some(ip) => self.open_socket(lp, Target::Tcp(SocketAddr::new(ip, port))),
             None => {
                 let r = self.clone();
                 let answer = move |lp: &mut Loop, result: Result<Vec<_>, dns::DnsError>| {
@@ -477,7 +488,7 @@ impl Redis {
                     }
                     match result {
                         // As Node's net.connect: the first address the system returns.
-                        Ok(ips) => r.open_socket(lp, SocketAddr::new(ips[0], port)),
+                        Ok(ips) => r.open_socket(lp, Target::Tcp(SocketAddr::new(ips[0], port))),
                         Err(e) => r.attempt_failed(lp, None, RedisError::Dns(e.to_string())),
                     }
                 };
@@ -489,14 +500,18 @@ impl Redis {
         self.update_ref(lp);
     }
 
-    fn open_socket(&self, lp: &mut Loop, addr: SocketAddr) {
+    fn open_socket(&self, lp: &mut Loop, target: Target) {
         let options = SocketOptions {
-            no_delay: true, // as ioredis' noDelay default
+            no_delay: true, // as ioredis' noDelay default (a no-op on a Unix socket)
             ..SocketOptions::default()
         };
         let r = self.clone();
         let connected = move |lp: &mut Loop, id: TcpId| r.handshake(lp, id);
-        let id = match lp.tcp_connect(addr, options, connected) {
+        let opened = match target {
+            Target::Tcp(addr) => lp.tcp_connect(addr, options, connected),
+            Target::Unix(path) => lp.pipe_connect(path, options, connected),
+        };
+        let id = match opened {
             Ok(id) => id,
             Err(e) => {
                 let err = RedisError::Connect {

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! resp.rs      Reply, the incremental Parser (bounded), encode_command
-//! url.rs       redis://[[user]:password@]host[:port][/db]
+//! url.rs       redis://[[user]:password@]host[:port][/db], unix:///path[?db=N]
 //! options.rs   RedisOptions, Reconnect (backoff with jitter)
 //! client.rs    Redis: the connection state machine, auto-pipelining, queues, events
 //! commands.rs  typed helpers: get/set/del/incr/pexpire/pttl/mget/hget/hset/scan/publish/evalsha

@@ -1,4 +1,4 @@
-//! `redis://[[user]:password@]host[:port][/db]` URLs.
+//! `redis://[[user]:password@]host[:port][/db]` and `unix:///path/to/redis.sock[?db=N]` URLs.
 
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -22,6 +22,8 @@ pub struct RedisUrl {
     pub password: Option<String>,
     /// Database index selected after connecting (default 0).
     pub db: u32,
+    /// The Unix socket path of a `unix://` URL (then `host` is empty and `port` 0).
+    pub path: Option<String>,
 }
 
 fn percent_decode(s: &str) -> Result<String, RedisError> {
@@ -42,8 +44,8 @@ fn percent_decode(s: &str) -> Result<String, RedisError> {
     String::from_utf8(out).map_err(|_| bad())
 }
 
-/// Parses `redis://[[user]:password@]host[:port][/db]`. `rediss://` (TLS) and `unix://` are
-/// refused with a clear error until TLS and Unix sockets land.
+/// Parses `redis://[[user]:password@]host[:port][/db]` or `unix:///absolute/path[?db=N]`.
+/// `rediss://` (TLS) is refused with a clear error until TLS lands.
 ///
 /// # Errors
 /// [`RedisError::InvalidUrl`] saying what is wrong.
@@ -53,8 +55,8 @@ pub fn parse_url(url: &str) -> Result<RedisUrl, RedisError> {
         rest
     } else if url.starts_with("rediss://") {
         return Err(bad("rediss:// (TLS) is not supported yet"));
-    } else if url.starts_with("unix://") {
-        return Err(bad("unix:// sockets are not supported yet"));
+    } else if let Some(rest) = url.strip_prefix("unix://") {
+        return parse_unix(rest);
     } else {
         return Err(bad("expected redis://[[user]:password@]host[:port][/db]"));
     };
@@ -126,6 +128,32 @@ pub fn parse_url(url: &str) -> Result<RedisUrl, RedisError> {
         username,
         password,
         db,
+        path: None,
+    })
+}
+
+/// `unix:///path[?db=N]` (the part after `unix://`).
+fn parse_unix(rest: &str) -> Result<RedisUrl, RedisError> {
+    let bad = RedisError::InvalidUrl;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if !path.starts_with('/') || path.len() < 2 {
+        return Err(bad("expected unix:///absolute/path/to/redis.sock[?db=N]"));
+    }
+    let mut db = 0;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("db", n)) => db = n.parse().map_err(|_| bad("db must be a number"))?,
+            _ => return Err(bad("the only query parameter of unix:// is db")),
+        }
+    }
+    Ok(RedisUrl {
+        host: String::new(),
+        ip: None,
+        port: 0,
+        username: None,
+        password: None,
+        db,
+        path: Some(percent_decode(path)?),
     })
 }
 
@@ -154,11 +182,18 @@ mod tests {
     }
 
     #[test]
+    fn parses_unix_socket_urls() {
+        let u = parse_url("unix:///tmp/redis%20x.sock?db=4").expect("valid");
+        assert_eq!((u.path.as_deref(), u.db), (Some("/tmp/redis x.sock"), 4));
+    }
+
+    #[test]
     fn refuses_what_it_cannot_connect_to() {
         for url in [
             "http://x",
             "rediss://x",
-            "unix:///tmp/r.sock",
+            "unix://relative.sock",
+            "unix:///tmp/r.sock?db=x",
             "redis://",
             "redis://h:0",
             "redis://h:99999",

@@ -109,6 +109,11 @@ impl RedisServer {
         }
     }
 
+    /// The server's temp dir (for a `--unixsocket` path).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
