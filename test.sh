@@ -18,6 +18,8 @@ command -v node >/dev/null || { echo "node (v20) is required: the golden and dif
 apt_install ss iproute2
 # tests/http_unix.rs drives HTTP over a Unix socket with real `curl --unix-socket`.
 apt_install curl curl
+# tests/redis_*.rs start a real redis-server (Debian's) on free loopback ports.
+apt_install redis-server redis-server
 # npm packages of the differential tests (cors, helmet, express...), pinned by the lockfile.
 for dir in tests/node benches/compare/shop_express benches/compare/shop_fastify; do
     if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then

@@ -13,6 +13,7 @@ pub mod health;
 pub mod http;
 pub mod load;
 pub mod logging;
+pub mod redis;
 pub mod shutdown;
 pub mod threaded;
 pub mod ws;
