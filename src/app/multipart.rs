@@ -318,7 +318,7 @@ fn parse_part_head(head: &[u8]) -> Result<Event, MultipartError> {
                 let Some((k, v)) = param.split_once('=') else {
                     continue;
                 };
-                let v = unquote(v.trim());
+                let v = html5_unescape(&unquote(v.trim()));
                 match k.trim().to_ascii_lowercase().as_str() {
                     "name" => name = Some(v),
                     "filename" if filename.is_none() => filename = Some(v),
@@ -369,6 +369,17 @@ fn unquote(v: &str) -> String {
         Some(inner) => inner.replace("\\\"", "\"").replace("\\\\", "\\"),
         None => v.to_owned(),
     }
+}
+
+/// The escapes HTML's form encoding puts in quoted names (`"` as `%22`, CR as `%0D`, LF as
+/// `%0A`), undone as browsers and busboy (multer's parser) do; any other `%` stays.
+fn html5_unescape(v: &str) -> String {
+    if !v.contains('%') {
+        return v.to_owned();
+    }
+    v.replace("%22", "\"")
+        .replace("%0D", "\r")
+        .replace("%0A", "\n")
 }
 
 /// RFC 5987 `UTF-8''percent%20encoded`.
