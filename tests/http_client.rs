@@ -436,3 +436,51 @@ fn client_receives_exact_bytes_from_a_node_server() {
     assert_eq!(&length.body()[..], &expected[..]);
     assert!(length.trailers().is_empty());
 }
+
+#[test]
+fn abort_fails_a_request_in_flight_at_once_and_closes_its_connection() {
+    // A server that accepts and never answers; it reports when the client's side closed.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed_tx, closed_rx) = mpsc::channel();
+    thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let _ = closed_tx.send(Instant::now());
+    });
+    let started = Instant::now();
+    let results = on_loop(move |lp, results| {
+        let url = format!("http://{addr}/");
+        let handle = http::request(lp, get(&url), move |_lp, r| results.borrow_mut().push(r))
+            .expect("request");
+        // Abort 100 ms later, as a handler whose client left would.
+        lp.set_timeout(Duration::from_millis(100), move |lp| handle.abort(lp));
+    });
+    assert_eq!(results.len(), 1, "the callback runs exactly once");
+    assert_eq!(results[0].as_ref().err(), Some(&ClientError::Aborted));
+    let closed = closed_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the server saw the connection close");
+    assert!(closed.duration_since(started) < Duration::from_secs(5));
+}
+
+#[test]
+fn abort_before_the_connection_exists_fails_the_request_when_it_would_start() {
+    let results = on_loop(|lp, results| {
+        // A host name: the request waits for its lookup, and is aborted meanwhile.
+        let handle = http::request(lp, get("http://localhost:9/"), move |_lp, r| {
+            results.borrow_mut().push(r)
+        })
+        .expect("request");
+        handle.abort(lp);
+    });
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].as_ref().err(), Some(&ClientError::Aborted));
+}

@@ -33,7 +33,7 @@ mod upgrade;
 
 pub use client::{
     get, request, Agent, AgentOptions, ClientError, ClientRequest, ClientResponse, NoAgent,
-    DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_HEAD_SIZE,
+    RequestHandle, DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_HEAD_SIZE,
 };
 pub use config::{ServerConfig, DEFAULT_MAX_BUFFERED_BODY_BYTES};
 pub use error::ParseError;

@@ -152,6 +152,9 @@ pub enum ClientError {
     /// The request's agent already had `max_queued_per_host` requests waiting for a
     /// connection to this host; nothing was sent.
     QueueFull,
+    /// [`RequestHandle::abort`] was called before the response was complete; the connection,
+    /// if there was one, was destroyed.
+    Aborted,
 }
 
 impl fmt::Display for ClientError {
@@ -172,6 +175,7 @@ impl fmt::Display for ClientError {
             ClientError::HeadTooLarge => f.write_str("response head too large"),
             ClientError::BodyTooLarge => f.write_str("response body too large"),
             ClientError::QueueFull => f.write_str("too many requests waiting for a connection"),
+            ClientError::Aborted => f.write_str("request aborted"),
         }
     }
 }
@@ -432,6 +436,50 @@ struct Spec {
     deadline: Option<u64>,
     max_head_size: usize,
     max_body_size: u64,
+    /// Shared with the caller's [`RequestHandle`].
+    cancel: Rc<Cancel>,
+}
+
+/// What [`RequestHandle::abort`] needs: the flag a request that has no connection yet checks
+/// when it would start, and the exchange in flight once there is one.
+#[derive(Default)]
+struct Cancel {
+    aborted: std::cell::Cell<bool>,
+    running: RefCell<Option<(TcpId, std::rc::Weak<RefCell<Exchange>>)>>,
+}
+
+/// The marker error a request that was aborted before it had a connection fails with.
+#[derive(Debug)]
+struct AbortedBeforeStart;
+
+impl fmt::Display for AbortedBeforeStart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("request aborted")
+    }
+}
+
+impl std::error::Error for AbortedBeforeStart {}
+
+/// A request in progress, returned by [`request`] (Node's `ClientRequest`, for `abort`).
+/// Dropping it changes nothing.
+#[derive(Clone)]
+pub struct RequestHandle(Rc<Cancel>);
+
+impl RequestHandle {
+    /// Aborts the request (Node's `req.destroy()` / an `AbortSignal`): its callback gets
+    /// [`ClientError::Aborted`] now (from a later callback) if it is on a connection, which is
+    /// destroyed; a request still waiting for a name lookup or for an agent's connection fails
+    /// with it when its turn would come, or at its deadline. After the response arrived it
+    /// does nothing.
+    pub fn abort(&self, lp: &mut Loop) {
+        self.0.aborted.set(true);
+        let running = self.0.running.borrow_mut().take();
+        if let Some((id, ex)) = running {
+            if let Some(ex) = ex.upgrade() {
+                lp.set_immediate(move |lp| finish(lp, id, &ex, Err(ClientError::Aborted)));
+            }
+        }
+    }
 }
 
 /// A request waiting for a connection.
@@ -489,6 +537,10 @@ fn start(
     conn: Conn,
     agent: Option<&Agent>,
 ) -> Result<(), (OnResponse, io::Error)> {
+    if job.spec.cancel.aborted.get() {
+        let err = io::Error::new(io::ErrorKind::Interrupted, AbortedBeforeStart);
+        return Err((job.on_response, err));
+    }
     let needs_lookup = job.spec.origin.ip.is_none() && job.spec.resolved.is_none();
     if matches!(conn, Conn::Fresh) && needs_lookup && job.spec.socket_path.is_none() {
         resolve(lp, job, agent.cloned());
@@ -540,6 +592,7 @@ fn start(
     {
         let mut e = ex.borrow_mut();
         e.on_response = Some(on_response);
+        *spec.cancel.running.borrow_mut() = Some((id, Rc::downgrade(&ex)));
         e.resend = (reused && spec.idempotent).then(|| spec.clone());
         e.next_address = match &spec.resolved {
             Some((ips, next)) if !reused && next + 1 < ips.len() => Some(Spec {
@@ -811,7 +864,7 @@ pub fn request<A: Into<Option<Agent>> + Clone>(
     lp: &mut Loop,
     mut req: ClientRequest<A>,
     on_response: impl FnOnce(&mut Loop, Result<ClientResponse, ClientError>) + 'static,
-) -> Result<(), ClientError> {
+) -> Result<RequestHandle, ClientError> {
     if let Some(e) = req.invalid.take() {
         return Err(e);
     }
@@ -821,6 +874,7 @@ pub fn request<A: Into<Option<Agent>> + Clone>(
             "socket_path with an agent is not supported",
         ));
     }
+    let cancel = Rc::new(Cancel::default());
     let job = Job {
         spec: Spec {
             origin: req.target.origin.clone(),
@@ -835,6 +889,7 @@ pub fn request<A: Into<Option<Agent>> + Clone>(
             deadline: (req.deadline_ms > 0).then(|| lp.now() + req.deadline_ms),
             max_head_size: req.max_head_size,
             max_body_size: req.max_body_size,
+            cancel: Rc::clone(&cancel),
         },
         fresh_only: false,
         on_response: Box::new(on_response),
@@ -848,7 +903,7 @@ pub fn request<A: Into<Option<Agent>> + Clone>(
             }
         }
     }
-    Ok(())
+    Ok(RequestHandle(cancel))
 }
 
 /// `GET url` with the defaults (Node's `http.get`).
@@ -859,11 +914,16 @@ pub fn get(
     lp: &mut Loop,
     url: &str,
     on_response: impl FnOnce(&mut Loop, Result<ClientResponse, ClientError>) + 'static,
-) -> Result<(), ClientError> {
+) -> Result<RequestHandle, ClientError> {
     request(lp, ClientRequest::new("GET", url)?, on_response)
 }
 
 fn connect_error(e: &io::Error) -> ClientError {
+    if e.get_ref()
+        .is_some_and(|inner| inner.is::<AbortedBeforeStart>())
+    {
+        return ClientError::Aborted;
+    }
     ClientError::Connect {
         kind: e.kind(),
         message: e.to_string(),
