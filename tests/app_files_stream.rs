@@ -2,30 +2,15 @@
 //! memory bounded (the stream pauses on backpressure), and a client that goes away closes the
 //! file. In its own test binary (its own process), so no other test's memory is counted.
 
+mod express_twin;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::mpsc;
+use std::net::TcpStream;
 use std::time::Duration;
 
 use oneloop::app::App;
-use oneloop::http::ServerConfig;
-use oneloop::runtime::Loop;
 
-fn serve(build: impl FnOnce() -> App + Send + 'static) -> SocketAddr {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let app = build();
-        let mut lp = Loop::new().unwrap();
-        let server = app
-            .listen_on(&mut lp, "127.0.0.1:0", ServerConfig::default(), |_, _| {})
-            .unwrap();
-        tx.send(server.local_addr().unwrap()).unwrap();
-        // Bounded: the test never needs the server for more than 20 s.
-        lp.set_timeout(20_000, |lp| lp.stop());
-        lp.run().unwrap();
-    });
-    rx.recv_timeout(Duration::from_secs(5)).unwrap()
-}
+use express_twin::serve_oneloop as serve;
 
 /// This process's resident memory, from /proc.
 fn rss_bytes() -> u64 {

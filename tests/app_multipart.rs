@@ -7,7 +7,6 @@ mod express_twin;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use express_twin::serve_oneloop;
@@ -46,15 +45,8 @@ fn app(dest: PathBuf, limits: MultipartLimits) -> impl FnOnce() -> App + Send {
 }
 
 fn curl(addr: SocketAddr, args: &[&str]) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-s", "-o", "-", "-w", "\n%{http_code}"])
-        .args(args)
-        .arg(format!("http://{addr}/upload"))
-        .output()
-        .expect("curl must be installed (./test.sh installs it)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.parse().unwrap_or(0), body.to_owned())
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    express_twin::curl(&format!("http://{addr}/upload"), &args)
 }
 
 fn files_in(dir: &Path) -> usize {

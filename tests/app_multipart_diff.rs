@@ -7,7 +7,6 @@
 mod express_twin;
 
 use std::net::SocketAddr;
-use std::process::Command;
 
 use express_twin::{serve_express, serve_oneloop};
 use oneloop::app::multipart::{multipart, Multipart, MultipartLimits, MultipartOptions};
@@ -39,19 +38,12 @@ fn oneloop_app() -> App {
 
 /// Status and JSON body of a `curl -F` upload; the fields sorted (multer groups repeated names).
 fn upload(addr: SocketAddr, args: &[String]) -> (u16, Value) {
-    let out = Command::new("curl")
-        .args(["-s", "-o", "-", "-w", "\n%{http_code}"])
-        .args(args)
-        .arg(format!("http://{addr}/upload"))
-        .output()
-        .expect("curl must be installed (./test.sh installs it)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    let mut v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let (code, body) = express_twin::curl(&format!("http://{addr}/upload"), args);
+    let mut v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     if let Some(fields) = v.get_mut("fields").and_then(Value::as_array_mut) {
         fields.sort_by_key(|f| f.to_string());
     }
-    (code.parse().unwrap_or(0), v)
+    (code, v)
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The app layer over real loopback sockets: the seed example, static files (index, dotfiles,
 //! traversal), send_file with ETag/304 and Range (206/416), body limits, logging.
 
+mod express_twin;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -14,21 +16,7 @@ use oneloop::runtime::{Loop, LoopOptions};
 use serde_json::json;
 
 /// Starts `build()`'s app on its own thread and loop; the thread lives until the test ends.
-fn serve(build: impl FnOnce() -> App + Send + 'static) -> SocketAddr {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let app = build();
-        let mut lp = Loop::new().unwrap();
-        let server = app
-            .listen_on(&mut lp, "127.0.0.1:0", ServerConfig::default(), |_, _| {})
-            .unwrap();
-        tx.send(server.local_addr().unwrap()).unwrap();
-        // Bounded: a test never needs the server for more than 20 s.
-        lp.set_timeout(20_000, |lp| lp.stop());
-        lp.run().unwrap();
-    });
-    rx.recv_timeout(Duration::from_secs(5)).unwrap()
-}
+use express_twin::serve_oneloop as serve;
 
 /// Sends one request with `Connection: close` and returns (status, headers, body).
 fn request(addr: SocketAddr, raw: &str) -> (u16, String, Vec<u8>) {

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use examples_common::{example_binary, free_port, start_and_read_line, Running};
-use express_twin::{exchange, Reply};
+use express_twin::{exchange, exchange_with_body, Reply};
 use serde_json::{json, Value};
 
 fn start_oneloop() -> (Running, SocketAddr) {
@@ -55,40 +55,11 @@ fn start(mut cmd: Command) -> (Running, SocketAddr) {
     (shop, SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
-/// A POST with a JSON body and extra headers, written raw.
+/// A POST with a JSON body and extra headers.
 fn post(addr: SocketAddr, path: &str, body: &Value, headers: &[(&str, &str)]) -> Reply {
-    use std::io::{Read, Write};
-    let body = body.to_string();
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (n, v) in headers {
-        req.push_str(&format!("{n}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(&body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a head");
-    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
-    let mut lines = head.lines();
-    let status = lines.next().unwrap()[9..12].parse().unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: buf[split + 4..].to_vec(),
-    }
+    let mut all = vec![("Content-Type", "application/json")];
+    all.extend_from_slice(headers);
+    exchange_with_body(addr, "POST", path, &all, body.to_string().as_bytes())
 }
 
 fn json_of(r: &Reply) -> Value {

@@ -63,6 +63,19 @@ pub fn serve_express(script: &str, packages: &[&str]) -> (Twin, SocketAddr) {
     (Twin(child), SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
+/// `curl -s` with `args` against `url`: the status and the body (for real multipart forms).
+pub fn curl(url: &str, args: &[String]) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl must be installed (./test.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.parse().unwrap_or(0), body.to_owned())
+}
+
 /// One response: status, header fields (names lower-cased, in order) and body.
 pub struct Reply {
     pub status: u16,
@@ -83,14 +96,29 @@ impl Reply {
 
 /// Sends `method path` with `headers` and `Connection: close`; reads the whole response.
 pub fn exchange(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    exchange_with_body(addr, method, path, headers, b"")
+}
+
+/// As [`exchange`], with a body (and its `Content-Length` when it is not empty).
+pub fn exchange_with_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n");
     for (n, v) in headers {
         req.push_str(&format!("{n}: {v}\r\n"));
     }
+    if !body.is_empty() {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).unwrap();
     let split = buf
