@@ -84,7 +84,9 @@ impl Client {
     /// Connects and sends `request`; returns the client and the response head.
     pub fn raw(addr: SocketAddr, request: &[u8]) -> (Client, String) {
         let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // Longer than the server's 5 s keep-alive timeout: a test that reads a kept-alive
+        // answer to its end waits for that timeout to close the connection.
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s.set_nodelay(true).unwrap();
         let mut c = Client { s, buf: Vec::new() };
         c.s.write_all(request).unwrap();
