@@ -328,12 +328,12 @@ fn an_interval_refreshed_in_its_own_callback_is_still_rearmed_from_its_start() {
         let id: Rc<RefCell<Option<TimerId>>> = Rc::default();
         let id2 = id.clone();
         let mut n = 0;
-        let iv = lp.set_interval(40, move |lp| {
+        let iv = lp.set_interval(120, move |lp| {
             n += 1;
             push(&l, &format!("iv-{n}"));
             let me = id2.borrow().expect("armed");
             if n == 1 {
-                spin(lp, 40);
+                spin(lp, 120);
                 lp.refresh_timer(me).unwrap();
             }
             if n == 3 {
@@ -341,7 +341,7 @@ fn an_interval_refreshed_in_its_own_callback_is_still_rearmed_from_its_start() {
             }
         });
         *id.borrow_mut() = Some(iv);
-        lp.set_timeout(100, say(log, "t-100"));
+        lp.set_timeout(300, say(log, "t-300"));
     });
 }
 
