@@ -1567,6 +1567,7 @@ mod tests {
             parse_head_plain(&[0x82, 3, 1, 2, 3], 100),
             Ok(Some(Head {
                 fin: true,
+                rsv1: false,
                 opcode: 2,
                 header: 2,
                 len: 3
@@ -1581,6 +1582,11 @@ mod tests {
         assert!(parse_head_plain(&[0x82, 0x83, 0, 0, 0, 0], 100).is_err());
         assert!(parse_head_plain(&[0xC2, 1, 0], 100).is_err());
         assert!(parse_head_plain(&[0x82, 127, 0xFF, 0, 0, 0, 0, 0, 0, 0], 100).is_err());
+        // With permessage-deflate: RSV1 on a data frame only.
+        assert!(parse_head(&[0xC2, 1, 0], 100, true).is_ok_and(|h| h.is_some_and(|h| h.rsv1)));
+        assert!(parse_head(&[0xC0, 1, 0], 100, true).is_err());
+        assert!(parse_head(&[0xC9, 0], 100, true).is_err());
+        assert!(parse_head(&[0xA2, 1, 0], 100, true).is_err());
     }
 
     #[test]
