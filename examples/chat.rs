@@ -4,12 +4,17 @@
 //! override. Routes:
 //! - `GET /`: the page (HTML + a few lines of JavaScript)
 //! - `/chat`: the WebSocket. Every text message is `{"name": .., "text": ..}` JSON from the page;
-//!   the server stamps it and publishes it to the `room` topic, sender included.
+//!   the server stamps it and publishes it to the `room` topic, sender included. Shared
+//!   permessage-deflate: browsers negotiate it, and a publish of 1 KiB or more is compressed
+//!   once for the whole room.
 //! - `/echo`: a WebSocket echo (messages up to 16 MiB; the Autobahn target, see docs/ws.md);
-//!   up to 1 MiB queued per client, then echoes are dropped and reading pauses
+//!   up to 1 MiB queued per client, then echoes are dropped and reading pauses. Shared
+//!   permessage-deflate when the client offers it; `/echo-dedicated` is the same with
+//!   dedicated compression (a window per connection), `/echo-plain` without compression.
 //! - `/bench`: publish fan-out for benches/ws: every client is subscribed to `bench`, and each
 //!   message received is published to all of them, the sender included; a subscriber more
-//!   than 1 MiB behind misses messages (and its own reading pauses)
+//!   than 1 MiB behind misses messages (and its own reading pauses); `/bench-deflate` is the
+//!   same with shared compression (topic `bench-deflate`)
 mod common;
 
 use std::cell::Cell;
@@ -17,7 +22,7 @@ use std::env;
 use std::rc::Rc;
 
 use oneloop::app::App;
-use oneloop::ws::{echo_handler, Hub, Message, WsOptions};
+use oneloop::ws::{echo_handler, CompressionMode, Hub, Message, WsOptions};
 use serde_json::{json, Value};
 
 const PAGE: &str = r#"<!doctype html>
@@ -88,6 +93,7 @@ fn main() -> std::io::Result<()> {
     let online = Rc::new(Cell::new(0usize));
     let options = WsOptions {
         hub: hub.clone(),
+        compression: CompressionMode::Shared,
         ..Default::default()
     };
     app.ws("/chat", options, move |lp, ws| {
@@ -135,17 +141,37 @@ fn main() -> std::io::Result<()> {
         max_backpressure: 1024 * 1024,
         ..Default::default()
     };
-    app.ws("/echo", echo_options, echo_handler());
+    let with = |compression| WsOptions {
+        compression,
+        ..echo_options.clone()
+    };
+    app.ws("/echo", with(CompressionMode::Shared), echo_handler());
+    app.ws(
+        "/echo-dedicated",
+        with(CompressionMode::Dedicated),
+        echo_handler(),
+    );
+    app.ws("/echo-plain", echo_options.clone(), echo_handler());
 
     let bench_options = WsOptions {
         max_payload: 64 * 1024,
         max_backpressure: 1024 * 1024,
         ..Default::default()
     };
-    app.ws("/bench", bench_options, |_lp, ws| {
+    app.ws("/bench", bench_options.clone(), |_lp, ws| {
         ws.subscribe("bench");
         ws.on_message(|lp, ws, msg| {
             ws.hub().publish(lp, "bench", msg);
+        });
+    });
+    let deflate_options = WsOptions {
+        compression: CompressionMode::Shared,
+        ..bench_options
+    };
+    app.ws("/bench-deflate", deflate_options, |_lp, ws| {
+        ws.subscribe("bench-deflate");
+        ws.on_message(|lp, ws, msg| {
+            ws.hub().publish(lp, "bench-deflate", msg);
         });
     });
 

@@ -13,7 +13,7 @@ use oneloop::app::App;
 use oneloop::http::ServerConfig;
 use oneloop::load::ws::{self, WsLoadConfig, WsMode, WsReport};
 use oneloop::runtime::Loop;
-use oneloop::ws::{echo_handler, Message, WsOptions};
+use oneloop::ws::{echo_handler, CompressionMode, Message, WsOptions};
 
 fn app() -> App {
     let mut app = App::new();
@@ -29,6 +29,23 @@ fn app() -> App {
             ws.hub().publish(lp, "bench", msg);
         });
     });
+    for (path, compression) in [
+        ("/bench-shared", CompressionMode::Shared),
+        ("/bench-dedicated", CompressionMode::Dedicated),
+    ] {
+        let topic = path.to_owned();
+        let options = WsOptions {
+            compression,
+            ..unlimited()
+        };
+        app.ws(path, options, move |_lp, ws| {
+            ws.subscribe(&topic);
+            let topic = topic.clone();
+            ws.on_message(move |lp, ws, msg| {
+                ws.hub().publish(lp, &topic, msg);
+            });
+        });
+    }
     app.ws("/corrupt", unlimited(), |_lp, ws| {
         ws.on_message(|lp, ws, msg| {
             let mut v = msg.as_bytes().to_vec();
@@ -218,4 +235,46 @@ fn refused_and_wrong_paths_fail_cleanly() {
     let r = run(c);
     assert!(r.failure.is_some());
     assert_eq!(r.messages, 0);
+}
+
+#[test]
+fn fanout_with_deflate_counts_exactly_and_compressed_frames_cost_fewer_wire_bytes() {
+    let fanout = |path: &str, deflate: bool| {
+        let mut c = config(path, WsMode::Fanout);
+        c.connections = 20;
+        c.pipeline = 4;
+        c.size = 2048;
+        c.json_payload = true;
+        c.deflate = deflate;
+        c.messages = Some(200);
+        let r = run(c);
+        assert_eq!(r.failure, None, "{path} deflate={deflate}");
+        assert_eq!((r.deliveries, r.mismatches), (4_000, 0), "{path}");
+        assert_eq!(r.bytes, 4_000 * 2048);
+        assert_eq!(r.to_json()["deflate"], deflate);
+        r.wire_bytes
+    };
+    let plain = fanout("/bench", false);
+    let shared = fanout("/bench-shared", true);
+    let dedicated = fanout("/bench-dedicated", true);
+    // Everything read counts (the publisher's own copies too): at least the payloads.
+    assert!(plain >= 4_000 * 2048, "{plain}");
+    assert!(shared * 2 < plain, "shared {shared} vs plain {plain}");
+    assert!(
+        dedicated * 2 < plain,
+        "dedicated {dedicated} vs plain {plain}"
+    );
+    // Offering to a server without compression fails the run clearly.
+    let mut c = config("/bench", WsMode::Fanout);
+    c.connections = 2;
+    c.deflate = true;
+    c.messages = Some(1);
+    let r = run(c);
+    assert!(
+        r.failure
+            .as_deref()
+            .is_some_and(|f| f.contains("did not accept permessage-deflate")),
+        "{:?}",
+        r.failure
+    );
 }

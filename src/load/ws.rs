@@ -53,6 +53,7 @@ use oneloop_runtime::{Loop, SocketOptions, TcpId, TimerId};
 use serde_json::{json, Value};
 
 use super::config::{parse_duration, parse_url};
+use crate::ws::deflate::Inflater;
 use crate::ws::frame::{encode_masked_frame, OpCode};
 use crate::ws::handshake::accept_key;
 
@@ -122,6 +123,14 @@ pub struct WsLoadConfig {
     /// A process (the server) whose CPU time over the measured interval is reported, read
     /// from `/proc/<pid>/stat` when measuring starts and ends.
     pub server_pid: Option<u32>,
+    /// Offer permessage-deflate (RFC 7692, `permessage-deflate; client_max_window_bits`) and
+    /// inflate the compressed messages the server sends (messages sent stay uncompressed,
+    /// which the extension allows).
+    pub deflate: bool,
+    /// The payload is JSON-like text (chat messages with varied names and numbers, which
+    /// compresses about as real JSON does) instead of a repeated alphabet (which compresses
+    /// to almost nothing). Fan-out keeps the sequence number in its first 8 bytes.
+    pub json_payload: bool,
 }
 
 impl WsLoadConfig {
@@ -149,6 +158,8 @@ impl WsLoadConfig {
             messages: None,
             timeout: Duration::from_secs(5),
             server_pid: None,
+            deflate: false,
+            json_payload: false,
         })
     }
 
@@ -190,9 +201,14 @@ impl WsLoadConfig {
     }
 
     fn handshake_request(&self) -> Vec<u8> {
+        let ext = if self.deflate {
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+        } else {
+            ""
+        };
         format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+             Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{ext}\r\n",
             self.path, self.authority
         )
         .into_bytes()
@@ -227,6 +243,10 @@ options:
                        (still bounded by --duration)
   -t, --timeout T      for connecting + handshakes, and for a stall (5s)
       --server-pid PID report this process's CPU time over the measured interval
+      --deflate        offer permessage-deflate and inflate what the server compresses
+                       (the run fails if the server does not accept it)
+      --json-payload   JSON-like text payloads (chat messages) instead of a repeated
+                       alphabet: realistic compression ratios
       --json           one JSON object instead of the human summary
   -h, --help           this text
 T: 500ms, 5s, 1m or plain seconds.
@@ -256,11 +276,15 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> io::Result<WsComman
     let mut mode = None;
     let mut url = None;
     let mut json = false;
+    let mut deflate = false;
+    let mut json_payload = false;
     let mut sets: Vec<(String, String)> = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
             "-h" | "--help" => return Ok(WsCommand::Help),
             "--json" => json = true,
+            "--deflate" => deflate = true,
+            "--json-payload" => json_payload = true,
             "echo" if mode.is_none() => mode = Some(WsMode::Echo),
             "fanout" if mode.is_none() => mode = Some(WsMode::Fanout),
             "-c" | "--connections" | "-p" | "--pipeline" | "-s" | "--size" | "-d"
@@ -279,6 +303,8 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> io::Result<WsComman
     let mode = mode.ok_or_else(|| invalid("no mode: echo or fanout (see --help)".into()))?;
     let url = url.ok_or_else(|| invalid("no URL (see --help)".into()))?;
     let mut c = WsLoadConfig::new(&url, mode)?;
+    c.deflate = deflate;
+    c.json_payload = json_payload;
     for (k, v) in sets {
         let num = |v: &str| -> io::Result<u64> {
             v.replace('_', "")
@@ -328,8 +354,11 @@ pub struct WsReport {
     /// Fan-out: messages received by subscribers (each subscriber's copy counts). Echo: equal
     /// to `messages`.
     pub deliveries: u64,
-    /// Payload bytes received in the measured interval.
+    /// Payload bytes received in the measured interval (inflated, when compressed).
     pub bytes: u64,
+    /// Bytes read from the sockets in the measured interval (frames as sent: compressed ones
+    /// compressed), all connections.
+    pub wire_bytes: u64,
     /// Echo: round trip of each message. Fan-out: publish to the arrival of each delivery.
     pub latency: Histogram<u64>,
     /// Fan-out: publish to the arrival at the last subscriber, per message.
@@ -404,6 +433,8 @@ impl WsReport {
             "deliveries": self.deliveries,
             "deliveries_per_s": self.deliveries_per_sec().round(),
             "bytes": self.bytes,
+            "wire_bytes": self.wire_bytes,
+            "deflate": c.deflate,
             "latency_us": lat(&self.latency),
             "mismatches": self.mismatches,
             "failure": self.failure,
@@ -482,6 +513,17 @@ impl WsReport {
         if c.mode == WsMode::Fanout {
             line(&mut s, "all subscribers", &self.complete_latency);
         }
+        let _ = writeln!(
+            s,
+            "  {} payload bytes, {} bytes on the wire{}",
+            self.bytes,
+            self.wire_bytes,
+            if c.deflate {
+                " (permessage-deflate)"
+            } else {
+                ""
+            }
+        );
         if let Some(cpu) = self.client_cpu {
             let _ = writeln!(
                 s,
@@ -553,24 +595,60 @@ fn process_cpu(pid: Option<u32>) -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
+/// `size` bytes of JSON-like chat messages (varied names and numbers, a few recurring
+/// words): compresses about 3-4x with deflate, as chat JSON does.
+fn json_payload(size: usize) -> Vec<u8> {
+    let words = [
+        "hello",
+        "ok",
+        "see you",
+        "lunch?",
+        "deploy done",
+        "merging now",
+        "+1",
+    ];
+    let mut s = String::from("[");
+    let mut x: u32 = 0x2545_f491;
+    while s.len() < size {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let w = words[(x % words.len() as u32) as usize];
+        s.push_str(&format!(
+            "{{\"id\":{},\"user\":\"user{}\",\"text\":\"{} {}\",\"ts\":{}}},",
+            x % 100_000,
+            x >> 24,
+            w,
+            x % 977,
+            1_700_000_000 + (x % 86_400)
+        ));
+    }
+    let mut v = s.into_bytes();
+    v.truncate(size);
+    v
+}
+
 // -- frames from the server ----------------------------------------------------------------------
 
 /// One server frame header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Head {
     fin: bool,
+    /// First frame of a compressed message.
+    rsv1: bool,
     opcode: u8,
     header: usize,
     len: usize,
 }
 
 /// Parses an unmasked server frame header at the front of `buf`: `Ok(None)` when incomplete.
-fn parse_head(buf: &[u8], max: usize) -> Result<Option<Head>, String> {
+fn parse_head(buf: &[u8], max: usize, allow_rsv1: bool) -> Result<Option<Head>, String> {
     let (b0, b1) = match buf {
         [b0, b1, ..] => (*b0, *b1),
         _ => return Ok(None),
     };
-    if b0 & 0x70 != 0 {
+    let rsv = if allow_rsv1 { 0x30 } else { 0x70 };
+    if b0 & rsv != 0 {
         return Err("server frame with a reserved bit set".into());
     }
     if b1 & 0x80 != 0 {
@@ -595,8 +673,13 @@ fn parse_head(buf: &[u8], max: usize) -> Result<Option<Head>, String> {
     if len > max as u64 {
         return Err(format!("server frame of {len} bytes (limit {max})"));
     }
+    let rsv1 = b0 & 0x40 != 0;
+    if rsv1 && !matches!(opcode, 0x1 | 0x2) {
+        return Err("RSV1 on a continuation or control frame".into());
+    }
     Ok(Some(Head {
         fin: b0 & 0x80 != 0,
+        rsv1,
         opcode,
         header,
         len: len as usize,
@@ -639,6 +722,12 @@ struct Conn {
     in_fragment: bool,
     /// Fan-out: the sequence number this subscriber expects next.
     next_seq: u64,
+    /// permessage-deflate accepted: the decompressor, and whether to reset it after each
+    /// message (`server_no_context_takeover`).
+    inflater: Option<(Box<Inflater>, bool)>,
+    /// The compressed message being received (its frames' payloads).
+    zbuf: Vec<u8>,
+    compressed: bool,
 }
 
 /// A published fan-out message not yet received by every subscriber.
@@ -688,6 +777,7 @@ struct Engine {
     messages: u64,
     deliveries: u64,
     bytes: u64,
+    wire_bytes: u64,
     mismatches: u64,
     latency: Histogram<u64>,
     complete_latency: Histogram<u64>,
@@ -719,7 +809,11 @@ fn histogram() -> Histogram<u64> {
 
 impl Engine {
     fn new(cfg: WsLoadConfig) -> Engine {
-        let payload: Vec<u8> = (0..cfg.size).map(|i| b'a' + (i % 26) as u8).collect();
+        let payload: Vec<u8> = if cfg.json_payload {
+            json_payload(cfg.size)
+        } else {
+            (0..cfg.size).map(|i| b'a' + (i % 26) as u8).collect()
+        };
         let mut frame = BytesMut::new();
         encode_masked_frame(&mut frame, true, OpCode::Binary, MASK, &payload);
         let frame_len = frame.len();
@@ -738,6 +832,9 @@ impl Engine {
             frag_head: Vec::new(),
             in_fragment: false,
             next_seq: 0,
+            inflater: None,
+            zbuf: Vec::new(),
+            compressed: false,
         };
         let mut conns: Vec<Conn> = match cfg.mode {
             WsMode::Echo => (0..cfg.connections).map(|_| conn(Role::Echo)).collect(),
@@ -778,6 +875,7 @@ impl Engine {
             messages: 0,
             deliveries: 0,
             bytes: 0,
+            wire_bytes: 0,
             mismatches: 0,
             latency: histogram(),
             complete_latency: histogram(),
@@ -806,6 +904,7 @@ impl Engine {
             messages: self.messages,
             deliveries: self.deliveries,
             bytes: self.bytes,
+            wire_bytes: self.wire_bytes,
             latency: self.latency.clone(),
             complete_latency: self.complete_latency.clone(),
             mismatches: self.mismatches,
@@ -926,6 +1025,9 @@ impl Engine {
             pending.extend_from_slice(data);
         }
         let input: &[u8] = if from_pending { &pending } else { data };
+        if self.measuring() {
+            self.wire_bytes += data.len() as u64;
+        }
         let used = if self.conns[slot].open {
             self.frames(lp, slot, input)
         } else {
@@ -988,6 +1090,24 @@ impl Engine {
         if accept != Some(&self.accept[..]) {
             return Err("wrong or missing Sec-WebSocket-Accept".into());
         }
+        let ext = resp
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
+            .map(|h| String::from_utf8_lossy(h.value).to_ascii_lowercase());
+        match (self.cfg.deflate, ext) {
+            (_, None) if self.cfg.deflate => {
+                return Err("the server did not accept permessage-deflate".into())
+            }
+            (_, None) => {}
+            (true, Some(e)) if e.trim_start().starts_with("permessage-deflate") => {
+                let reset = e.contains("server_no_context_takeover");
+                if let Some(c) = self.conns.get_mut(slot) {
+                    c.inflater = Some((Box::default(), reset));
+                }
+            }
+            (_, Some(e)) => return Err(format!("unexpected Sec-WebSocket-Extensions: {e}")),
+        }
         self.on_open(lp, slot);
         let n = end + 4;
         let rest = n + self.frames(lp, slot, &input[n..])?;
@@ -1000,7 +1120,8 @@ impl Engine {
         let mut off = 0;
         let mut got = 0usize;
         let now = lp.hrtime();
-        while let Some(h) = parse_head(&input[off..], max)? {
+        let allow_rsv1 = self.conns[slot].inflater.is_some();
+        while let Some(h) = parse_head(&input[off..], max, allow_rsv1)? {
             let Some(payload) = input.get(off + h.header..off + h.header + h.len) else {
                 break;
             };
@@ -1018,6 +1139,35 @@ impl Engine {
                     if !c.in_fragment {
                         c.frag_len = 0;
                         c.frag_head.clear();
+                        c.compressed = h.rsv1;
+                    }
+                    if c.compressed {
+                        c.zbuf.extend_from_slice(payload);
+                        if !h.fin {
+                            c.in_fragment = true;
+                            continue;
+                        }
+                        c.in_fragment = false;
+                        let z = std::mem::take(&mut c.zbuf);
+                        let mut out = Vec::new();
+                        let Some((inf, reset)) = c.inflater.as_mut() else {
+                            return Err("compressed message without permessage-deflate".into());
+                        };
+                        inf.inflate(&z, &mut out, max)
+                            .and_then(|_| inf.finish(&mut out, max))
+                            .map_err(|e| format!("inflating a message: {e}"))?;
+                        if *reset {
+                            inf.reset();
+                        }
+                        c.zbuf = z;
+                        c.zbuf.clear();
+                        let len = out.len();
+                        self.on_message(lp, slot, now, len, &out);
+                        got += 1;
+                        if self.phase == Phase::Done {
+                            return Ok(off);
+                        }
+                        continue;
                     }
                     c.frag_len += h.len;
                     if c.frag_head.len() < SEQ_LEN.max(self.cfg.size.min(64)) {
@@ -1403,29 +1553,40 @@ fn arm_phase_timers(engine: &Shared, lp: &mut Loop) {
 }
 
 #[cfg(test)]
+fn parse_head_plain(buf: &[u8], max: usize) -> Result<Option<Head>, String> {
+    parse_head(buf, max, false)
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn parses_server_frames() {
         assert_eq!(
-            parse_head(&[0x82, 3, 1, 2, 3], 100),
+            parse_head_plain(&[0x82, 3, 1, 2, 3], 100),
             Ok(Some(Head {
                 fin: true,
+                rsv1: false,
                 opcode: 2,
                 header: 2,
                 len: 3
             }))
         );
-        assert_eq!(parse_head(&[0x82], 100), Ok(None));
-        assert_eq!(parse_head(&[0x82, 126, 1], 100_000), Ok(None));
+        assert_eq!(parse_head_plain(&[0x82], 100), Ok(None));
+        assert_eq!(parse_head_plain(&[0x82, 126, 1], 100_000), Ok(None));
         assert_eq!(
-            parse_head(&[0x02, 126, 1, 0], 100_000).map(|h| h.map(|h| (h.fin, h.len))),
+            parse_head_plain(&[0x02, 126, 1, 0], 100_000).map(|h| h.map(|h| (h.fin, h.len))),
             Ok(Some((false, 256)))
         );
-        assert!(parse_head(&[0x82, 0x83, 0, 0, 0, 0], 100).is_err());
-        assert!(parse_head(&[0xC2, 1, 0], 100).is_err());
-        assert!(parse_head(&[0x82, 127, 0xFF, 0, 0, 0, 0, 0, 0, 0], 100).is_err());
+        assert!(parse_head_plain(&[0x82, 0x83, 0, 0, 0, 0], 100).is_err());
+        assert!(parse_head_plain(&[0xC2, 1, 0], 100).is_err());
+        assert!(parse_head_plain(&[0x82, 127, 0xFF, 0, 0, 0, 0, 0, 0, 0], 100).is_err());
+        // With permessage-deflate: RSV1 on a data frame only.
+        assert!(parse_head(&[0xC2, 1, 0], 100, true).is_ok_and(|h| h.is_some_and(|h| h.rsv1)));
+        assert!(parse_head(&[0xC0, 1, 0], 100, true).is_err());
+        assert!(parse_head(&[0xC9, 0], 100, true).is_err());
+        assert!(parse_head(&[0xA2, 1, 0], 100, true).is_err());
     }
 
     #[test]

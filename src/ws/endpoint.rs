@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use oneloop_runtime::{Loop, TcpId, TimerId};
 
+use super::deflate::{self, CompressionMode, Outgoing, SharedDeflaters};
 use super::frame::CLOSE_GOING_AWAY;
 use super::handshake;
 use super::pubsub::Hub;
@@ -35,7 +36,16 @@ pub struct WsOptions {
     /// The pub/sub hub the sockets subscribe on. The default is a new hub per endpoint; clone
     /// one hub into several endpoints' options to share topics between them.
     pub hub: Hub,
+    /// permessage-deflate (RFC 7692): off (default, as `ws` servers), shared or dedicated
+    /// (see [`CompressionMode`] and docs/ws.md "Compression").
+    pub compression: CompressionMode,
+    /// Messages shorter than this many bytes are sent uncompressed even when compression is
+    /// negotiated. Default 1 KiB ([`DEFAULT_COMPRESS_THRESHOLD`]).
+    pub compress_threshold: usize,
 }
+
+/// Default [`WsOptions::compress_threshold`]: 1 KiB (Node `ws`'s `threshold` is 1 KiB too).
+pub const DEFAULT_COMPRESS_THRESHOLD: usize = 1024;
 
 impl Default for WsOptions {
     fn default() -> Self {
@@ -45,6 +55,8 @@ impl Default for WsOptions {
             max_backpressure: 64 * 1024,
             send_pings: true,
             hub: Hub::new(),
+            compression: CompressionMode::Off,
+            compress_threshold: DEFAULT_COMPRESS_THRESHOLD,
         }
     }
 }
@@ -74,6 +86,8 @@ pub struct Endpoint {
     sweep: Cell<Option<TimerId>>,
     /// [`Endpoint::going_away`] ran: refuse new upgrades.
     going_away: Cell<bool>,
+    /// The compressors every shared-mode connection of this endpoint uses.
+    shared_deflaters: SharedDeflaters,
 }
 
 impl Endpoint {
@@ -85,6 +99,7 @@ impl Endpoint {
             conns: RefCell::new(HashMap::new()),
             sweep: Cell::new(None),
             going_away: Cell::new(false),
+            shared_deflaters: SharedDeflaters::default(),
         })
     }
 
@@ -158,7 +173,14 @@ impl Endpoint {
             http::refuse_upgrade(lp, id, 503, &[], "shutting down");
             return;
         }
-        handshake::write_accept_response(&mut out, &accept);
+        let negotiated = deflate::negotiate(
+            req.headers()
+                .filter(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-extensions"))
+                .map(|(_, v)| v),
+            self.options.compression,
+        );
+        let extensions = negotiated.map(|n| n.response());
+        handshake::write_accept_response_with(&mut out, &accept, extensions.as_deref());
         if lp.tcp_write_bytes(id, out.freeze()).is_err() {
             return;
         }
@@ -172,6 +194,24 @@ impl Endpoint {
             self.options.max_backpressure,
             self.options.hub.clone(),
             lp.tcp_peer_addr(id).ok(),
+            negotiated.map(|n| {
+                let outgoing = match self.options.compression {
+                    CompressionMode::Dedicated => Outgoing::Dedicated {
+                        deflater: None,
+                        window_bits: n.server_max_window_bits,
+                        no_context_takeover: n.server_no_context_takeover,
+                    },
+                    _ => Outgoing::Shared {
+                        deflaters: self.shared_deflaters.clone(),
+                        window_bits: n.server_max_window_bits,
+                    },
+                };
+                (
+                    outgoing,
+                    n.client_no_context_takeover,
+                    self.options.compress_threshold,
+                )
+            }),
         );
         let w = ws.clone();
         let _ = lp.tcp_on_data(id, move |lp, _id, data| w.on_data(lp, data));

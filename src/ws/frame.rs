@@ -114,7 +114,8 @@ impl OpCode {
 pub struct FrameHeader {
     /// FIN bit: last fragment of a message.
     pub fin: bool,
-    /// RSV1 bit (always false after successful decoding: no extensions).
+    /// RSV1 bit (false after successful decoding unless permessage-deflate was negotiated:
+    /// then it marks the first frame of a compressed message).
     pub rsv1: bool,
     /// RSV2 bit (always false after successful decoding).
     pub rsv2: bool,
@@ -150,6 +151,8 @@ pub struct Frame {
 pub struct FrameDecoder {
     max_payload: u64,
     reject_non_minimal: bool,
+    /// RSV1 is allowed (permessage-deflate negotiated; the message layer checks where).
+    allow_rsv1: bool,
     /// Header already consumed from the buffer, waiting for its payload.
     pending: Option<FrameHeader>,
     /// How many leading payload bytes of the pending frame (still in the
@@ -165,6 +168,7 @@ impl FrameDecoder {
         FrameDecoder {
             max_payload: max_payload as u64,
             reject_non_minimal: false,
+            allow_rsv1: false,
             pending: None,
             unmasked: 0,
             error: None,
@@ -180,6 +184,13 @@ impl FrameDecoder {
     /// (default `false`, see the module docs).
     pub fn set_reject_non_minimal_length(&mut self, reject: bool) {
         self.reject_non_minimal = reject;
+    }
+
+    /// Accepts frames with RSV1 set (permessage-deflate negotiated); RSV2/RSV3 still fail
+    /// with 1002. Where RSV1 may appear (first frame of a data message only) is the message
+    /// layer's check.
+    pub fn set_allow_rsv1(&mut self, allow: bool) {
+        self.allow_rsv1 = allow;
     }
 
     /// The error this decoder failed with, if any.
@@ -202,7 +213,12 @@ impl FrameDecoder {
         if let Some(h) = self.pending {
             return Ok(Some(h));
         }
-        match parse_header(buf, self.max_payload, self.reject_non_minimal) {
+        match parse_header(
+            buf,
+            self.max_payload,
+            self.reject_non_minimal,
+            self.allow_rsv1,
+        ) {
             Ok(None) => Ok(None),
             Ok(Some((h, len))) => {
                 buf.advance(len);
@@ -260,6 +276,7 @@ fn parse_header(
     buf: &[u8],
     max_payload: u64,
     reject_non_minimal: bool,
+    allow_rsv1: bool,
 ) -> Result<Option<(FrameHeader, usize)>, CloseReason> {
     let (b0, b1) = match buf {
         [b0, b1, ..] => (*b0, *b1),
@@ -267,7 +284,7 @@ fn parse_header(
     };
     let fin = b0 & 0x80 != 0;
     let (rsv1, rsv2, rsv3) = (b0 & 0x40 != 0, b0 & 0x20 != 0, b0 & 0x10 != 0);
-    if rsv1 || rsv2 || rsv3 {
+    if (rsv1 && !allow_rsv1) || rsv2 || rsv3 {
         return Err(CloseReason::protocol("reserved bits set"));
     }
     let opcode = OpCode::from_u8(b0 & 0x0F).ok_or(CloseReason::protocol("reserved opcode"))?;
@@ -375,8 +392,19 @@ fn put_header(
     payload_len: u64,
     mask: Option<[u8; 4]>,
 ) {
+    put_header_bits(out, if fin { 0x80 } else { 0 }, opcode, payload_len, mask);
+}
+
+/// `flags`: FIN (0x80) and RSV1 (0x40) bits of the first byte.
+fn put_header_bits(
+    out: &mut BytesMut,
+    flags: u8,
+    opcode: OpCode,
+    payload_len: u64,
+    mask: Option<[u8; 4]>,
+) {
     out.reserve(header_len(payload_len, mask.is_some()));
-    out.put_u8(if fin { 0x80 } else { 0 } | opcode.as_u8());
+    out.put_u8((flags & 0xC0) | opcode.as_u8());
     let mbit = if mask.is_some() { 0x80 } else { 0 };
     match payload_len {
         0..=125 => out.put_u8(mbit | payload_len as u8),
@@ -407,6 +435,32 @@ pub fn encode_frame(out: &mut BytesMut, fin: bool, opcode: OpCode, payload: &[u8
     out.reserve(header_len(payload.len() as u64, false) + payload.len());
     put_header(out, fin, opcode, payload.len() as u64, None);
     out.put_slice(payload);
+}
+
+/// Writes a complete unmasked frame of a compressed message (FIN and RSV1 set,
+/// permessage-deflate): `payload` is the already compressed message.
+pub fn encode_frame_rsv1(out: &mut BytesMut, opcode: OpCode, payload: &[u8]) {
+    out.reserve(header_len(payload.len() as u64, false) + payload.len());
+    put_header_bits(out, 0xC0, opcode, payload.len() as u64, None);
+    out.put_slice(payload);
+}
+
+/// Writes a masked client frame with explicit FIN/RSV1 flags (0x80, 0x40); used by tests and
+/// client code to send compressed messages.
+pub fn encode_masked_frame_flags(
+    out: &mut BytesMut,
+    flags: u8,
+    opcode: OpCode,
+    mask: [u8; 4],
+    payload: &[u8],
+) {
+    out.reserve(header_len(payload.len() as u64, true) + payload.len());
+    put_header_bits(out, flags, opcode, payload.len() as u64, Some(mask));
+    let start = out.len();
+    out.put_slice(payload);
+    if let Some(region) = out.get_mut(start..) {
+        apply_mask(region, mask, 0);
+    }
 }
 
 /// Writes a complete masked (client-to-server) frame; used by tests and

@@ -195,10 +195,20 @@ pub fn validate_request<'h>(
 
 /// Writes the `101 Switching Protocols` response.
 pub fn write_accept_response(out: &mut BytesMut, accept: &[u8; 28]) {
+    write_accept_response_with(out, accept, None);
+}
+
+/// Writes the `101 Switching Protocols` response, with a `Sec-WebSocket-Extensions` field when
+/// an extension was accepted.
+pub fn write_accept_response_with(out: &mut BytesMut, accept: &[u8; 28], extensions: Option<&str>) {
     out.put_slice(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",
     );
     out.put_slice(accept);
+    if let Some(ext) = extensions {
+        out.put_slice(b"\r\nSec-WebSocket-Extensions: ");
+        out.put_slice(ext.as_bytes());
+    }
     out.put_slice(b"\r\n\r\n");
 }
 

@@ -4,6 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::deflate::Incoming;
 use super::frame::{CloseReason, FrameDecoder, OpCode, CLOSE_INVALID_PAYLOAD, CLOSE_TOO_BIG};
 use super::utf8::Utf8Validator;
 
@@ -47,7 +48,7 @@ const TOO_BIG: CloseReason = CloseReason {
 /// bytes to the buffer, until it returns `Ok(None)` (need more bytes) or an
 /// error (send a Close with the given code and close the connection). Errors
 /// are sticky.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct MessageAssembler {
     decoder: FrameDecoder,
     max_message: usize,
@@ -59,6 +60,18 @@ pub struct MessageAssembler {
     fed: usize,
     closed: bool,
     error: Option<CloseReason>,
+    /// permessage-deflate state, when negotiated.
+    inflate: Option<Incoming>,
+    /// The open message is compressed (its first frame had RSV1).
+    compressed: bool,
+    /// The inflated compressed message so far (capacity never above `max_message + 1`).
+    inflated: Vec<u8>,
+}
+
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Incoming")
+    }
 }
 
 impl MessageAssembler {
@@ -74,7 +87,23 @@ impl MessageAssembler {
             fed: 0,
             closed: false,
             error: None,
+            inflate: None,
+            compressed: false,
+            inflated: Vec::new(),
         }
+    }
+
+    /// Turns on permessage-deflate: data messages whose first frame has RSV1 are inflated
+    /// (bounded by `max_message` after inflation, 1009 past it). `client_no_context_takeover`
+    /// lets the decompressor go between messages.
+    pub fn enable_inflate(&mut self, client_no_context_takeover: bool) {
+        self.decoder.set_allow_rsv1(true);
+        self.inflate = Some(Incoming::new(client_no_context_takeover));
+    }
+
+    /// Whether a decompressor is held between messages (dedicated mode with context takeover).
+    pub fn holds_inflater(&self) -> bool {
+        self.inflate.as_ref().is_some_and(Incoming::has_state)
     }
 
     /// Access to the underlying frame decoder (e.g. to make length checks
@@ -84,9 +113,15 @@ impl MessageAssembler {
     }
 
     /// Bytes of a fragmented message buffered so far (never above
-    /// `max_message`).
+    /// `max_message`; for a compressed message, its inflated bytes).
     pub fn buffered_len(&self) -> usize {
-        self.assembled.len()
+        self.assembled.len() + self.inflated.len()
+    }
+
+    /// Capacity held for the message being received (fragments, or the inflated
+    /// compressed message): never above `max_message + 1` for a compressed one.
+    pub fn buffered_capacity(&self) -> usize {
+        self.assembled.capacity() + self.inflated.capacity()
     }
 
     /// `true` once a Close frame has been returned.
@@ -117,12 +152,19 @@ impl MessageAssembler {
                 return Ok(None);
             };
             // Sequencing and size checks, as soon as the header is known.
+            if h.rsv1 && !matches!(h.opcode, OpCode::Text | OpCode::Binary) {
+                return Err(CloseReason::protocol(
+                    "RSV1 on a continuation or control frame",
+                ));
+            }
             let is_text = match h.opcode {
                 OpCode::Continuation => {
                     let Some(op) = self.open else {
                         return Err(CloseReason::protocol("continuation without a message"));
                     };
-                    if self.assembled.len() as u64 + h.payload_len > self.max_message as u64 {
+                    if !self.compressed
+                        && self.assembled.len() as u64 + h.payload_len > self.max_message as u64
+                    {
                         return Err(TOO_BIG);
                     }
                     op == OpCode::Text
@@ -134,10 +176,24 @@ impl MessageAssembler {
                     if h.payload_len > self.max_message as u64 {
                         return Err(TOO_BIG);
                     }
+                    self.compressed = h.rsv1;
                     h.opcode == OpCode::Text
                 }
                 OpCode::Close | OpCode::Ping | OpCode::Pong => false,
             };
+            let data_frame = matches!(
+                h.opcode,
+                OpCode::Text | OpCode::Binary | OpCode::Continuation
+            );
+            if data_frame && self.compressed {
+                let Some(frame) = self.decoder.decode(buf)? else {
+                    return Ok(None);
+                };
+                if let Some(event) = self.inflate_frame(h.opcode, h.fin, is_text, &frame.payload)? {
+                    return Ok(Some(event));
+                }
+                continue;
+            }
             if is_text {
                 // Fail fast on the part of the payload received so far.
                 let avail = self.decoder.partial_payload(buf);
@@ -184,6 +240,42 @@ impl MessageAssembler {
                 }
             }
         }
+    }
+}
+
+impl MessageAssembler {
+    /// One frame of a compressed message: inflate it onto the message (bounded by
+    /// `max_message`), validate text as it comes, and return the message at FIN.
+    fn inflate_frame(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        is_text: bool,
+        payload: &[u8],
+    ) -> Result<Option<Event>, CloseReason> {
+        if opcode != OpCode::Continuation {
+            self.open = Some(opcode);
+        }
+        let before = self.inflated.len();
+        let Some(inflate) = self.inflate.as_mut() else {
+            return Err(CloseReason::protocol("RSV1 without permessage-deflate"));
+        };
+        inflate.inflate(payload, fin, &mut self.inflated, self.max_message)?;
+        if is_text {
+            self.utf8
+                .feed(self.inflated.get(before..).unwrap_or(&[]))
+                .map_err(|_| INVALID_UTF8)?;
+            if fin {
+                self.utf8.finish().map_err(|_| INVALID_UTF8)?;
+            }
+        }
+        if !fin {
+            return Ok(None);
+        }
+        self.compressed = false;
+        let op = self.open.take().unwrap_or(OpCode::Binary);
+        let data = Bytes::from(std::mem::take(&mut self.inflated));
+        Ok(Some(data_event(op, data)))
     }
 }
 

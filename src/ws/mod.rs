@@ -20,6 +20,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+pub mod deflate;
 mod endpoint;
 pub mod frame;
 pub mod handshake;
@@ -28,7 +29,10 @@ mod pubsub;
 mod socket;
 pub mod utf8;
 
-pub use endpoint::{echo_handler, Endpoint, WsHandler, WsOptions, DEFAULT_MAX_PAYLOAD};
+pub use deflate::CompressionMode;
+pub use endpoint::{
+    echo_handler, Endpoint, WsHandler, WsOptions, DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_PAYLOAD,
+};
 pub use pubsub::Hub;
 pub use socket::{
     is_sendable_close_code, Message, SendStatus, WebSocket, CLOSE_ABNORMAL, CLOSE_NO_STATUS,

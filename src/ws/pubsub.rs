@@ -4,6 +4,9 @@
 //! [`Hub::publish`] encodes the frame (header and payload) once into a [`Bytes`] and hands
 //! each subscriber's socket a clone of it (`tcp_write_bytes`): a clone is a reference-count
 //! increment; whatever the kernel does not take at once stays queued as that same buffer.
+//! With shared compression (permessage-deflate, no context takeover) a publish is compressed
+//! once per window size in use and those frame bytes are shared the same way; subscribers
+//! without compression get the plain frame, dedicated-mode ones compress for themselves.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -11,6 +14,7 @@ use std::rc::Rc;
 
 use oneloop_runtime::{Loop, TcpId};
 
+use super::deflate::PublishFrames;
 use super::socket::{over_limit, status_of, Message, SendStatus, State, WebSocket};
 
 #[derive(Default)]
@@ -146,7 +150,7 @@ impl Hub {
         except: Option<TcpId>,
     ) -> usize {
         let batching = self.0.borrow().batch_depth > 0;
-        let targets: Vec<(TcpId, usize, Option<WebSocket>)> = {
+        let targets: Vec<(TcpId, usize, Option<WebSocket>, WebSocket)> = {
             let inner = self.0.borrow();
             let Some(subs) = inner.topics.get(topic) else {
                 return 0;
@@ -159,16 +163,18 @@ impl Hub {
                         return None;
                     }
                     let to_cork = (batching && !c.hub_corked).then(|| ws.clone());
-                    Some((*id, c.max_backpressure, to_cork))
+                    Some((*id, c.max_backpressure, to_cork, ws.clone()))
                 })
                 .collect()
         };
         if targets.is_empty() {
             return 0;
         }
-        let frame = msg.to_frame();
+        // One plain frame, one compressed frame per window size (shared compression): built
+        // once, the same bytes written to every subscriber that takes them.
+        let mut frames = PublishFrames::new(msg.opcode(), msg.as_bytes());
         let mut sent = 0;
-        for (id, max_bp, to_cork) in targets {
+        for (id, max_bp, to_cork, ws) in targets {
             if over_limit(lp, id, max_bp) {
                 continue;
             }
@@ -178,7 +184,12 @@ impl Hub {
                     self.0.borrow_mut().batch.push(ws);
                 }
             }
-            if status_of(lp.tcp_write_bytes(id, frame.clone())) != SendStatus::Dropped {
+            let frame = {
+                let mut c = ws.0.borrow_mut();
+                let threshold = c.compress_threshold;
+                frames.frame_for(&mut c.outgoing, threshold)
+            };
+            if status_of(lp.tcp_write_bytes(id, frame)) != SendStatus::Dropped {
                 sent += 1;
             }
         }

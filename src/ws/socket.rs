@@ -24,6 +24,7 @@ use std::rc::Rc;
 use bytes::{BufMut, Bytes, BytesMut};
 use oneloop_runtime::{Loop, TcpId, TimerId};
 
+use super::deflate::Outgoing;
 use super::frame::{self, OpCode, CLOSE_NORMAL};
 use super::message::{Event, MessageAssembler};
 use super::pubsub::Hub;
@@ -81,7 +82,7 @@ impl Message {
         self.len() == 0
     }
 
-    fn opcode(&self) -> OpCode {
+    pub(crate) fn opcode(&self) -> OpCode {
         match self {
             Message::Text(_) => OpCode::Text,
             Message::Binary(_) => OpCode::Binary,
@@ -168,6 +169,10 @@ pub(crate) struct Conn {
     inbuf: BytesMut,
     pub(crate) hub: Hub,
     pub(crate) max_backpressure: usize,
+    /// permessage-deflate on the sending side (`Plain` when not negotiated).
+    pub(crate) outgoing: Outgoing,
+    /// Messages shorter than this go uncompressed.
+    pub(crate) compress_threshold: usize,
     /// Reading pauses while more than this many bytes are queued for the peer (every frame
     /// counts: replies, pongs, publishes), and resumes when the queue empties.
     read_pause_at: usize,
@@ -230,14 +235,25 @@ impl WebSocket {
         max_backpressure: usize,
         hub: Hub,
         remote: Option<SocketAddr>,
+        compression: Option<(Outgoing, bool, usize)>,
     ) -> WebSocket {
+        let mut asm = MessageAssembler::new(max_payload, max_payload);
+        let (outgoing, compress_threshold) = match compression {
+            Some((outgoing, client_no_context_takeover, threshold)) => {
+                asm.enable_inflate(client_no_context_takeover);
+                (outgoing, threshold)
+            }
+            None => (Outgoing::Plain, usize::MAX),
+        };
         WebSocket(Rc::new(RefCell::new(Conn {
             id,
             state: State::Open,
-            asm: MessageAssembler::new(max_payload, max_payload),
+            asm,
             inbuf: BytesMut::new(),
             hub,
             max_backpressure,
+            outgoing,
+            compress_threshold,
             read_pause_at: if max_backpressure > 0 {
                 max_backpressure
             } else {
@@ -297,6 +313,16 @@ impl WebSocket {
         };
         if over_limit(lp, id, max_bp) {
             return SendStatus::Dropped;
+        }
+        // Compressed after the backpressure check: a dedicated compressor's window must only
+        // see what is actually sent.
+        let compressed = {
+            let mut c = self.0.borrow_mut();
+            let threshold = c.compress_threshold;
+            c.outgoing.frame(msg.opcode(), msg.as_bytes(), threshold)
+        };
+        if let Some(f) = compressed {
+            return status_of(lp.tcp_write_bytes(id, f));
         }
         let result = match msg {
             Message::Binary(b) if b.len() >= ZERO_COPY_MIN => {
@@ -406,6 +432,11 @@ impl WebSocket {
     /// `getBufferedAmount`).
     pub fn buffered_amount(&self, lp: &Loop) -> usize {
         lp.tcp_queued(self.0.borrow().id).unwrap_or(0)
+    }
+
+    /// Whether permessage-deflate was negotiated on this connection.
+    pub fn is_compressed(&self) -> bool {
+        !matches!(self.0.borrow().outgoing, Outgoing::Plain)
     }
 
     /// Whether messages can still be sent (no Close frame sent or received yet).

@@ -64,6 +64,8 @@ pub fn raw_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Frame {
     pub fin: bool,
+    /// RSV1: a compressed message (only when permessage-deflate was negotiated).
+    pub rsv1: bool,
     pub op: u8,
     pub payload: Vec<u8>,
 }
@@ -78,6 +80,8 @@ impl Frame {
 pub struct Client {
     pub s: TcpStream,
     buf: Vec<u8>,
+    /// permessage-deflate negotiated: RSV1 allowed on server frames.
+    pub deflate: bool,
 }
 
 impl Client {
@@ -88,9 +92,16 @@ impl Client {
         // answer to its end waits for that timeout to close the connection.
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s.set_nodelay(true).unwrap();
-        let mut c = Client { s, buf: Vec::new() };
+        let mut c = Client {
+            s,
+            buf: Vec::new(),
+            deflate: false,
+        };
         c.s.write_all(request).unwrap();
         let head = c.read_head();
+        c.deflate = head
+            .to_ascii_lowercase()
+            .contains("sec-websocket-extensions: permessage-deflate");
         (c, head)
     }
 
@@ -150,7 +161,7 @@ impl Client {
     /// One frame, or `None` on a clean EOF at a frame boundary.
     pub fn try_read_frame(&mut self) -> Option<Frame> {
         loop {
-            if let Some((f, used)) = parse(&self.buf) {
+            if let Some((f, used)) = parse(&self.buf, self.deflate) {
                 self.buf.drain(..used);
                 return Some(f);
             }
@@ -183,9 +194,10 @@ impl Client {
     }
 }
 
-fn parse(b: &[u8]) -> Option<(Frame, usize)> {
+fn parse(b: &[u8], deflate: bool) -> Option<(Frame, usize)> {
     let (&b0, &b1) = (b.first()?, b.get(1)?);
-    assert_eq!(b0 & 0x70, 0, "server set RSV bits");
+    let rsv_mask = if deflate { 0x30 } else { 0x70 };
+    assert_eq!(b0 & rsv_mask, 0, "server set RSV bits");
     assert_eq!(b1 & 0x80, 0, "server frames are never masked");
     let (len, mut pos) = match b1 & 0x7f {
         126 => (
@@ -203,6 +215,7 @@ fn parse(b: &[u8]) -> Option<(Frame, usize)> {
     Some((
         Frame {
             fin: b0 & 0x80 != 0,
+            rsv1: b0 & 0x40 != 0,
             op: b0 & 0x0f,
             payload,
         },
