@@ -355,6 +355,7 @@ impl Bridge {
     /// Closes both connections: the publisher after what was already published (`QUIT`),
     /// the subscriber at once.
     pub(super) fn close(&self, lp: &mut Loop) {
+        self.down.set(true); // a deliberate close is not an outage: nothing to log
         self.publisher.quit(lp, |_lp, _| {});
         self.subscriber.client().disconnect(lp);
     }
