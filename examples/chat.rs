@@ -14,8 +14,9 @@
 //! - `/echo`: a WebSocket echo (messages up to 16 MiB; the Autobahn target, see docs/ws.md);
 //!   up to 1 MiB queued per client, then echoes are dropped and reading pauses
 //! - `/bench`: publish fan-out for benches/ws: every client is subscribed to `bench`, and each
-//!   message received is published to all of them, the sender included; a subscriber more
-//!   than 1 MiB behind misses messages (and its own reading pauses)
+//!   message received is published to all of them, the sender included (with `--redis`, on
+//!   every process); a subscriber more than 1 MiB behind misses messages (and its own reading
+//!   pauses)
 mod common;
 
 use std::cell::Cell;
@@ -145,6 +146,7 @@ fn build(hub: Hub, worker: usize) -> App {
         res.json(&body);
     });
 
+    let bench_hub = hub.clone();
     let online = Rc::new(Cell::new(0usize));
     let options = WsOptions {
         hub: hub.clone(),
@@ -205,9 +207,11 @@ fn build(hub: Hub, worker: usize) -> App {
     };
     app.ws("/echo", echo_options, echo_handler());
 
+    // The chat's hub (topic `bench`): with --redis, /bench fans out across processes too.
     let bench_options = WsOptions {
         max_payload: 64 * 1024,
         max_backpressure: 1024 * 1024,
+        hub: bench_hub,
         ..Default::default()
     };
     app.ws("/bench", bench_options, |_lp, ws| {

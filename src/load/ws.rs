@@ -122,6 +122,10 @@ pub struct WsLoadConfig {
     /// A process (the server) whose CPU time over the measured interval is reported, read
     /// from `/proc/<pid>/stat` when measuring starts and ends.
     pub server_pid: Option<u32>,
+    /// Fan-out: where the subscribers connect instead of `addr` (`--subscribers-at
+    /// ws://host:port`, same path): a second server sharing the topic with the first, e.g.
+    /// through Redis (docs/ws.md "Across workers and processes").
+    pub subscribers_addr: Option<SocketAddr>,
 }
 
 impl WsLoadConfig {
@@ -149,6 +153,7 @@ impl WsLoadConfig {
             messages: None,
             timeout: Duration::from_secs(5),
             server_pid: None,
+            subscribers_addr: None,
         })
     }
 
@@ -227,6 +232,9 @@ options:
                        (still bounded by --duration)
   -t, --timeout T      for connecting + handshakes, and for a stall (5s)
       --server-pid PID report this process's CPU time over the measured interval
+      --subscribers-at ws://HOST:PORT
+                       fanout: subscribers connect there (same path), the publisher to
+                       the URL: two servers sharing the topic (chat --redis)
       --json           one JSON object instead of the human summary
   -h, --help           this text
 T: 500ms, 5s, 1m or plain seconds.
@@ -265,7 +273,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> io::Result<WsComman
             "fanout" if mode.is_none() => mode = Some(WsMode::Fanout),
             "-c" | "--connections" | "-p" | "--pipeline" | "-s" | "--size" | "-d"
             | "--duration" | "-w" | "--warmup" | "-n" | "--messages" | "-t" | "--timeout"
-            | "--server-pid" => {
+            | "--server-pid" | "--subscribers-at" => {
                 let v = args
                     .next()
                     .ok_or_else(|| invalid(format!("{a} needs a value")))?;
@@ -295,6 +303,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> io::Result<WsComman
             "-d" | "--duration" => c.duration = dur(&v)?,
             "-w" | "--warmup" => c.warmup = dur(&v)?,
             "-n" | "--messages" => c.messages = Some(num(&v)?),
+            "--subscribers-at" => c.subscribers_addr = Some(parse_url(&v, "ws://")?.0),
             "--server-pid" => {
                 let pid =
                     u32::try_from(num(&v)?).map_err(|_| invalid(format!("{k}: not a pid: {v}")))?;
@@ -1310,7 +1319,17 @@ impl Engine {
 
 /// Opens the socket for `slot` and wires its callbacks.
 fn connect(engine: &Shared, lp: &mut Loop, slot: usize) {
-    let addr = engine.borrow().cfg.addr;
+    let addr = {
+        let e = engine.borrow();
+        let subscriber = e
+            .conns
+            .get(slot)
+            .is_some_and(|c| c.role == Role::Subscriber);
+        match (subscriber, e.cfg.subscribers_addr) {
+            (true, Some(at)) => at,
+            _ => e.cfg.addr,
+        }
+    };
     let options = SocketOptions {
         no_delay: true,
         ..SocketOptions::default()
