@@ -20,6 +20,9 @@ apt_install ss iproute2
 apt_install curl curl
 # tests/redis_*.rs start a real redis-server (Debian's) on free loopback ports.
 apt_install redis-server redis-server
+# tests/deploy_multi.rs runs nginx (Debian's) in front of three chat instances, as the test's
+# own process (its own config, pid file and temp dirs; no service is started).
+apt_install nginx nginx
 # npm packages of the differential tests (cors, helmet, express...), pinned by the lockfile.
 for dir in tests/node benches/compare/shop_express benches/compare/shop_fastify; do
     if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then

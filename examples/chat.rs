@@ -1,28 +1,38 @@
 //! A chat room: `cargo run --example chat`, then open http://127.0.0.1:3000/ in two tabs.
 //!
 //! Listens on `PORT` (default 3000) on `HOST` (default 127.0.0.1); `--port N` and `--host H`
-//! override. Routes:
+//! override. `--workers N` runs N loops sharing the port (SO_REUSEPORT; 0 = one per core).
+//! `--redis URL` (`redis://127.0.0.1:6379`) bridges the room through Redis pub/sub, so every
+//! worker and every process started with the same URL is one room; without it each worker
+//! is its own room. SIGTERM/SIGINT drain gracefully (WebSockets get 1001). Routes:
 //! - `GET /`: the page (HTML + a few lines of JavaScript)
 //! - `/chat`: the WebSocket. Every text message is `{"name": .., "text": ..}` JSON from the page;
 //!   the server stamps it and publishes it to the `room` topic, sender included. Shared
 //!   permessage-deflate: browsers negotiate it, and a publish of 1 KiB or more is compressed
-//!   once for the whole room.
+//!   once for the whole room. A new client first gets `{"system": "connected to worker W (pid P)", "worker": W, "pid": P}`.
+//! - `GET /hub/stats`: the answering worker's hub: `{"worker", "pid", "origin", "redis"}`
+//!   (`redis`: the bridge's counters and connection state, `null` without `--redis`)
 //! - `/echo`: a WebSocket echo (messages up to 16 MiB; the Autobahn target, see docs/ws.md);
 //!   up to 1 MiB queued per client, then echoes are dropped and reading pauses. Shared
 //!   permessage-deflate when the client offers it; `/echo-dedicated` is the same with
 //!   dedicated compression (a window per connection), `/echo-plain` without compression.
 //! - `/bench`: publish fan-out for benches/ws: every client is subscribed to `bench`, and each
-//!   message received is published to all of them, the sender included; a subscriber more
-//!   than 1 MiB behind misses messages (and its own reading pauses); `/bench-deflate` is the
-//!   same with shared compression (topic `bench-deflate`)
+//!   message received is published to all of them, the sender included (with `--redis`, on
+//!   every process); a subscriber more than 1 MiB behind misses messages (and its own reading
+//!   pauses); `/bench-deflate` is the same with shared compression (topic `bench-deflate`)
 mod common;
 
 use std::cell::Cell;
-use std::env;
 use std::rc::Rc;
 
 use oneloop::app::App;
-use oneloop::ws::{echo_handler, CompressionMode, Hub, Message, WsOptions};
+use oneloop::cluster::{self, ClusterOptions};
+use oneloop::http::ServerConfig;
+use oneloop::runtime::Loop;
+use oneloop::shutdown::{graceful_shutdown, ShutdownOptions};
+use oneloop::ws::{
+    echo_handler, CompressionMode, Hub, HubRedisOptions, HubRedisStats, Message, WsOptions,
+};
 use serde_json::{json, Value};
 
 const PAGE: &str = r#"<!doctype html>
@@ -70,35 +80,95 @@ document.getElementById("form").onsubmit = e => {
 "#;
 
 fn main() -> std::io::Result<()> {
-    env_logger::init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = common::Args::from_env();
-    let arg = |name: &str| args.value(name);
-    let port: u16 = args
-        .value_or_env("--port", "PORT")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(3000);
-    if let Some(host) = arg("--host") {
-        // `App::listen` binds to `HOST`.
-        env::set_var("HOST", host);
-    }
-    let host = env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let port: u16 = args.port(3000).parse().unwrap_or(3000);
+    let host = args.host();
+    let workers: usize = args
+        .value("--workers")
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(1);
+    let redis = args.value("--redis");
+    let many = cluster::worker_count(workers) > 1;
+    let options = ClusterOptions {
+        workers,
+        ..ClusterOptions::default()
+    };
+    cluster::run(options, move |lp, worker| {
+        let hub = match &redis {
+            Some(url) => Hub::with_redis(lp, url, HubRedisOptions::default()).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("--redis: {e}"))
+            })?,
+            None => Hub::new(),
+        };
+        let app = build(hub.clone(), worker);
+        let mut config = ServerConfig::default();
+        config.listen.reuse_port = many;
+        let shown = host.clone();
+        let server = app.listen_on(lp, (host.as_str(), port), config, move |_lp, addr| {
+            if worker == 0 {
+                println!(
+                    "chat: listening on http://{shown}:{}/ (WebSocket at /chat)",
+                    addr.port()
+                );
+            }
+        })?;
+        graceful_shutdown(lp, vec![server], ShutdownOptions::default(), move |lp| {
+            hub.disconnect_redis(lp);
+        })
+    })
+}
 
+fn stats_json(s: &HubRedisStats) -> Value {
+    json!({
+        "publisher_ready": s.publisher_ready,
+        "subscriber_ready": s.subscriber_ready,
+        "remote_topics": s.remote_topics,
+        "published": s.published,
+        "publish_failed": s.publish_failed,
+        "too_large": s.too_large,
+        "received": s.received,
+        "own_dropped": s.own_dropped,
+        "delivered": s.delivered,
+        "malformed": s.malformed,
+    })
+}
+
+fn build(hub: Hub, worker: usize) -> App {
     let mut app = App::new();
     app.get("/", |_req, res| {
         res.set("content-type", "text/html; charset=utf-8");
         res.send(PAGE);
     });
+    let h = hub.clone();
+    app.get("/hub/stats", move |_req, res| {
+        let body = json!({
+            "worker": worker,
+            "pid": std::process::id(),
+            "origin": h.redis_origin(),
+            "redis": h.redis_stats().as_ref().map(stats_json),
+        });
+        res.json(&body);
+    });
 
-    let hub = Hub::new();
+    let bench_hub = hub.clone();
     let online = Rc::new(Cell::new(0usize));
     let options = WsOptions {
         hub: hub.clone(),
         compression: CompressionMode::Shared,
         ..Default::default()
     };
-    app.ws("/chat", options, move |lp, ws| {
+    app.ws("/chat", options, move |lp: &mut Loop, ws| {
         ws.subscribe("room");
         online.set(online.get() + 1);
+        let pid = std::process::id();
+        let welcome = json!({
+            "system": format!("connected to worker {worker} (pid {pid})"),
+            "worker": worker,
+            "pid": pid,
+        });
+        ws.send(lp, welcome.to_string());
+        // `online` counts this worker's clients only.
         let joined = json!({ "system": format!("someone joined ({} online)", online.get()) });
         hub.publish(lp, "room", joined.to_string());
 
@@ -153,9 +223,11 @@ fn main() -> std::io::Result<()> {
     );
     app.ws("/echo-plain", echo_options.clone(), echo_handler());
 
+    // The chat's hub (topic `bench`): with --redis, /bench fans out across processes too.
     let bench_options = WsOptions {
         max_payload: 64 * 1024,
         max_backpressure: 1024 * 1024,
+        hub: bench_hub,
         ..Default::default()
     };
     app.ws("/bench", bench_options.clone(), |_lp, ws| {
@@ -174,8 +246,5 @@ fn main() -> std::io::Result<()> {
             ws.hub().publish(lp, "bench-deflate", msg);
         });
     });
-
-    app.listen(port, move || {
-        println!("chat: listening on http://{host}:{port}/ (WebSocket at /chat)");
-    })
+    app
 }

@@ -131,6 +131,10 @@ pub struct WsLoadConfig {
     /// compresses about as real JSON does) instead of a repeated alphabet (which compresses
     /// to almost nothing). Fan-out keeps the sequence number in its first 8 bytes.
     pub json_payload: bool,
+    /// Fan-out: where the subscribers connect instead of `addr` (`--subscribers-at
+    /// ws://host:port`, same path): a second server sharing the topic with the first, e.g.
+    /// through Redis (docs/ws.md "Across workers and processes").
+    pub subscribers_addr: Option<SocketAddr>,
 }
 
 impl WsLoadConfig {
@@ -160,6 +164,7 @@ impl WsLoadConfig {
             server_pid: None,
             deflate: false,
             json_payload: false,
+            subscribers_addr: None,
         })
     }
 
@@ -247,6 +252,9 @@ options:
                        (the run fails if the server does not accept it)
       --json-payload   JSON-like text payloads (chat messages) instead of a repeated
                        alphabet: realistic compression ratios
+      --subscribers-at ws://HOST:PORT
+                       fanout: subscribers connect there (same path), the publisher to
+                       the URL: two servers sharing the topic (chat --redis)
       --json           one JSON object instead of the human summary
   -h, --help           this text
 T: 500ms, 5s, 1m or plain seconds.
@@ -289,7 +297,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> io::Result<WsComman
             "fanout" if mode.is_none() => mode = Some(WsMode::Fanout),
             "-c" | "--connections" | "-p" | "--pipeline" | "-s" | "--size" | "-d"
             | "--duration" | "-w" | "--warmup" | "-n" | "--messages" | "-t" | "--timeout"
-            | "--server-pid" => {
+            | "--server-pid" | "--subscribers-at" => {
                 let v = args
                     .next()
                     .ok_or_else(|| invalid(format!("{a} needs a value")))?;
@@ -321,6 +329,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> io::Result<WsComman
             "-d" | "--duration" => c.duration = dur(&v)?,
             "-w" | "--warmup" => c.warmup = dur(&v)?,
             "-n" | "--messages" => c.messages = Some(num(&v)?),
+            "--subscribers-at" => c.subscribers_addr = Some(parse_url(&v, "ws://")?.0),
             "--server-pid" => {
                 let pid =
                     u32::try_from(num(&v)?).map_err(|_| invalid(format!("{k}: not a pid: {v}")))?;
@@ -1460,7 +1469,17 @@ impl Engine {
 
 /// Opens the socket for `slot` and wires its callbacks.
 fn connect(engine: &Shared, lp: &mut Loop, slot: usize) {
-    let addr = engine.borrow().cfg.addr;
+    let addr = {
+        let e = engine.borrow();
+        let subscriber = e
+            .conns
+            .get(slot)
+            .is_some_and(|c| c.role == Role::Subscriber);
+        match (subscriber, e.cfg.subscribers_addr) {
+            (true, Some(at)) => at,
+            _ => e.cfg.addr,
+        }
+    };
     let options = SocketOptions {
         no_delay: true,
         ..SocketOptions::default()

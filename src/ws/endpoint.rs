@@ -231,6 +231,7 @@ impl Endpoint {
         self.conns.borrow_mut().insert(id, ws.clone());
         self.ensure_sweep(lp);
         (self.handler)(lp, ws.clone());
+        self.options.hub.sync_redis(lp);
         if !rest.is_empty() {
             ws.on_data(lp, &rest);
         }

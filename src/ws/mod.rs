@@ -1,6 +1,7 @@
 //! WebSocket (RFC 6455), server side: the protocol codec (handshake, frames, UTF-8 validation,
 //! message assembly: pure code, no I/O), the connection on the HTTP upgrade hook
-//! ([`WebSocket`], [`Endpoint`]) and topics ([`Hub`]). `App::ws` mounts an endpoint on a path.
+//! ([`WebSocket`], [`Endpoint`]) and topics ([`Hub`], shared across processes through Redis
+//! with [`Hub::with_redis`]). `App::ws` mounts an endpoint on a path.
 //! See docs/ws.md.
 //!
 //! ```no_run
@@ -20,6 +21,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod bridge;
 pub mod deflate;
 mod endpoint;
 pub mod frame;
@@ -29,6 +31,7 @@ mod pubsub;
 mod socket;
 pub mod utf8;
 
+pub use bridge::{HubRedisOptions, HubRedisStats, DEFAULT_MAX_BRIDGED_MESSAGE};
 pub use deflate::CompressionMode;
 pub use endpoint::{
     echo_handler, Endpoint, WsHandler, WsOptions, DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_PAYLOAD,

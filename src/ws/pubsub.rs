@@ -7,15 +7,22 @@
 //! With shared compression (permessage-deflate, no context takeover) a publish is compressed
 //! once per window size in use and those frame bytes are shared the same way; subscribers
 //! without compression get the plain frame, dedicated-mode ones compress for themselves.
+//!
+//! # Across processes
+//! [`Hub::with_redis`] bridges the hub to Redis pub/sub (see `bridge.rs`): publishes also go
+//! to every other bridged hub on the same Redis and prefix, each delivered once. Without it
+//! a hub is local and costs nothing more than the map below.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use oneloop_runtime::{Loop, TcpId};
 
+use super::bridge::{Bridge, HubRedisOptions, HubRedisStats};
 use super::deflate::PublishFrames;
 use super::socket::{over_limit, status_of, Message, SendStatus, State, WebSocket};
+use crate::redis::RedisError;
 
 #[derive(Default)]
 struct HubInner {
@@ -25,6 +32,21 @@ struct HubInner {
     batch_depth: usize,
     /// Sockets corked by publishes of the current batch, uncorked by its end.
     batch: Vec<WebSocket>,
+    /// The Redis bridge, if any.
+    bridge: Option<Rc<Bridge>>,
+    /// Topics that gained their first or lost their last local subscriber since the last
+    /// [`Hub::sync_redis`] (only with a bridge).
+    dirty: Vec<Rc<str>>,
+}
+
+/// A hub that does not keep it alive (what the bridge's callbacks hold).
+#[derive(Clone)]
+pub(super) struct WeakHub(Weak<RefCell<HubInner>>);
+
+impl WeakHub {
+    pub(super) fn upgrade(&self) -> Option<Hub> {
+        self.0.upgrade().map(Hub)
+    }
 }
 
 /// A pub/sub registry shared by WebSockets (uWS's per-app topic tree, flat). Cheap to clone;
@@ -39,15 +61,87 @@ impl Hub {
         Hub::default()
     }
 
+    /// A hub bridged to the Redis at `url` (`redis://host:port`, see
+    /// [`Redis::connect`](crate::redis::Redis::connect)): [`Hub::publish`] (and
+    /// `ws.publish`) deliver locally at once and through Redis to the subscribers of every
+    /// other hub bridged with the same prefix, in this process (other workers) or another;
+    /// each subscriber gets a message once, and the messages of one hub arrive in the
+    /// order it published them. Returns at once; the connections are made in the
+    /// background and, until they are ready (or while Redis is down), publishes reach
+    /// local subscribers only. Two connections per hub: a publisher and a subscriber.
+    /// Neither keeps the loop alive. See docs/ws.md "Across processes".
+    ///
+    /// # Errors
+    /// [`RedisError::InvalidUrl`].
+    pub fn with_redis(
+        lp: &mut Loop,
+        url: &str,
+        options: HubRedisOptions,
+    ) -> Result<Hub, RedisError> {
+        let bridge = Bridge::connect(lp, url, options)?;
+        let hub = Hub::new();
+        hub.0.borrow_mut().bridge = Some(bridge);
+        Ok(hub)
+    }
+
+    /// The bridge's counters and connection state (`None` for a local hub).
+    pub fn redis_stats(&self) -> Option<HubRedisStats> {
+        self.0.borrow().bridge.as_ref().map(|b| b.stats())
+    }
+
+    /// The bridge's origin id: 16 hex digits, random per hub (`None` for a local hub).
+    pub fn redis_origin(&self) -> Option<String> {
+        self.0
+            .borrow()
+            .bridge
+            .as_ref()
+            .map(|b| b.origin().to_owned())
+    }
+
+    /// Closes the bridge's connections (the publisher after what was already published);
+    /// the hub is local from now on. For a clean exit after a graceful shutdown.
+    pub fn disconnect_redis(&self, lp: &mut Loop) {
+        let bridge = self.0.borrow_mut().bridge.take();
+        if let Some(b) = bridge {
+            b.close(lp);
+        }
+    }
+
+    /// Makes the Redis subscriptions follow the local ones: `SUBSCRIBE` for each topic that
+    /// gained its first local subscriber, `UNSUBSCRIBE` for each that lost its last. Runs by
+    /// itself after a socket's handler, after its message callbacks, when it closes and at
+    /// every publish; call it after `ws.subscribe`/`unsubscribe` made elsewhere (a timer) to
+    /// apply them at once. A no-op for a local hub.
+    pub fn sync_redis(&self, lp: &mut Loop) {
+        let (bridge, dirty) = {
+            let mut h = self.0.borrow_mut();
+            if h.dirty.is_empty() {
+                return;
+            }
+            let Some(b) = h.bridge.clone() else {
+                h.dirty.clear();
+                return;
+            };
+            (b, std::mem::take(&mut h.dirty))
+        };
+        let weak = WeakHub(Rc::downgrade(&self.0));
+        for topic in dirty {
+            let local = self.0.borrow().topics.contains_key(&topic);
+            bridge.sync(lp, weak.clone(), &topic, local);
+        }
+    }
+
     /// Starts a batch: until the matching [`Hub::end_batch`], every subscriber a publish
     /// writes to is corked, so all the messages one read publishes leave in one write per
-    /// subscriber (a socket's `on_data` wraps its message callbacks in a batch).
+    /// subscriber (a socket's `on_data` wraps its message callbacks in a batch; the bridge
+    /// wraps a loop turn's remote messages in one).
     pub(crate) fn begin_batch(&self) {
         self.0.borrow_mut().batch_depth += 1;
     }
 
     /// Ends a batch; the outermost end uncorks (flushes) every socket the batch corked.
     pub(crate) fn end_batch(&self, lp: &mut Loop) {
+        self.sync_redis(lp);
         let mut batch = {
             let mut h = self.0.borrow_mut();
             h.batch_depth -= 1;
@@ -82,11 +176,12 @@ impl Hub {
             None => Rc::from(topic),
         };
         c.topics.push(Rc::clone(&key));
-        inner
-            .topics
-            .entry(key)
-            .or_default()
-            .insert(c.id, ws.clone());
+        let subs = inner.topics.entry(Rc::clone(&key)).or_default();
+        let first = subs.is_empty();
+        subs.insert(c.id, ws.clone());
+        if first && inner.bridge.is_some() {
+            inner.dirty.push(key);
+        }
         true
     }
 
@@ -118,7 +213,11 @@ impl Hub {
         if let Some(subs) = inner.topics.get_mut(topic) {
             subs.remove(&id);
             if subs.is_empty() {
-                inner.topics.remove(topic);
+                if let Some((key, _)) = inner.topics.remove_entry(topic) {
+                    if inner.bridge.is_some() {
+                        inner.dirty.push(key);
+                    }
+                }
             }
         }
     }
@@ -134,15 +233,37 @@ impl Hub {
     }
 
     /// Sends `msg` to every open subscriber of `topic` (uWS's `app.publish`): the frame is
-    /// encoded once and each socket gets a clone of the same buffer. Returns how many
+    /// encoded once and each socket gets a clone of the same buffer. Returns how many local
     /// subscribers got it; the others were over their `max_backpressure` (see
     /// [`SendStatus::Dropped`]) or closing. Order per subscriber is preserved; the order
-    /// across subscribers is unspecified.
+    /// across subscribers is unspecified. A bridged hub ([`Hub::with_redis`]) also sends it
+    /// through Redis to the other hubs' subscribers.
     pub fn publish(&self, lp: &mut Loop, topic: &str, msg: impl Into<Message>) -> usize {
         self.publish_except(lp, topic, &msg.into(), None)
     }
 
     pub(crate) fn publish_except(
+        &self,
+        lp: &mut Loop,
+        topic: &str,
+        msg: &Message,
+        except: Option<TcpId>,
+    ) -> usize {
+        let sent = self.publish_local(lp, topic, msg, except);
+        let bridge = self.0.borrow().bridge.clone();
+        if let Some(b) = bridge {
+            b.forward(lp, topic, msg);
+            self.sync_redis(lp);
+        }
+        sent
+    }
+
+    /// A message from another bridged hub: to the local subscribers only.
+    pub(super) fn deliver_remote(&self, lp: &mut Loop, topic: &str, msg: &Message) -> usize {
+        self.publish_local(lp, topic, msg, None)
+    }
+
+    fn publish_local(
         &self,
         lp: &mut Loop,
         topic: &str,

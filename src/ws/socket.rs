@@ -665,6 +665,7 @@ impl WebSocket {
         if let Some(cb) = on_close {
             cb(lp, self, info.0, &info.1);
         }
+        hub.sync_redis(lp);
     }
 }
 
