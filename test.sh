@@ -24,7 +24,7 @@ apt_install redis-server redis-server
 # own process (its own config, pid file and temp dirs; no service is started).
 apt_install nginx nginx
 # npm packages of the differential tests (cors, helmet, express...), pinned by the lockfile.
-for dir in tests/node benches/compare/shop_express benches/compare/shop_fastify; do
+for dir in tests/node tests/node_redis benches/compare/shop_express benches/compare/shop_fastify; do
     if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
         npm ci --prefix "$dir" --no-audit --no-fund
         touch "$dir/node_modules"

@@ -9,6 +9,14 @@
 //! store (workers share no mutable state), so run one worker when you want one consistent store.
 //! SIGTERM/SIGINT drain gracefully.
 //!
+//! `--redis URL` (e.g. `redis://127.0.0.1:6379`) keeps the products in Redis instead, shared by
+//! every worker and every process started with the same URL: `product:<id>` holds a product's
+//! JSON, the sorted set `products` its id, `product:next_id` the last id. GET responses under
+//! `/api/products` go through the cache middleware with a Redis store (`cache:GET <url>`,
+//! 5 s); a write deletes the entries of the list and of the product it changed (other query
+//! strings age out within the 5 s). While Redis is down, requests answer 503 within 1 s.
+//! Without `--redis` nothing but this binary is needed.
+//!
 //! Observability: pino-shaped JSON logs on stdout, an access line per request (`LOG_LEVEL`
 //! with pino's level names or `RUST_LOG`; `LOG_FORMAT=text` for text lines); `GET /metrics`
 //! (Prometheus/OpenMetrics text, every worker in one scrape, labelled `worker`; the loop
@@ -21,11 +29,15 @@ use std::rc::Rc;
 
 use std::time::Duration;
 
+use oneloop::app::cache::{cache, CacheOptions};
 use oneloop::app::metrics::{Metrics, WorkerMetrics};
 use oneloop::app::{body, health, logger, App, AppError, Body, Req, Res};
 use oneloop::cluster::{self, ClusterOptions};
 use oneloop::health::Readiness;
 use oneloop::http::ServerConfig;
+use oneloop::redis::stores::RedisCacheStore;
+use oneloop::redis::{CmdOptions, Redis, RedisError, RedisOptions, Reply};
+use oneloop::runtime::Loop;
 use oneloop::shutdown::{graceful_shutdown, ShutdownOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -95,7 +107,8 @@ fn digest(data: &[u8], rounds: u32) -> u64 {
     h
 }
 
-fn build(db: Db, metrics: &WorkerMetrics, ready: &Readiness) -> App {
+/// The app's common part: metrics, health, access log, JSON bodies.
+fn base(metrics: &WorkerMetrics, ready: &Readiness) -> App {
     let mut app = App::new();
     metrics.install(&mut app);
     health::install(&mut app, ready);
@@ -103,6 +116,244 @@ fn build(db: Db, metrics: &WorkerMetrics, ready: &Readiness) -> App {
     app.use_(move |req, res, next| access_log(req, res, next));
     let json_body = body::json();
     app.use_(move |req, res, next| json_body(req, res, next));
+    app
+}
+
+/// 400 errors (a body that is not JSON) in the API's shape.
+fn api_errors(app: &mut App) {
+    app.use_error(|err: &AppError, _req, res, next| {
+        if err.status == 400 {
+            bad_request(res, err.message.clone());
+        } else {
+            next.call();
+        }
+    });
+}
+
+/// Each Redis command's timeout: a request fails with 503 within it while Redis is down.
+const REDIS_TIMEOUT: CmdOptions = CmdOptions {
+    retryable: false,
+    timeout_ms: Some(1_000),
+};
+
+/// Runs `words` on `redis` from the request's loop; `done` gets the reply.
+fn redis_cmd(
+    req: &Req,
+    redis: &Redis,
+    words: Vec<String>,
+    done: impl FnOnce(Result<Reply, RedisError>) + 'static,
+) {
+    let redis = redis.clone();
+    req.with_loop(move |lp| {
+        redis.cmd_with(lp, &words, REDIS_TIMEOUT, move |_lp, r| done(r));
+    });
+}
+
+fn unavailable(res: &Res, e: RedisError) {
+    log::error!("rest_api: redis: {e}");
+    res.status(503).json(
+        &json!({"statusCode": 503, "error": "Service Unavailable", "message": "storage unavailable"}),
+    );
+}
+
+/// The cache entries a write to product `id` makes stale (the list, the product).
+fn stale_keys(id: Option<u64>) -> Vec<String> {
+    let mut words = vec!["DEL".to_string()];
+    for method in ["GET", "HEAD"] {
+        words.push(format!("cache:{method} /api/products"));
+        if let Some(id) = id {
+            words.push(format!("cache:{method} /api/products/{id}"));
+        }
+    }
+    words
+}
+
+/// The products API on Redis (see the module docs for the keys).
+fn build_redis(lp: &mut Loop, redis: Redis, metrics: &WorkerMetrics, ready: &Readiness) -> App {
+    let mut app = base(metrics, ready);
+    let store = RedisCacheStore::new(lp, redis.clone());
+    app.use_mw_at(
+        "/api/products",
+        cache(CacheOptions {
+            store: Rc::new(store),
+            ..CacheOptions::ttl(Duration::from_secs(5))
+        }),
+    );
+    let r = redis.clone();
+    app.get("/api/products", move |req, res| {
+        let (r2, res) = (r.clone(), res.clone());
+        let words = ["ZRANGE", "products", "0", "-1"].map(String::from).to_vec();
+        let handle = res.loop_handle().clone();
+        redis_cmd(req, &r, words, move |ids| {
+            let ids: Vec<String> = match ids {
+                Ok(reply) => reply
+                    .as_slice()
+                    .unwrap_or(&[])
+                    .iter()
+                    .filter_map(|id| id.as_bytes())
+                    .map(|id| format!("product:{}", String::from_utf8_lossy(id)))
+                    .collect(),
+                Err(e) => return unavailable(&res, e),
+            };
+            if ids.is_empty() {
+                return res.json(&json!({ "products": [] }));
+            }
+            handle.next_tick(move |lp| {
+                r2.mget(lp, &ids, move |_lp, values| match values {
+                    Ok(values) => {
+                        let products: Vec<serde_json::Value> = values
+                            .iter()
+                            .flatten()
+                            .filter_map(|v| serde_json::from_slice(v).ok())
+                            .collect();
+                        res.json(&json!({ "products": products }));
+                    }
+                    Err(e) => unavailable(&res, e),
+                });
+            });
+        });
+    });
+    let r = redis.clone();
+    app.post("/api/products", move |req, res| {
+        let p = match input(req) {
+            Ok(p) => p,
+            Err(msg) => return bad_request(res, msg),
+        };
+        let (r2, res) = (r.clone(), res.clone());
+        let handle = res.loop_handle().clone();
+        redis_cmd(
+            req,
+            &r,
+            vec!["INCR".into(), "product:next_id".into()],
+            move |id| {
+                let id = match id {
+                    Ok(Reply::Int(id)) => id as u64,
+                    Ok(other) => {
+                        return unavailable(&res, RedisError::UnexpectedReply(format!("{other:?}")))
+                    }
+                    Err(e) => return unavailable(&res, e),
+                };
+                let product = Product {
+                    id,
+                    name: p.name,
+                    price: p.price,
+                };
+                let json = serde_json::to_string(&product).unwrap_or_default();
+                handle.next_tick(move |lp| {
+                    let key = format!("product:{id}");
+                    r2.cmd_with(lp, &["SET", &key, &json], REDIS_TIMEOUT, |_, _| {});
+                    let ids = id.to_string();
+                    r2.cmd_with(
+                        lp,
+                        &["ZADD", "products", &ids, &ids],
+                        REDIS_TIMEOUT,
+                        |_, _| {},
+                    );
+                    // Replies come in order: this one's means the two before were answered.
+                    r2.cmd_with(
+                        lp,
+                        &stale_keys(None),
+                        REDIS_TIMEOUT,
+                        move |_lp, done| match done {
+                            Ok(_) => res.status(201).json(&product),
+                            Err(e) => unavailable(&res, e),
+                        },
+                    );
+                });
+            },
+        );
+    });
+    let r = redis.clone();
+    app.get("/api/products/:id", move |req, res| {
+        let Some(id) = id_of(req) else {
+            return not_found(res);
+        };
+        let res = res.clone();
+        redis_cmd(
+            req,
+            &r,
+            vec!["GET".into(), format!("product:{id}")],
+            move |v| match v {
+                Ok(Reply::Bulk(json)) => {
+                    res.set_static("content-type", "application/json; charset=utf-8");
+                    res.send_bytes(&json);
+                }
+                Ok(_) => not_found(&res),
+                Err(e) => unavailable(&res, e),
+            },
+        );
+    });
+    let r = redis.clone();
+    app.put("/api/products/:id", move |req, res| {
+        let Some(id) = id_of(req) else {
+            return not_found(res);
+        };
+        let p = match input(req) {
+            Ok(p) => p,
+            Err(msg) => return bad_request(res, msg),
+        };
+        let product = Product {
+            id,
+            name: p.name,
+            price: p.price,
+        };
+        let json = serde_json::to_string(&product).unwrap_or_default();
+        let (r2, res) = (r.clone(), res.clone());
+        let handle = res.loop_handle().clone();
+        // XX: only an existing product is replaced.
+        let words = vec!["SET".into(), format!("product:{id}"), json, "XX".into()];
+        redis_cmd(req, &r, words, move |set| match set {
+            Ok(Reply::Nil) => not_found(&res),
+            Ok(_) => handle.next_tick(move |lp| {
+                r2.cmd_with(
+                    lp,
+                    &stale_keys(Some(id)),
+                    REDIS_TIMEOUT,
+                    move |_lp, done| match done {
+                        Ok(_) => res.json(&product),
+                        Err(e) => unavailable(&res, e),
+                    },
+                );
+            }),
+            Err(e) => unavailable(&res, e),
+        });
+    });
+    let r = redis;
+    app.delete("/api/products/:id", move |req, res| {
+        let Some(id) = id_of(req) else {
+            return not_found(res);
+        };
+        let (r2, res) = (r.clone(), res.clone());
+        let handle = res.loop_handle().clone();
+        redis_cmd(
+            req,
+            &r,
+            vec!["DEL".into(), format!("product:{id}")],
+            move |del| match del {
+                Ok(Reply::Int(0)) => not_found(&res),
+                Ok(_) => handle.next_tick(move |lp| {
+                    let ids = id.to_string();
+                    r2.cmd_with(lp, &["ZREM", "products", &ids], REDIS_TIMEOUT, |_, _| {});
+                    r2.cmd_with(
+                        lp,
+                        &stale_keys(Some(id)),
+                        REDIS_TIMEOUT,
+                        move |_lp, done| match done {
+                            Ok(_) => res.status(204).end(),
+                            Err(e) => unavailable(&res, e),
+                        },
+                    );
+                }),
+                Err(e) => unavailable(&res, e),
+            },
+        );
+    });
+    api_errors(&mut app);
+    app
+}
+
+fn build(db: Db, metrics: &WorkerMetrics, ready: &Readiness) -> App {
+    let mut app = base(metrics, ready);
 
     let d = db.clone();
     app.get("/api/products", move |_req, res| {
@@ -182,13 +433,7 @@ fn build(db: Db, metrics: &WorkerMetrics, ready: &Readiness) -> App {
             },
         );
     });
-    app.use_error(|err: &AppError, _req, res, next| {
-        if err.status == 400 {
-            bad_request(res, err.message.clone());
-        } else {
-            next.call();
-        }
-    });
+    api_errors(&mut app);
     app
 }
 
@@ -231,13 +476,32 @@ fn main() -> std::io::Result<()> {
         workers,
         ..ClusterOptions::default()
     };
+    let redis_url = args
+        .iter()
+        .position(|a| a == "--redis")
+        .map(|i| match args.get(i + 1) {
+            Some(url) => url.clone(),
+            None => {
+                eprintln!("usage: rest_api --redis redis://HOST:PORT");
+                std::process::exit(2);
+            }
+        });
     let result = cluster::run(options, move |lp, worker| {
         let worker_metrics = metrics.worker(lp, worker);
-        let app = build(
-            Rc::new(RefCell::new(Store::default())),
-            &worker_metrics,
-            &ready,
-        );
+        let mut client = None;
+        let app = match &redis_url {
+            Some(url) => {
+                let redis = Redis::connect(lp, url, RedisOptions::default())
+                    .map_err(|e| std::io::Error::other(format!("--redis {url}: {e}")))?;
+                client = Some(redis.clone());
+                build_redis(lp, redis, &worker_metrics, &ready)
+            }
+            None => build(
+                Rc::new(RefCell::new(Store::default())),
+                &worker_metrics,
+                &ready,
+            ),
+        };
         let mut config = ServerConfig::default();
         config.listen.reuse_port = many;
         let r = ready.clone();
@@ -253,7 +517,12 @@ fn main() -> std::io::Result<()> {
             unready_delay,
             ..ShutdownOptions::default()
         };
-        graceful_shutdown(lp, vec![server], shutdown, |_lp| {})
+        // Once drained, close the Redis connection too (it holds the loop, as a socket does).
+        graceful_shutdown(lp, vec![server], shutdown, move |lp| {
+            if let Some(redis) = client {
+                redis.quit(lp, |_lp, _| {});
+            }
+        })
     });
     logs.flush();
     result

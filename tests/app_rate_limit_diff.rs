@@ -7,7 +7,7 @@
 mod express_twin;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::rc::Rc;
 use std::time::Duration;
 
 use express_twin::{exchange, serve_express, serve_oneloop};
@@ -48,7 +48,7 @@ fn oneloop_app() -> App {
             limit: 2,
             standard_headers: Some(StandardHeaders::Draft6),
             legacy_headers: false,
-            store: Arc::new(MemoryRateStore::default()),
+            store: Rc::new(MemoryRateStore::default()),
             ..base.clone()
         }),
     );
@@ -58,7 +58,7 @@ fn oneloop_app() -> App {
             window: Duration::from_secs(30),
             limit: 1,
             standard_headers: Some(StandardHeaders::Draft7),
-            store: Arc::new(MemoryRateStore::default()),
+            store: Rc::new(MemoryRateStore::default()),
             ..base.clone()
         }),
     );
@@ -67,7 +67,7 @@ fn oneloop_app() -> App {
         limiter(RateLimit {
             limit: 2,
             key: KeyBy::header("x-api-key"),
-            store: Arc::new(MemoryRateStore::default()),
+            store: Rc::new(MemoryRateStore::default()),
             ..base
         }),
     );
@@ -159,7 +159,7 @@ fn one_memory_store_counts_for_every_worker_sharing_it() {
             let mut app = App::new();
             app.use_mw(limiter(RateLimit {
                 limit: 4,
-                store: Arc::new(store),
+                store: Rc::new(store),
                 ..RateLimit::default()
             }));
             app.get("/", |_req, res| res.send("ok"));

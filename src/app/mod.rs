@@ -18,6 +18,7 @@
 //! a handler answered 500. See docs/app.md.
 
 pub mod body;
+pub mod cache;
 mod chain;
 pub mod compression;
 pub mod cookies;

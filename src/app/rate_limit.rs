@@ -27,10 +27,12 @@
 //!
 //! # Sharing across workers
 //! [`MemoryRateStore`] is `Send + Sync` and cheap to clone: create it once, before
-//! `cluster::run`, and give each worker's limiter a clone; every worker then counts in the same
-//! windows (a per-worker limiter lets N times the limit through). It is sharded by key (16
-//! mutexes held for one map operation each). A store on the network (Redis) implements
-//! [`RateLimitStore`] with its callback answering later.
+//! `cluster::run`, and give each worker's limiter a clone (`Rc::new(store.clone())`); every
+//! worker then counts in the same windows (a per-worker limiter lets N times the limit
+//! through). It is sharded by key (16 mutexes held for one map operation each). Across
+//! processes (several instances behind a load balancer), use
+//! [`RedisRateStore`](crate::redis::stores::RedisRateStore): rate-limit-redis' atomic Lua
+//! script on one redis-server, its callback answering later.
 //!
 //! # Bounds
 //! The memory store tracks at most `max_keys` (default 100,000) keys; at the cap, a new key
@@ -58,8 +60,11 @@ pub struct Hits {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreError(pub String);
 
-/// Counts hits per key in fixed windows (express-rate-limit's `Store`).
-pub trait RateLimitStore: Send + Sync {
+/// Counts hits per key in fixed windows (express-rate-limit's `Store`). Used on the loop
+/// thread only (a limiter holds it in an `Rc`); to count across the worker threads of one
+/// process, give each worker a clone of one [`MemoryRateStore`]; across processes, use
+/// [`RedisRateStore`](crate::redis::stores::RedisRateStore).
+pub trait RateLimitStore {
     /// Counts a hit on `key` in its window (opening a window of `window` if none is open) and
     /// calls `done` with the count, now or later (on the loop thread).
     fn increment(
@@ -233,8 +238,8 @@ pub struct RateLimit {
     /// Requests for which this returns true are not counted. Default none.
     pub skip: Option<SkipFn>,
     /// Default a fresh [`MemoryRateStore`] (one per limiter: pass a shared clone to count
-    /// across workers).
-    pub store: Arc<dyn RateLimitStore>,
+    /// across workers, a Redis store to count across processes).
+    pub store: Rc<dyn RateLimitStore>,
 }
 
 impl Default for RateLimit {
@@ -249,7 +254,7 @@ impl Default for RateLimit {
             status: 429,
             message: "Too many requests, please try again later.".into(),
             skip: None,
-            store: Arc::new(MemoryRateStore::default()),
+            store: Rc::new(MemoryRateStore::default()),
         }
     }
 }

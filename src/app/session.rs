@@ -47,6 +47,10 @@
 //!   defaults are `true`; its docs recommend `false` for both).
 //! - A store callback that fails makes the request fail with 500 through the error
 //!   middleware (as `next(err)` does there).
+//! - What a store gets is the data plus express-session's `cookie` object (`originalMaxAge`,
+//!   `expires`, `httpOnly`, `path`, ...), the JSON express-session saves, so a store shared
+//!   with it (`RedisSessionStore` and connect-redis) is readable by both; `cookie` is
+//!   therefore a reserved key (it is dropped when a session is loaded and rebuilt at each save).
 //! - Saving happens as the response finishes rather than before it is sent: with the in-memory
 //!   store the two are the same; an asynchronous store (Redis) may let a client's next request
 //!   overtake the save by a moment.
@@ -301,8 +305,12 @@ impl Session {
         serde_json::from_value(state.data.get(key)?.clone()).ok()
     }
 
-    /// Sets `key` (a value that does not serialize is logged and not stored).
+    /// Sets `key` (a value that does not serialize is logged and not stored, and so is the
+    /// reserved key `cookie`: see the module docs).
     pub fn set(&self, key: &str, value: impl Serialize) {
+        if key == "cookie" {
+            return log::warn!("session: `cookie` is reserved (express-session's cookie object)");
+        }
         match serde_json::to_value(value) {
             Ok(v) => {
                 self.state.borrow_mut().data.insert(key.to_owned(), v);
@@ -414,10 +422,73 @@ fn finish(state: &RefCell<State>, o: &SessionOptions) {
         })
     };
     if save {
-        o.store.set(&s.sid, &s.data, o.ttl_ms(), log_failure("set"));
+        let mut stored = s.data.clone();
+        stored.insert("cookie".into(), stored_cookie(&o.cookie));
+        o.store.set(&s.sid, &stored, o.ttl_ms(), log_failure("set"));
     } else if !new {
         o.store.touch(&s.sid, o.ttl_ms(), log_failure("touch"));
     }
+}
+
+/// express-session's `Cookie#toJSON` for `cookie`, as it would be saved now: the object every
+/// stored session carries under `cookie` (so a store shared with express-session, such as
+/// connect-redis, holds JSON both sides read). Keys in express-session's order; the ones it
+/// leaves `undefined` are left out.
+fn stored_cookie(cookie: &CookieOptions) -> serde_json::Value {
+    use serde_json::Value;
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "originalMaxAge".into(),
+        cookie.max_age_ms.map_or(Value::Null, Value::from),
+    );
+    if cookie.partitioned {
+        m.insert("partitioned".into(), Value::Bool(true));
+    }
+    let expires = cookie.max_age_ms.map(|ms| {
+        let at = std::time::SystemTime::now() + std::time::Duration::from_millis(ms);
+        Value::String(iso_8601(at))
+    });
+    m.insert("expires".into(), expires.unwrap_or(Value::Null));
+    if cookie.secure {
+        m.insert("secure".into(), Value::Bool(true));
+    }
+    m.insert("httpOnly".into(), Value::Bool(cookie.http_only));
+    if let Some(domain) = &cookie.domain {
+        m.insert("domain".into(), Value::String(domain.clone()));
+    }
+    m.insert("path".into(), Value::String(cookie.path.clone()));
+    if let Some(same_site) = cookie.same_site {
+        let v = match same_site {
+            super::cookies::SameSite::Strict => "strict",
+            super::cookies::SameSite::Lax => "lax",
+            super::cookies::SameSite::None => "none",
+        };
+        m.insert("sameSite".into(), Value::String(v.into()));
+    }
+    Value::Object(m)
+}
+
+/// JavaScript's `Date#toISOString`: `2026-12-05T14:08:58.123Z`.
+fn iso_8601(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let (secs, ms) = (d.as_secs(), d.subsec_millis());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (never negative here).
+    let z = days as i64 + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
 }
 
 /// 24 random bytes, base64url (uid-safe's `uid(24)`, express-session's ids): 32 characters.
@@ -507,7 +578,10 @@ fn attach(
     stored: Option<SessionData>,
 ) -> Result<(), AppError> {
     let (sid, data) = match (cookie_sid.clone(), stored) {
-        (Some(sid), Some(data)) => (sid, data),
+        (Some(sid), Some(mut data)) => {
+            data.remove("cookie"); // express-session's cookie object, rebuilt at each save
+            (sid, data)
+        }
         _ => match new_session_id() {
             Some(sid) => (sid, SessionData::new()),
             None => return Err(AppError::internal("no randomness for a session id")),

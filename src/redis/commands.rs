@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use oneloop_runtime::Loop;
 
-use super::client::Redis;
+use super::client::{CmdOptions, Redis};
 use super::resp::Reply;
 use super::RedisError;
 
@@ -351,6 +351,20 @@ impl Redis {
         args: &[A],
         callback: impl FnOnce(&mut Loop, Result<Reply, RedisError>) + 'static,
     ) {
+        self.evalsha_with(lp, script, keys, args, CmdOptions::default(), callback);
+    }
+
+    /// [`Redis::evalsha`] with per-command options; a timeout applies to the `EVALSHA` and,
+    /// after a `NOSCRIPT`, again to the `EVAL`.
+    pub fn evalsha_with<K: AsRef<[u8]>, A: AsRef<[u8]>>(
+        &self,
+        lp: &mut Loop,
+        script: &Script,
+        keys: &[K],
+        args: &[A],
+        options: CmdOptions,
+        callback: impl FnOnce(&mut Loop, Result<Reply, RedisError>) + 'static,
+    ) {
         let numkeys = keys.len().to_string();
         let mut rest: Vec<Bytes> = vec![Bytes::from(numkeys)];
         rest.extend(keys.iter().map(|k| Bytes::copy_from_slice(k.as_ref())));
@@ -361,11 +375,11 @@ impl Redis {
         ];
         cmd.extend(rest.iter().cloned());
         let (redis, source) = (self.clone(), script.source.clone());
-        self.cmd(lp, &cmd, move |lp, r| match r {
+        self.cmd_with(lp, &cmd, options, move |lp, r| match r {
             Err(RedisError::Server(msg)) if msg.starts_with("NOSCRIPT") => {
                 let mut eval: Vec<Bytes> = vec![Bytes::from_static(b"EVAL"), source];
                 eval.extend(rest);
-                redis.cmd(lp, &eval, callback);
+                redis.cmd_with(lp, &eval, options, callback);
             }
             other => callback(lp, other),
         });

@@ -8,6 +8,7 @@
 //! client.rs    Redis: the connection state machine, auto-pipelining, queues, events
 //! commands.rs  typed helpers: get/set/del/incr/pexpire/pttl/mget/hget/hset/scan/publish/evalsha
 //! pubsub.rs    Subscriber: SUBSCRIBE/PSUBSCRIBE, callbacks, resubscribe after reconnect
+//! stores/      the app layer's session, rate-limit and cache stores on Redis
 //! ```
 //!
 //! See docs/redis.md for the lifecycle, the bounds and the failure behaviour.
@@ -17,6 +18,7 @@ mod commands;
 mod options;
 mod pubsub;
 pub mod resp;
+pub mod stores;
 mod url;
 
 use std::fmt;
