@@ -191,8 +191,8 @@ where
 /// Polls task `key`'s `future` once (outside every borrow), then puts it back or drops it.
 /// Returns `None` if the poll panicked (only reached with an uncaught-panic hook: the task is
 /// then dropped).
-fn poll_task(jobs: &Jobs, key: Key, mut future: BoxedTask, waker: &Waker) -> bool {
-    let mut cx = Context::from_waker(waker);
+fn poll_task(jobs: &Jobs, key: Key, mut future: BoxedTask, waker: Waker) -> bool {
+    let mut cx = Context::from_waker(&waker);
     let done = future.as_mut().poll(&mut cx).is_ready();
     if done {
         let slot = jobs.tasks.borrow_mut().remove(key);
@@ -201,6 +201,7 @@ fn poll_task(jobs: &Jobs, key: Key, mut future: BoxedTask, waker: &Waker) -> boo
         let mut tasks = jobs.tasks.borrow_mut();
         if let Some(slot) = tasks.get_mut(key) {
             slot.future = Some(future);
+            slot.waker = waker;
             return done;
         }
         // Cancelled while it ran: dropped below, outside the borrow.
@@ -243,7 +244,7 @@ impl Loop {
         let waker = jobs.tasks.borrow().get(key).map(|s| s.waker.clone());
         if let Some(waker) = waker {
             self.invoke(CallbackKind::Microtask, |_| {
-                poll_task(&jobs, key, boxed, &waker);
+                poll_task(&jobs, key, boxed, waker);
             });
         }
         self.apply_task_ops();
@@ -257,7 +258,11 @@ impl Loop {
             match tasks.get_mut(key) {
                 Some(slot) => {
                     slot.queued = false;
-                    slot.future.take().map(|f| (f, slot.waker.clone()))
+                    // The waker moves out with the future (no refcount traffic) and back in
+                    // with it; wakes meanwhile only need the slot's `queued` flag.
+                    slot.future
+                        .take()
+                        .map(|f| (f, std::mem::replace(&mut slot.waker, Waker::noop().clone())))
                 }
                 None => None,
             }
@@ -268,7 +273,7 @@ impl Loop {
         let jobs = Rc::clone(&self.jobs);
         let mut finished = false;
         self.invoke(CallbackKind::Microtask, |_| {
-            poll_task(&jobs, key, future, &waker);
+            poll_task(&jobs, key, future, waker);
             finished = true;
         });
         if !finished {
@@ -330,7 +335,7 @@ where
     let key = handle.key;
     let waker = jobs.tasks.borrow().get(key).map(|s| s.waker.clone());
     if let Some(waker) = waker {
-        poll_task(&jobs, key, boxed, &waker);
+        poll_task(&jobs, key, boxed, waker);
     }
     handle
 }

@@ -378,6 +378,18 @@ impl<T: Clone + 'static, E: Clone + Debug + 'static> Future for Awaiting<T, E> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if !self.registered {
             self.registered = true;
+            let mut inner = self.promise.inner.borrow_mut();
+            if let State::Settled(_) = inner.state {
+                // Settled: the one reaction job is queued now (fast path of `react`, without
+                // cloning the waker).
+                if let Some(flag) = inner.unhandled.take() {
+                    flag.set(true);
+                }
+                drop(inner);
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            drop(inner);
             self.promise.react(Reaction::Wake(cx.waker().clone()));
             return Poll::Pending;
         }
