@@ -36,10 +36,13 @@ impl Shared {
     }
 }
 
+/// Starts the request (on first poll).
+type Start = Box<dyn FnOnce(&Rc<Shared>)>;
+
 /// The future of [`request_async`].
 pub struct ResponseFuture {
     shared: Rc<Shared>,
-    start: Option<Box<dyn FnOnce(&Rc<Shared>)>>,
+    start: Option<Start>,
 }
 
 /// Sends `req` ([`request`]) and completes with the whole response or why there is none. An
