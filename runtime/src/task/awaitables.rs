@@ -1,7 +1,7 @@
 //! Loop operations as futures: [`sleep`] (a timer), [`immediate`] (`setImmediate`), [`work`]
 //! (thread-pool work) and [`yield_now`] (`await undefined`).
 //!
-//! Each one starts its operation when first polled (through [`with_loop`]) and resumes its task
+//! Each one starts its operation when first polled (through [`with_loop`](crate::task::with_loop)) and resumes its task
 //! in a microtask after the operation's callback, as `await new Promise(r => setTimeout(r, ms))`
 //! does. Dropping one before it completed cancels the operation: the timer is cleared, the
 //! immediate cleared, the thread-pool request cancelled (or, if a worker already runs it, its
@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use crate::handle::{ImmediateId, TimerId, WorkId};
-use crate::task::executor::with_loop;
+use crate::task::jobs::{self, Jobs};
 use crate::threadpool::WorkError;
 use crate::timers::TimerDelay;
 use crate::Loop;
@@ -69,6 +69,9 @@ type Start<H, T> = Box<dyn FnOnce(&mut Loop, Rc<OpState<H, T>>) -> H>;
 /// A started-on-first-poll loop operation, cancelled on drop.
 struct Op<H: Copy + 'static, T: 'static> {
     state: Rc<OpState<H, T>>,
+    /// The loop it was started on (its cancellation goes there, even if another loop on this
+    /// thread is the newest by the time it is dropped).
+    jobs: Option<Rc<Jobs>>,
     start: Option<Start<H, T>>,
     cancel: fn(&mut Loop, H),
 }
@@ -77,7 +80,9 @@ impl<H: Copy + 'static, T: 'static> Op<H, T> {
     fn poll_op(&mut self, cx: &mut Context<'_>) -> Poll<T> {
         if let Some(start) = self.start.take() {
             let state = Rc::clone(&self.state);
-            with_loop(move |lp| {
+            let jobs = jobs::current();
+            self.jobs = Some(Rc::clone(&jobs));
+            jobs.defer(move |lp| {
                 if !state.dropped.get() {
                     let h = start(lp, Rc::clone(&state));
                     if state.output.borrow().is_none() {
@@ -95,9 +100,10 @@ impl<H: Copy + 'static, T: 'static> Drop for Op<H, T> {
         self.state.dropped.set(true);
         if let Some(h) = self.state.handle.take() {
             let cancel = self.cancel;
-            // Outside a task (no loop on this thread any more) there is nothing to cancel.
-            if crate::task::jobs::try_current().is_some() {
-                with_loop(move |lp| cancel(lp, h));
+            if let Some(jobs) = &self.jobs {
+                // Applied after the running task's poll, or at the next drain; dropped unrun
+                // if the loop itself is being dropped.
+                jobs.defer(move |lp| cancel(lp, h));
             }
         }
     }
@@ -110,6 +116,7 @@ pub fn sleep(ms: impl TimerDelay + 'static) -> Sleep {
     Sleep {
         op: Op {
             state: OpState::new(),
+            jobs: None,
             start: Some(Box::new(
                 move |lp: &mut Loop, state: Rc<OpState<TimerId, ()>>| {
                     lp.set_timeout(ms, move |_| state.complete(()))
@@ -148,6 +155,7 @@ pub fn immediate() -> Immediate {
     Immediate {
         op: Op {
             state: OpState::new(),
+            jobs: None,
             start: Some(Box::new(
                 |lp: &mut Loop, state: Rc<OpState<ImmediateId, ()>>| {
                     lp.set_immediate(move |_| state.complete(()))
@@ -180,6 +188,7 @@ pub fn work<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> Work
     Work {
         op: Op {
             state: OpState::new(),
+            jobs: None,
             start: Some(Box::new(
                 move |lp: &mut Loop, state: Rc<OpState<Option<WorkId>, Result<T, WorkError>>>| {
                     let done = Rc::clone(&state);

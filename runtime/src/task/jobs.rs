@@ -114,6 +114,12 @@ impl Jobs {
             .push_back(Microtask::Callback(callback));
     }
 
+    /// Queues a loop operation to run as soon as the running task's poll returns (or at the next
+    /// drain): see `task::with_loop`.
+    pub(crate) fn defer(&self, op: impl FnOnce(&mut crate::Loop) + 'static) {
+        self.ops.borrow_mut().push_back(Box::new(op));
+    }
+
     /// Queues the resumption of task `key` unless one is queued already.
     #[inline]
     pub(crate) fn schedule(&self, key: Key) {
