@@ -19,11 +19,16 @@
 //! (`--timeout-ms`) after it arrived, time waiting for an upstream connection included. Upstream
 //! connections are reused through one keep-alive `http::Agent` (at most 16 open, at most 256
 //! requests waiting: more get 503 at once). Tested by tests/proxy_example.rs.
+//!
+//! `--async` serves the same proxy written with async/await ([`forward_async`]): the body is
+//! awaited as a promise, the upstream answer with `http::request_async`; same answers, same
+//! order on the loop.
 mod common;
 
 use oneloop::http::{
     self, Agent, AgentOptions, ClientError, ClientRequest, ClientResponse, Request, Response,
 };
+use oneloop::runtime::task::{self, Promise};
 use oneloop::runtime::Loop;
 
 /// Largest request body forwarded; more is 413.
@@ -111,6 +116,29 @@ fn reply(res: &Response, result: Result<ClientResponse, ClientError>) {
     }
 }
 
+/// The handler of `--async`: the callback version's steps, as one task.
+fn forward_async(forward: ClientRequest, agent: Agent, req: Request, res: Response) {
+    task::spawn(async move {
+        // `req.collect` as a promise (the error as text: a promise's values are cloned).
+        let (body, collected) = Promise::<bytes::Bytes, String>::pending();
+        req.collect(MAX_BODY, move |_lp, body| {
+            collected.settle(body.map_err(|e| e.to_string()));
+        });
+        let forward = match body.await {
+            Ok(body) if body.is_empty() => forward,
+            Ok(body) => forward.body(body),
+            Err(e) => return res.status(413).end(format!("{e}\n")),
+        };
+        match http::request_async(forward.agent(&agent)).await {
+            Err(e @ ClientError::InvalidHeader { .. }) => {
+                res.status(400).end(format!("cannot forward: {e}\n"))
+            }
+            result => reply(&res, result),
+        }
+    })
+    .detach();
+}
+
 fn main() -> std::io::Result<()> {
     env_logger::init();
     let args = common::Args::from_env();
@@ -122,6 +150,7 @@ fn main() -> std::io::Result<()> {
         .and_then(|ms| ms.parse().ok())
         .unwrap_or(UPSTREAM_TIMEOUT_MS);
     let listen = args.listen_addr(8080);
+    let use_async = args.flag("--async");
 
     let mut lp = Loop::new()?;
     let agent = Agent::new(AgentOptions {
@@ -136,6 +165,9 @@ fn main() -> std::io::Result<()> {
         };
         // A handle on the one pool of upstream connections.
         let agent = agent.clone();
+        if use_async {
+            return forward_async(forward, agent, req, res);
+        }
         // The handler returns now; `res` lives on in the callbacks and is answered later.
         req.collect(MAX_BODY, move |lp, body| {
             let forward = match body {

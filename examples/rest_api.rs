@@ -4,7 +4,7 @@
 //! Routes: `GET/POST /api/products`, `GET/PUT/DELETE /api/products/:id`, and
 //! `GET /api/products/:id/digest?rounds=N`, which hashes the product N times on the thread pool
 //! so the loop keeps answering other requests meanwhile (compare `?inline=1`, which blocks the
-//! loop). Listens on `PORT` (3000) / `HOST` (127.0.0.1), or `--port N`. `--workers N` runs N
+//! loop; `GET /api/products/:id/digest-async` is the same route written with async/await). Listens on `PORT` (3000) / `HOST` (127.0.0.1), or `--port N`. `--workers N` runs N
 //! loops on N threads sharing the port (0 = one per core); each worker has its own in-memory
 //! store (workers share no mutable state), so run one worker when you want one consistent store.
 //! SIGTERM/SIGINT drain gracefully.
@@ -37,6 +37,7 @@ use oneloop::health::Readiness;
 use oneloop::http::ServerConfig;
 use oneloop::redis::stores::RedisCacheStore;
 use oneloop::redis::{CmdOptions, Redis, RedisError, RedisOptions, Reply};
+use oneloop::runtime::task;
 use oneloop::runtime::Loop;
 use oneloop::shutdown::{graceful_shutdown, ShutdownOptions};
 use serde::{Deserialize, Serialize};
@@ -124,6 +125,8 @@ fn api_errors(app: &mut App) {
     app.use_error(|err: &AppError, _req, res, next| {
         if err.status == 400 {
             bad_request(res, err.message.clone());
+        } else if err.status == 404 {
+            not_found(res);
         } else {
             next.call();
         }
@@ -405,6 +408,28 @@ fn build(db: Db, metrics: &WorkerMetrics, ready: &Readiness) -> App {
         match id_of(req).and_then(|id| d.borrow_mut().products.remove(&id)) {
             Some(_) => res.status(204).end(),
             None => not_found(res),
+        }
+    });
+    let d = db.clone();
+    // The same route with async/await: the thread-pool job is awaited, an error is returned as
+    // `Err` (the error middleware answers it, as Express 5 does for a rejected promise).
+    app.get_async("/api/products/:id/digest-async", move |req, res| {
+        let product = id_of(req).and_then(|id| d.borrow().products.get(&id).cloned());
+        let rounds: u32 = req
+            .query("rounds")
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(100_000)
+            .min(10_000_000);
+        async move {
+            let Some(product) = product else {
+                return Err(AppError::new(404, "product not found"));
+            };
+            let data = serde_json::to_vec(&product).unwrap_or_default();
+            let h = task::work(move || digest(&data, rounds))
+                .await
+                .map_err(|e| AppError::internal(e.to_string()))?;
+            res.json(&json!({"id": product.id, "digest": h, "pool": true}));
+            Ok(())
         }
     });
     let d = db;

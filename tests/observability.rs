@@ -403,3 +403,40 @@ fn one_scrape_covers_both_workers_with_every_request_counted() {
             && s["labels"]["type"] == "server"));
     }
 }
+
+/// The REST example's thread-pool route and its async/await twin give the same answers: the
+/// digest computed on the pool, and the same 404 for a missing product (the async one's `Err`
+/// goes through the error middleware).
+#[test]
+fn rest_api_digest_route_and_its_async_version_answer_the_same() {
+    let port = free_port();
+    let (_server, _rx) = start("rest_api", &[], port, &[("LOG_LEVEL", "silent")]);
+    let (status, created) = request(
+        port,
+        "POST",
+        "/api/products",
+        r#"{"name":"lamp","price":12.5}"#,
+    );
+    assert_eq!(status, 201, "{created}");
+    let id = serde_json::from_str::<Value>(&created).unwrap()["id"]
+        .as_u64()
+        .expect("an id");
+    let callback = request(
+        port,
+        "GET",
+        &format!("/api/products/{id}/digest?rounds=1000"),
+        "",
+    );
+    let awaited = request(
+        port,
+        "GET",
+        &format!("/api/products/{id}/digest-async?rounds=1000"),
+        "",
+    );
+    assert_eq!(callback.0, 200, "{}", callback.1);
+    assert_eq!(awaited, callback);
+    let missing = request(port, "GET", "/api/products/999999/digest", "");
+    let missing_async = request(port, "GET", "/api/products/999999/digest-async", "");
+    assert_eq!(missing.0, 404);
+    assert_eq!(missing_async, missing);
+}

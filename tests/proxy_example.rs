@@ -61,8 +61,18 @@ fn head_only(addr: SocketAddr, request: &str) -> Resp {
 
 #[test]
 fn the_proxy_forwards_requests_to_hello_and_its_answers_back() {
+    forwards_to_hello(&[]);
+}
+
+/// The same exchanges through the async/await version of the proxy (`--async`).
+#[test]
+fn the_async_proxy_forwards_requests_to_hello_and_its_answers_back() {
+    forwards_to_hello(&["--async"]);
+}
+
+fn forwards_to_hello(mode: &[&str]) {
     let (_hello, hello_port) = start_hello();
-    let (_proxy, proxy) = start_proxy(hello_port, &[]);
+    let (_proxy, proxy) = start_proxy(hello_port, mode);
 
     let json = exchange(proxy, "GET /json?x=1 HTTP/1.1\r\nHost: p\r\n\r\n");
     assert_eq!(json.status, 200);
@@ -126,13 +136,22 @@ fn an_upstream_named_by_host_name_is_resolved_and_an_unknown_one_gives_502() {
 
 #[test]
 fn a_dead_upstream_gives_502_and_a_silent_one_504() {
+    dead_and_silent_upstreams(&[]);
+}
+
+#[test]
+fn the_async_proxy_gives_502_for_a_dead_upstream_and_504_for_a_silent_one() {
+    dead_and_silent_upstreams(&["--async"]);
+}
+
+fn dead_and_silent_upstreams(mode: &[&str]) {
     // Nothing listens on a port we bound and released.
     let dead = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let (_proxy, proxy) = start_proxy(dead, &[]);
+    let (_proxy, proxy) = start_proxy(dead, mode);
     let r = exchange(proxy, "GET /json HTTP/1.1\r\nHost: p\r\n\r\n");
     assert_eq!(r.status, 502, "{:?}", String::from_utf8_lossy(&r.body));
     assert!(String::from_utf8_lossy(&r.body).contains("connect failed"));
@@ -140,7 +159,12 @@ fn a_dead_upstream_gives_502_and_a_silent_one_504() {
     // Accepts, never answers.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_port = silent.local_addr().unwrap().port();
-    let (_proxy, proxy) = start_proxy(silent_port, &["--timeout-ms", "300"]);
+    let args: Vec<&str> = mode
+        .iter()
+        .copied()
+        .chain(["--timeout-ms", "300"])
+        .collect();
+    let (_proxy, proxy) = start_proxy(silent_port, &args);
     let r = exchange(proxy, "GET /json HTTP/1.1\r\nHost: p\r\n\r\n");
     assert_eq!(r.status, 504, "{:?}", String::from_utf8_lossy(&r.body));
     drop(silent);

@@ -20,6 +20,7 @@ use crate::clock::{self, Clock};
 use crate::handle::{GenSlab, Handle, HandleError, ImmediateId, SignalId, TimerId, WorkId};
 use crate::metrics::QueueDepths;
 use crate::signal::Signals;
+use crate::task::jobs::Jobs;
 use crate::tcp::Net;
 use crate::threadpool::{self, AnyResult, Done, ThreadPool, WorkError};
 use crate::timers::{Timer, TimerCallback, TimerDelay, TimerHeap, TimerKind};
@@ -237,7 +238,9 @@ pub struct Loop {
     pub(crate) ticks: Rc<RefCell<VecDeque<Task>>>,
     /// The batch of ticks being run (empty between drains; keeps its capacity).
     tick_batch: VecDeque<Task>,
-    pub(crate) microtasks: VecDeque<Task>,
+    /// The microtask queue, the task slab and what tasks and promises share with the loop
+    /// (an `Rc`: a promise settled without `&mut Loop` queues its reactions at once).
+    pub(crate) jobs: Rc<Jobs>,
     pending: VecDeque<Task>,
     pub(crate) closing: Vec<Task>,
     before_exit: Vec<BeforeExitListener>,
@@ -290,6 +293,8 @@ impl Loop {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
         let asyncs = Asyncs::new(waker);
         let pool = ThreadPool::new(options.threadpool_size, Arc::clone(&asyncs.hub));
+        let ticks = Rc::new(RefCell::new(VecDeque::new()));
+        let jobs = Jobs::new(Rc::clone(&ticks), Arc::clone(&asyncs.hub));
         let mut lp = Loop {
             poll,
             events: Some(Events::with_capacity(EVENTS_CAPACITY)),
@@ -306,9 +311,9 @@ impl Loop {
             immediates: VecDeque::new(),
             immediate_base: 0,
             refed_immediates: 0,
-            ticks: Rc::new(RefCell::new(VecDeque::new())),
+            ticks,
             tick_batch: VecDeque::new(),
-            microtasks: VecDeque::new(),
+            jobs,
             pending: VecDeque::new(),
             closing: Vec::new(),
             before_exit: Vec::new(),
@@ -518,7 +523,7 @@ impl Loop {
     pub fn step(&mut self) -> io::Result<Option<StepReport>> {
         let phase = if self.cursor > 0 {
             Phase::ITERATION[self.cursor]
-        } else if !self.ticks.borrow().is_empty() || !self.microtasks.is_empty() {
+        } else if !self.ticks.borrow().is_empty() || !self.jobs.microtasks.borrow().is_empty() {
             Phase::Main
         } else if self.is_alive() && !self.stop_flag {
             self.begin_iteration();
@@ -1039,6 +1044,8 @@ impl Loop {
                     self.asyncs.hub.begin_wake();
                     self.run_work_completions();
                     self.run_async_callbacks();
+                    self.take_remote_wakes();
+                    self.drain_ticks_and_microtasks();
                 }
                 SIGNAL_TOKEN => self.dispatch_signals(),
                 Token(index) => self.dispatch_io(index, event),
@@ -1206,7 +1213,7 @@ impl Loop {
     /// `queueMicrotask`, and where a resolved promise's `then` runs).
     #[inline]
     pub fn queue_microtask(&mut self, callback: impl FnOnce(&mut Loop) + 'static) {
-        self.microtasks.push_back(Box::new(callback));
+        self.jobs.queue(Box::new(callback));
     }
 
     /// Drains `next_tick` fully, then microtasks fully, until both are empty (Node's
@@ -1214,7 +1221,11 @@ impl Loop {
     #[inline(always)]
     fn drain_ticks_and_microtasks(&mut self) {
         // The common case after a callback: nothing queued, nothing to call.
-        if self.microtasks.is_empty() && self.ticks.borrow().is_empty() {
+        if self.jobs.microtasks.borrow().is_empty()
+            && self.ticks.borrow().is_empty()
+            && self.jobs.ops.borrow().is_empty()
+            && self.jobs.unhandled.borrow().is_empty()
+        {
             return;
         }
         self.run_ticks_and_microtasks();
@@ -1240,15 +1251,21 @@ impl Loop {
                 }
                 self.tick_batch = batch;
             }
-            if self.microtasks.is_empty() {
-                break;
-            }
-            while let Some(task) = self.microtasks.pop_front() {
-                self.trace_callback(CallbackKind::Microtask);
-                self.invoke(CallbackKind::Microtask, task);
+            // Loop operations a task or a dropped future deferred outside a task's poll.
+            self.apply_task_ops();
+            loop {
+                let job = self.jobs.microtasks.borrow_mut().pop_front();
+                match job {
+                    Some(job) => self.run_microtask(job),
+                    None => break,
+                }
             }
             if self.ticks.borrow().is_empty() {
-                break;
+                // Node's `processPromiseRejections`, once both queues are empty; what its
+                // reports queue is drained in the next round.
+                if self.jobs.unhandled.borrow().is_empty() || !self.report_unhandled_rejections() {
+                    break;
+                }
             }
         }
     }
@@ -1600,7 +1617,7 @@ impl Loop {
         match self.observer.as_deref() {
             Some(obs) if obs.timed() => QueueDepths {
                 next_tick: self.ticks.borrow().len(),
-                microtasks: self.microtasks.len(),
+                microtasks: self.jobs.microtasks.borrow().len(),
                 immediates: self.immediates.len(),
                 timers: self.timers.len(),
                 pool_queued: self.pool.queued(),
@@ -1657,6 +1674,13 @@ impl Loop {
                 Some(late),
             );
         }
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        // Tasks hold promises that hold the loop's `Jobs`: break the cycle.
+        self.jobs.unregister();
     }
 }
 

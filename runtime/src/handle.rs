@@ -71,6 +71,24 @@ impl<T> Default for GenSlab<T> {
 }
 
 impl<T> GenSlab<T> {
+    /// Inserts the value `make` builds from the key it will have (for values that name
+    /// themselves, such as a task's waker).
+    pub(crate) fn insert_with(&mut self, make: impl FnOnce(Key) -> T) -> Key {
+        let key = match self.free.last() {
+            Some(&index) => Key {
+                index,
+                gen: self.slots[index as usize].gen,
+            },
+            None => Key {
+                index: self.slots.len() as u32,
+                gen: 0,
+            },
+        };
+        let inserted = self.insert(make(key));
+        debug_assert_eq!(inserted, key);
+        inserted
+    }
+
     pub(crate) fn insert(&mut self, value: T) -> Key {
         self.len += 1;
         if let Some(index) = self.free.pop() {

@@ -32,6 +32,7 @@ mod introspect;
 pub mod metrics;
 pub mod process;
 mod signal;
+pub mod task;
 pub mod tcp;
 mod threadpool;
 mod timers;

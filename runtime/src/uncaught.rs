@@ -14,6 +14,7 @@ use std::fmt;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use crate::event_loop::{Loop, Task};
+use crate::task::jobs::Microtask;
 use crate::trace::{CallbackKind, Phase};
 
 /// The uncaught-panic hook: see [`Loop::on_uncaught_panic`].
@@ -33,7 +34,7 @@ pub(crate) enum HookSlot {
 /// [`Loop::release_held_queues`]).
 pub(crate) struct HeldQueues {
     ticks: VecDeque<Task>,
-    microtasks: VecDeque<Task>,
+    microtasks: VecDeque<Microtask>,
 }
 
 /// A panic that escaped a loop callback, as handed to the hook of [`Loop::on_uncaught_panic`]
@@ -194,7 +195,7 @@ impl Loop {
     #[cold]
     fn hold_queues(&mut self) {
         let ticks = std::mem::take(&mut *self.ticks.borrow_mut());
-        let microtasks = std::mem::take(&mut self.microtasks);
+        let microtasks = std::mem::take(&mut *self.jobs.microtasks.borrow_mut());
         self.held_after_panic = Some(Box::new(HeldQueues { ticks, microtasks }));
     }
 
@@ -212,8 +213,31 @@ impl Loop {
         ticks.append(&mut queued);
         *queued = ticks;
         drop(queued);
-        microtasks.append(&mut self.microtasks);
-        self.microtasks = microtasks;
+        let mut queued = self.jobs.microtasks.borrow_mut();
+        microtasks.append(&mut queued);
+        *queued = microtasks;
+    }
+
+    /// Reports the rejections still unhandled now that the queues drained (Node 20's
+    /// `--unhandled-rejections=throw`: each becomes an uncaught exception). Returns whether any
+    /// was reported. Without a hook, panics (unwinds out of `run`).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn report_unhandled_rejections(&mut self) -> bool {
+        let pending = std::mem::take(&mut *self.jobs.unhandled.borrow_mut());
+        let mut reported = false;
+        for entry in pending {
+            if entry.handled.get() {
+                continue;
+            }
+            reported = true;
+            let message = format!("unhandled promise rejection: {}", entry.reason);
+            if matches!(self.uncaught_panic, HookSlot::Unset) {
+                std::panic::panic_any(message);
+            }
+            self.report_uncaught_panic(CallbackKind::Microtask, Box::new(message));
+        }
+        reported
     }
 
     #[cold]

@@ -17,6 +17,7 @@
 //! /x`, 405 with `Allow`, automatic OPTIONS and HEAD, 500 without internals (logged), a panic in
 //! a handler answered 500. See docs/app.md.
 
+mod async_handler;
 pub mod body;
 pub mod cache;
 mod chain;
@@ -47,6 +48,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use oneloop_runtime::{Loop, TcpId};
 
+pub use async_handler::async_handler;
 pub use chain::Next;
 pub use error::AppError;
 pub use req::{Body, InjectRequest, Locals, Req};
@@ -170,6 +172,21 @@ pub struct Router {
     layers: Vec<(String, Middleware)>,
 }
 
+macro_rules! async_method_fns {
+    ($($name:ident => $method:literal),*) => {$(
+        #[doc = concat!("Adds a `", $method, "` route whose handler is async (see [`async_handler`]): ")]
+        #[doc = "an `Err` it returns goes to the error middleware, as a rejected promise does in Express 5."]
+        pub fn $name<F, Fut>(&mut self, path: &str, handler: F) -> &mut Self
+        where
+            F: Fn(&mut Req, Res) -> Fut + 'static,
+            Fut: std::future::Future<Output = Result<(), AppError>> + 'static,
+        {
+            // The async middleware ends the chain itself (it never calls `next.call()`).
+            self.route($method, path, vec![async_handler(handler)], |_req, _res| {})
+        }
+    )*};
+}
+
 macro_rules! method_fns {
     ($($name:ident => $method:literal),*) => {$(
         #[doc = concat!("Adds a `", $method, "` route.")]
@@ -191,6 +208,8 @@ impl Router {
 
     method_fns!(get => "GET", post => "POST", put => "PUT", patch => "PATCH",
         delete => "DELETE", head => "HEAD", options => "OPTIONS", all => "*");
+    async_method_fns!(get_async => "GET", post_async => "POST", put_async => "PUT",
+        patch_async => "PATCH", delete_async => "DELETE", all_async => "*");
 
     /// Adds a route for `method` (`"*"` for all) with its own middleware.
     pub fn route<R: HandlerOutput>(
@@ -310,6 +329,8 @@ impl App {
 
     method_fns!(get => "GET", post => "POST", put => "PUT", patch => "PATCH",
         delete => "DELETE", head => "HEAD", options => "OPTIONS", all => "*");
+    async_method_fns!(get_async => "GET", post_async => "POST", put_async => "PUT",
+        patch_async => "PATCH", delete_async => "DELETE", all_async => "*");
 
     /// Adds a route for `method` (`"*"` for all) with per-route middleware, which runs after
     /// the global middleware and before `handler`.

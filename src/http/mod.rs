@@ -32,8 +32,8 @@ pub mod status;
 mod upgrade;
 
 pub use client::{
-    get, request, Agent, AgentOptions, ClientError, ClientRequest, ClientResponse, NoAgent,
-    RequestHandle, DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_HEAD_SIZE,
+    get, request, request_async, Agent, AgentOptions, ClientError, ClientRequest, ClientResponse,
+    NoAgent, RequestHandle, DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_HEAD_SIZE,
 };
 pub use config::{ServerConfig, DEFAULT_MAX_BUFFERED_BODY_BYTES};
 pub use error::ParseError;

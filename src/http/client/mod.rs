@@ -77,6 +77,7 @@
 //! - The body is collected in memory (up to `max_body_size`), not streamed.
 
 mod agent;
+mod awaitable;
 mod reader;
 mod url;
 
@@ -97,6 +98,7 @@ use reader::ResponseReader;
 use url::{parse_url, Origin, Target};
 
 pub use agent::{Agent, AgentOptions};
+pub use awaitable::{request_async, ResponseFuture};
 pub use reader::ClientResponse;
 
 /// Default [`ClientRequest::max_head_size`]: 16 KiB, Node's `maxHeaderSize`.

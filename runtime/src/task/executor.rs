@@ -1,0 +1,370 @@
+//! The executor: tasks are futures in the loop's task slab, resumed by `Resume` microtasks.
+//!
+//! - [`Loop::spawn_task`] polls the future at once, as calling an `async function` runs its body up
+//!   to the first `await` before the call returns.
+//! - A wake on the loop thread queues one `Resume` microtask (none if one is queued already);
+//!   a wake from another thread pushes the task's key to the loop's [`RemoteWakes`] and wakes
+//!   poll, which turns it into a `Resume` microtask (so it runs after the poll-phase callback
+//!   it arrived with, like a thread-pool completion's `.then`).
+//! - A task that panics is handled like any panicking callback ([`Loop::on_uncaught_panic`]):
+//!   without a hook the panic unwinds out of `run`; with one, the task is dropped (its
+//!   [`JoinHandle`] stays pending forever) and the loop goes on.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use crate::async_handle::lock;
+use crate::event_loop::Loop;
+use crate::handle::Key;
+use crate::task::jobs::{self, Jobs, Microtask, RemoteWakes, TaskSlot};
+use crate::trace::CallbackKind;
+
+/// The waker of one task: `Send + Sync` (the key and the loop's id; the loop's queues are
+/// reached through the loop thread's registry, never from another thread).
+struct TaskWaker {
+    jobs_id: u64,
+    key: Key,
+    remote: Arc<RemoteWakes>,
+}
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref()
+    }
+
+    #[inline]
+    fn wake_by_ref(self: &Arc<Self>) {
+        let key = self.key;
+        if !jobs::with_local(self.jobs_id, |jobs| jobs.schedule(key)) {
+            self.remote.push(key);
+        }
+    }
+}
+
+/// What a task's [`JoinHandle`] shares with it.
+struct JoinState<T> {
+    output: Option<T>,
+    finished: bool,
+    waiter: Option<Waker>,
+}
+
+/// The owner of a spawned task: await it for the task's output.
+///
+/// # Cancellation (dropping)
+/// Dropping a `JoinHandle` **cancels** its task unless [`JoinHandle::detach`] was called: the
+/// task's future is dropped at once, and with it whatever it was awaiting, so its timers are
+/// cleared, its immediates and thread-pool requests cancelled (a thread-pool job a worker already
+/// runs finishes, and its result is dropped). This is `smol::Task`'s rule, not tokio's (which
+/// detaches on drop): a task nobody owns should not keep the loop alive by accident.
+/// [`JoinHandle::detach`] lets the task run to completion on its own, as an `async function`
+/// called without `await` does.
+///
+/// Awaiting it takes one microtask after the task finished, as awaiting the promise an `async
+/// function` returned does.
+#[must_use = "dropping a JoinHandle cancels its task; call .detach() to let it run"]
+pub struct JoinHandle<T> {
+    state: Rc<RefCell<JoinState<T>>>,
+    jobs: Rc<Jobs>,
+    key: Key,
+    detached: bool,
+    /// Awaiting started on a task that had already finished: yield once first.
+    yielded: bool,
+}
+
+impl<T> JoinHandle<T> {
+    /// Lets the task run to completion without an owner; its output is dropped.
+    pub fn detach(mut self) {
+        self.detached = true;
+    }
+
+    /// Whether the task has finished (its output may already have been taken by `.await`).
+    pub fn is_finished(&self) -> bool {
+        self.state.borrow().finished
+    }
+
+    /// Cancels the task now (same as dropping the handle). Returns whether it was still running.
+    pub fn cancel(mut self) -> bool {
+        self.detached = true; // the drop below must not cancel twice
+        cancel_task(&self.jobs, self.key)
+    }
+}
+
+/// Drops task `key`'s future (if it is running, when its poll returns). Returns whether it was
+/// still in the slab.
+fn cancel_task(jobs: &Jobs, key: Key) -> bool {
+    let slot = jobs.tasks.borrow_mut().remove(key);
+    // Dropped outside the borrow: the future's drops may spawn, wake or defer loop operations.
+    slot.is_some()
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        if !self.detached {
+            cancel_task(&self.jobs, self.key);
+        }
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let this = &mut *self;
+        let mut state = this.state.borrow_mut();
+        if state.finished {
+            if !this.yielded && state.waiter.is_none() {
+                // Finished before the await began: one microtask, as `await` on a settled
+                // promise.
+                this.yielded = true;
+                drop(state);
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            if let Some(output) = state.output.take() {
+                return Poll::Ready(output);
+            }
+            // Taken already: a second poll after Ready breaks the Future contract.
+            panic!("JoinHandle polled after it returned its output");
+        }
+        match &state.waiter {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => state.waiter = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+/// A spawned task's wrapper: runs the user's future, then hands the output to the JoinHandle.
+async fn run_to_join<F: Future>(future: F, state: Rc<RefCell<JoinState<F::Output>>>) {
+    let output = future.await;
+    let waiter = {
+        let mut s = state.borrow_mut();
+        s.output = Some(output);
+        s.finished = true;
+        s.waiter.take()
+    };
+    if let Some(w) = waiter {
+        w.wake();
+    }
+}
+
+/// A task's future, boxed (its output goes to the JoinHandle).
+type BoxedTask = Pin<Box<dyn Future<Output = ()>>>;
+
+/// Inserts `future` as a task of `jobs` and polls it once; returns its handle.
+fn spawn_on<F>(jobs: &Rc<Jobs>, future: F) -> (JoinHandle<F::Output>, BoxedTask)
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let state = Rc::new(RefCell::new(JoinState {
+        output: None,
+        finished: false,
+        waiter: None,
+    }));
+    let boxed: BoxedTask = Box::pin(run_to_join(future, Rc::clone(&state)));
+    let mut tasks = jobs.tasks.borrow_mut();
+    let key = tasks.insert_with(|key| TaskSlot {
+        future: None, // being polled
+        waker: Waker::from(Arc::new(TaskWaker {
+            jobs_id: jobs.id,
+            key,
+            remote: Arc::clone(&jobs.remote),
+        })),
+        queued: false,
+    });
+    drop(tasks);
+    let handle = JoinHandle {
+        state,
+        jobs: Rc::clone(jobs),
+        key,
+        detached: false,
+        yielded: false,
+    };
+    (handle, boxed)
+}
+
+/// Polls task `key`'s `future` once (outside every borrow), then puts it back or drops it.
+/// Returns `None` if the poll panicked (only reached with an uncaught-panic hook: the task is
+/// then dropped).
+fn poll_task(jobs: &Jobs, key: Key, mut future: BoxedTask, waker: Waker) -> bool {
+    let mut cx = Context::from_waker(&waker);
+    let done = future.as_mut().poll(&mut cx).is_ready();
+    if done {
+        let slot = jobs.tasks.borrow_mut().remove(key);
+        drop(slot);
+    } else {
+        let mut tasks = jobs.tasks.borrow_mut();
+        if let Some(slot) = tasks.get_mut(key) {
+            slot.future = Some(future);
+            slot.waker = waker;
+            return done;
+        }
+        // Cancelled while it ran: dropped below, outside the borrow.
+        drop(tasks);
+    }
+    done
+}
+
+impl Loop {
+    /// Spawns a local task (Node's calling an `async function`): `future` is polled at once, up
+    /// to its first `.await` that is not ready, before `spawn` returns; it resumes in a
+    /// microtask each time what it awaits completes. Returns its [`JoinHandle`]: **dropping the
+    /// handle cancels the task** (call [`JoinHandle::detach`] to let it run on its own).
+    ///
+    /// A pending task alone does not keep the loop alive (a pending promise does not keep a Node
+    /// process alive): what it awaits does, if that is a ref'd handle (a timer from
+    /// [`sleep`](crate::task::sleep), a socket, thread-pool work).
+    ///
+    /// ```
+    /// use oneloop_runtime::{task, Loop};
+    /// let mut lp = Loop::new()?;
+    /// let answer = lp.spawn_task(async {
+    ///     task::sleep(10).await;
+    ///     42
+    /// });
+    /// let check = lp.spawn_task(async move { assert_eq!(answer.await, 42) });
+    /// lp.run()?;
+    /// assert!(check.is_finished());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn spawn_task<F>(&mut self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let jobs = Rc::clone(&self.jobs);
+        let (handle, boxed) = spawn_on(&jobs, future);
+        let key = handle.key;
+        let waker = jobs.tasks.borrow().get(key).map(|s| s.waker.clone());
+        if let Some(waker) = waker {
+            self.invoke(CallbackKind::Microtask, |_| {
+                poll_task(&jobs, key, boxed, waker);
+            });
+        }
+        self.apply_task_ops();
+        handle
+    }
+
+    /// Runs a `Resume` microtask: polls the task once if it still exists.
+    pub(crate) fn resume_task(&mut self, key: Key) {
+        let taken = {
+            let mut tasks = self.jobs.tasks.borrow_mut();
+            match tasks.get_mut(key) {
+                Some(slot) => {
+                    slot.queued = false;
+                    // The waker moves out with the future (no refcount traffic) and back in
+                    // with it; wakes meanwhile only need the slot's `queued` flag.
+                    slot.future
+                        .take()
+                        .map(|f| (f, std::mem::replace(&mut slot.waker, Waker::noop().clone())))
+                }
+                None => None,
+            }
+        };
+        let Some((future, waker)) = taken else {
+            return; // cancelled, or (re-entrantly) being polled
+        };
+        let jobs = Rc::clone(&self.jobs);
+        let mut finished = false;
+        self.invoke(CallbackKind::Microtask, |_| {
+            poll_task(&jobs, key, future, waker);
+            finished = true;
+        });
+        if !finished {
+            // Panicked (caught by the hook): the task is gone, as a callback that threw is.
+            let slot = jobs.tasks.borrow_mut().remove(key);
+            drop(slot);
+        }
+        self.apply_task_ops();
+    }
+
+    /// Applies the loop operations tasks deferred (see [`with_loop`]).
+    #[inline]
+    pub(crate) fn apply_task_ops(&mut self) {
+        loop {
+            let op = self.jobs.ops.borrow_mut().pop_front();
+            match op {
+                Some(op) => op(self),
+                None => break,
+            }
+        }
+    }
+
+    /// Moves wakes that came from other threads onto the microtask queue (on the waker event).
+    pub(crate) fn take_remote_wakes(&mut self) {
+        let keys = std::mem::take(&mut *lock(&self.jobs.remote.keys));
+        for key in keys {
+            self.jobs.schedule(key);
+        }
+    }
+
+    /// Number of tasks spawned and not finished or cancelled.
+    pub fn tasks_alive(&self) -> usize {
+        self.jobs.tasks.borrow().len()
+    }
+
+    /// Runs one queued microtask job; used by the drain.
+    #[inline]
+    pub(crate) fn run_microtask(&mut self, job: Microtask) {
+        self.trace_callback(CallbackKind::Microtask);
+        match job {
+            Microtask::Callback(task) => self.invoke(CallbackKind::Microtask, task),
+            Microtask::Resume(key) => self.resume_task(key),
+        }
+    }
+}
+
+/// Spawns a task from inside a task or a promise callback, on this thread's loop (see
+/// [`Loop::spawn_task`]): polled at once, like `lp.spawn`.
+///
+/// # Panics
+/// If no loop exists on this thread.
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let jobs = jobs::current();
+    let (handle, boxed) = spawn_on(&jobs, future);
+    let key = handle.key;
+    let waker = jobs.tasks.borrow().get(key).map(|s| s.waker.clone());
+    if let Some(waker) = waker {
+        poll_task(&jobs, key, boxed, waker);
+    }
+    handle
+}
+
+/// Runs `op` with the loop as soon as the running task's poll returns, before any other callback
+/// (a task has no `&mut Loop`: this is how it calls `set_timeout`, `set_immediate`,
+/// `next_tick`, `queue_work`, TCP...). Operations run in the order they were asked for, so a
+/// task that arms two timers arms them in that order, as the same `async function` would.
+///
+/// Called outside a task (from a callback that has `&mut Loop`, call the loop directly), `op`
+/// runs after the current callback returns, before its ticks and microtasks.
+///
+/// # Panics
+/// If no loop exists on this thread.
+pub fn with_loop(op: impl FnOnce(&mut Loop) + 'static) {
+    jobs::current().ops.borrow_mut().push_back(Box::new(op));
+}
+
+/// Queues `callback` on the loop's `next_tick` queue, from inside a task (Node's
+/// `process.nextTick`, which an `async function` can call between its awaits). Queued at once,
+/// so its order against microtasks the task queues is Node's.
+pub fn next_tick(callback: impl FnOnce(&mut Loop) + 'static) {
+    jobs::current()
+        .ticks
+        .borrow_mut()
+        .push_back(Box::new(callback));
+}
+
+/// Queues a microtask from inside a task (Node's `queueMicrotask`), at once.
+pub fn queue_microtask(callback: impl FnOnce(&mut Loop) + 'static) {
+    jobs::current().queue(Box::new(callback));
+}

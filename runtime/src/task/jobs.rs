@@ -1,0 +1,167 @@
+//! The loop's job queues as tasks and promises see them: the microtask queue (shared, so a
+//! promise settled or a task woken without `&mut Loop` queues its job at once, in order), the
+//! task slab, the deferred loop operations of a running task, and the rejections not yet handled.
+//!
+//! One [`Jobs`] per [`Loop`], owned through an `Rc` by the loop and by every promise created on
+//! it. The loop thread keeps a stack of the live loops' `Jobs` ([`current`]); a waker finds its
+//! loop there by id, or learns that it runs on another thread ([`RemoteWakes`]).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
+
+use crate::async_handle::{lock, AsyncHub};
+use crate::event_loop::Task;
+use crate::handle::{GenSlab, Key};
+
+/// One entry of the microtask queue: a callback (`queue_microtask`, a promise reaction) or the
+/// resumption of a task (an `await` that completed), which allocates nothing.
+pub(crate) enum Microtask {
+    Callback(Task),
+    Resume(Key),
+}
+
+/// A spawned task: its future (`None` while it is being polled) and its waker.
+pub(crate) struct TaskSlot {
+    pub(crate) future: Option<Pin<Box<dyn Future<Output = ()>>>>,
+    pub(crate) waker: Waker,
+    /// A `Resume` for this task is in the microtask queue: a second wake before it runs adds
+    /// nothing (one resumption per settled `await`, as V8's one reaction job).
+    pub(crate) queued: bool,
+}
+
+/// A rejection no handler had when it happened; `handled` is set if one is attached later.
+pub(crate) struct Unhandled {
+    pub(crate) handled: Rc<Cell<bool>>,
+    pub(crate) reason: String,
+}
+
+/// Wakes that came from other threads: task keys, picked up on the loop's waker event.
+pub(crate) struct RemoteWakes {
+    pub(crate) keys: Mutex<Vec<Key>>,
+    pub(crate) hub: Arc<AsyncHub>,
+}
+
+impl RemoteWakes {
+    pub(crate) fn push(&self, key: Key) {
+        lock(&self.keys).push(key);
+        // A loop that is gone cannot be woken; the key is then never looked at.
+        let _ = self.hub.wake();
+    }
+}
+
+/// See the module documentation.
+pub(crate) struct Jobs {
+    /// Unique across the process (wakers carry it to find their loop).
+    pub(crate) id: u64,
+    /// The loop's `next_tick` queue (the same `Rc` as `Loop::ticks`).
+    pub(crate) ticks: Rc<RefCell<VecDeque<Task>>>,
+    pub(crate) microtasks: RefCell<VecDeque<Microtask>>,
+    pub(crate) tasks: RefCell<GenSlab<TaskSlot>>,
+    /// Loop operations a task asked for while it ran (it has no `&mut Loop`): applied, in order,
+    /// as soon as its poll returns and before any other callback (see `task::with_loop`).
+    pub(crate) ops: RefCell<VecDeque<Task>>,
+    pub(crate) unhandled: RefCell<Vec<Unhandled>>,
+    pub(crate) remote: Arc<RemoteWakes>,
+}
+
+thread_local! {
+    /// The `Jobs` of every live loop created on this thread, newest last.
+    static CURRENT: RefCell<Vec<Rc<Jobs>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Jobs {
+    pub(crate) fn new(ticks: Rc<RefCell<VecDeque<Task>>>, hub: Arc<AsyncHub>) -> Rc<Jobs> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let jobs = Rc::new(Jobs {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            ticks,
+            microtasks: RefCell::new(VecDeque::new()),
+            tasks: RefCell::new(GenSlab::default()),
+            ops: RefCell::new(VecDeque::new()),
+            unhandled: RefCell::new(Vec::new()),
+            remote: Arc::new(RemoteWakes {
+                keys: Mutex::new(Vec::new()),
+                hub,
+            }),
+        });
+        CURRENT.with(|c| c.borrow_mut().push(Rc::clone(&jobs)));
+        jobs
+    }
+
+    /// Called when the loop is dropped: its promises and wakers can no longer reach it.
+    pub(crate) fn unregister(&self) {
+        let id = self.id;
+        // `try_with`: the thread-local may already be gone when a loop is dropped at thread exit.
+        let _ = CURRENT.try_with(|c| c.borrow_mut().retain(|j| j.id != id));
+        // Drop the tasks (and with them the futures that hold promises pointing back here).
+        let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
+        drop(tasks);
+        self.microtasks.borrow_mut().clear();
+        self.ops.borrow_mut().clear();
+    }
+
+    /// Queues a microtask callback.
+    #[inline]
+    pub(crate) fn queue(&self, callback: Task) {
+        self.microtasks
+            .borrow_mut()
+            .push_back(Microtask::Callback(callback));
+    }
+
+    /// Queues a loop operation to run as soon as the running task's poll returns (or at the next
+    /// drain): see `task::with_loop`.
+    pub(crate) fn defer(&self, op: impl FnOnce(&mut crate::Loop) + 'static) {
+        self.ops.borrow_mut().push_back(Box::new(op));
+    }
+
+    /// Queues the resumption of task `key` unless one is queued already.
+    #[inline]
+    pub(crate) fn schedule(&self, key: Key) {
+        if let Some(slot) = self.tasks.borrow_mut().get_mut(key) {
+            if !slot.queued {
+                slot.queued = true;
+                self.microtasks
+                    .borrow_mut()
+                    .push_back(Microtask::Resume(key));
+            }
+        }
+    }
+}
+
+/// The `Jobs` of the newest live loop on this thread.
+///
+/// # Panics
+/// If no [`Loop`](crate::Loop) exists on this thread: promises and tasks belong to a loop.
+pub(crate) fn current() -> Rc<Jobs> {
+    try_current().expect(
+        "oneloop: promises and tasks need a Loop on this thread (create one with Loop::new first)",
+    )
+}
+
+/// The `Jobs` of the newest live loop on this thread, if any.
+pub(crate) fn try_current() -> Option<Rc<Jobs>> {
+    CURRENT.with(|c| c.borrow().last().cloned())
+}
+
+/// Runs `f` with the `Jobs` of loop `id` if that loop lives on this thread; `false` otherwise.
+#[inline]
+pub(crate) fn with_local(id: u64, f: impl FnOnce(&Jobs)) -> bool {
+    CURRENT
+        .try_with(|c| {
+            let c = c.borrow();
+            match c.iter().rev().find(|j| j.id == id) {
+                Some(jobs) => {
+                    f(jobs);
+                    true
+                }
+                None => false,
+            }
+        })
+        .unwrap_or(false)
+}

@@ -1,0 +1,227 @@
+//! Tasks and promises against the loop's lifetime rules: cross-thread wakes, cancellation by
+//! dropping a `JoinHandle`, what keeps the loop alive, panics, and allocations per `await`.
+
+mod alloc_counter;
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use oneloop_runtime::task::{self, Promise};
+use oneloop_runtime::{Clock, Loop, LoopOptions};
+
+fn virtual_loop() -> Loop {
+    Loop::with_options(LoopOptions {
+        clock: Clock::Virtual,
+        ..LoopOptions::default()
+    })
+    .unwrap()
+}
+
+/// A future completed by another thread: it hands its waker over and the thread wakes it.
+struct FromThread {
+    shared: Arc<Mutex<(bool, Option<Waker>)>>,
+}
+
+impl Future for FromThread {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = self.shared.lock().unwrap();
+        if s.0 {
+            return Poll::Ready(());
+        }
+        s.1 = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+#[test]
+fn a_wake_from_another_thread_resumes_the_task_on_the_loop_thread() {
+    let mut lp = Loop::new().unwrap();
+    // The async handle keeps the loop alive while the other thread works (a pending task alone
+    // would not), and the guard timer ends a broken run instead of hanging it.
+    let keep_alive = lp.async_handle(|_| {});
+    let guard = lp.set_timeout(10_000, |lp| lp.stop());
+    let shared = Arc::new(Mutex::new((false, None::<Waker>)));
+    let resumed_on = Rc::new(Cell::new(None));
+    let r = Rc::clone(&resumed_on);
+    let keep_id = keep_alive.id();
+    let future = FromThread {
+        shared: Arc::clone(&shared),
+    };
+    lp.spawn_task(async move {
+        future.await;
+        r.set(Some(std::thread::current().id()));
+        task::with_loop(move |lp| {
+            lp.async_close(keep_id, |_| {}).unwrap();
+            lp.clear_timeout(guard).unwrap();
+        });
+    })
+    .detach();
+    let waker_thread = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        let mut s = shared.lock().unwrap();
+        s.0 = true;
+        s.1.take().expect("the task registered its waker").wake();
+    });
+    lp.run().unwrap();
+    waker_thread.join().unwrap();
+    assert_eq!(resumed_on.get(), Some(std::thread::current().id()));
+    assert_eq!(lp.tasks_alive(), 0);
+}
+
+/// Sets its flag when dropped: proves the task's future (and what it owns) was freed.
+struct DropFlag(Rc<Cell<bool>>);
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.set(true);
+    }
+}
+
+#[test]
+fn dropping_the_join_handle_of_a_sleeping_task_clears_its_timer_and_frees_it() {
+    let mut lp = virtual_loop();
+    let dropped = Rc::new(Cell::new(false));
+    let flag = DropFlag(Rc::clone(&dropped));
+    let woke = Rc::new(Cell::new(false));
+    let w = Rc::clone(&woke);
+    let owned = Rc::new(());
+    let held = Rc::clone(&owned);
+    let handle = lp.spawn_task(async move {
+        let _flag = flag;
+        let _held = held;
+        task::sleep(10_000).await;
+        w.set(true);
+    });
+    assert_eq!(
+        lp.active_handles()
+            .iter()
+            .filter(|h| h.kind == "timer")
+            .count(),
+        1,
+        "the sleep armed its timer"
+    );
+    assert_eq!(Rc::strong_count(&owned), 2);
+    drop(handle);
+    assert!(
+        dropped.get(),
+        "the task's future is dropped with its handle"
+    );
+    lp.run().unwrap();
+    assert!(!woke.get());
+    assert!(
+        lp.now() < 10_000,
+        "run returned without waiting for the timer"
+    );
+    assert!(lp.active_handles().is_empty(), "{:?}", lp.active_handles());
+    assert_eq!(lp.tasks_alive(), 0);
+    assert_eq!(
+        Rc::strong_count(&owned),
+        1,
+        "nothing the task owned is leaked"
+    );
+}
+
+#[test]
+fn a_task_awaiting_a_promise_nobody_settles_does_not_keep_the_loop_alive() {
+    let mut lp = virtual_loop();
+    let (never, _resolver) = Promise::<(), ()>::pending();
+    let finished = Rc::new(Cell::new(false));
+    let f = Rc::clone(&finished);
+    let handle = lp.spawn_task(async move {
+        let _ = never.await;
+        f.set(true);
+    });
+    lp.run().unwrap();
+    assert!(!finished.get());
+    assert!(!handle.is_finished());
+    assert_eq!(
+        lp.tasks_alive(),
+        1,
+        "still pending, as a Node promise would be"
+    );
+}
+
+#[test]
+fn a_task_sleeping_on_a_refd_timer_keeps_the_loop_alive_until_it_finishes() {
+    let mut lp = virtual_loop();
+    let handle = lp.spawn_task(async {
+        task::sleep(5_000).await;
+        task::sleep(5_000).await;
+        7
+    });
+    lp.run().unwrap();
+    assert!(handle.is_finished());
+    assert!(lp.now() >= 10_000, "now = {}", lp.now());
+}
+
+#[test]
+fn a_panicking_task_goes_to_the_uncaught_hook_and_the_loop_goes_on() {
+    let mut lp = virtual_loop();
+    let seen = Rc::new(Cell::new(0));
+    let s = Rc::clone(&seen);
+    lp.on_uncaught_panic(move |_, p| {
+        assert!(p.message().contains("bug in a task"), "{}", p.message());
+        s.set(s.get() + 1);
+    });
+    lp.spawn_task(async {
+        task::sleep(1).await;
+        panic!("bug in a task");
+    })
+    .detach();
+    let after = Rc::new(Cell::new(false));
+    let a = Rc::clone(&after);
+    lp.set_timeout(5, move |_| a.set(true));
+    lp.run().unwrap();
+    assert_eq!(seen.get(), 1);
+    assert!(after.get());
+    assert_eq!(lp.tasks_alive(), 0, "the panicked task is dropped");
+}
+
+#[test]
+fn a_panicking_task_without_a_hook_unwinds_out_of_run() {
+    let mut lp = virtual_loop();
+    lp.spawn_task(async {
+        task::yield_now().await;
+        panic!("bug in a task");
+    })
+    .detach();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lp.run()));
+    assert!(result.is_err());
+}
+
+#[test]
+fn awaiting_a_settled_promise_in_steady_state_allocates_nothing() {
+    const AWAITS: u64 = 10_000;
+    let mut lp = virtual_loop();
+    let settled = Promise::<u64, ()>::resolved(1);
+    let counted = Rc::new(Cell::new(None));
+    let c = Rc::clone(&counted);
+    let handle = lp.spawn_task(async move {
+        let mut sum = 0;
+        for _ in 0..100 {
+            sum += settled.clone().await.unwrap(); // warm-up: the queue reaches its capacity
+        }
+        alloc_counter::count_this_thread(true);
+        let before = alloc_counter::allocations();
+        for _ in 0..AWAITS {
+            sum += settled.clone().await.unwrap();
+            task::yield_now().await;
+        }
+        let allocated = alloc_counter::allocations() - before;
+        alloc_counter::count_this_thread(false);
+        c.set(Some(allocated));
+        sum
+    });
+    lp.run().unwrap();
+    assert!(handle.is_finished());
+    assert_eq!(
+        counted.get(),
+        Some(0),
+        "{AWAITS} awaits of a settled promise + {AWAITS} yields"
+    );
+}
