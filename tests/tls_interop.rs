@@ -531,3 +531,47 @@ fn http_server_with_listen_tls_serves_the_same_handler() {
     .unwrap();
     assert!(got.ends_with("same handler"), "{got}");
 }
+
+type Outcome = Result<(u16, String), String>;
+
+/// One `http::request` to `url`; the status and body, or the error's text.
+fn http_client_get(url: &str, tls: Option<ClientTls>) -> Outcome {
+    let mut lp = Loop::new().unwrap();
+    let out: Arc<Mutex<Option<Outcome>>> = Arc::new(Mutex::new(None));
+    let o = Arc::clone(&out);
+    let mut req = http::ClientRequest::new("GET", url)
+        .unwrap()
+        .timeout_ms(5_000);
+    if let Some(tls) = tls {
+        req = req.tls(tls);
+    }
+    http::request(&mut lp, req, move |_lp, res| {
+        *o.lock().unwrap() = Some(
+            res.map(|r| (r.status(), String::from_utf8_lossy(r.body()).into_owned()))
+                .map_err(|e| e.to_string()),
+        );
+    })
+    .unwrap();
+    lp.run().unwrap();
+    let got = out.lock().unwrap().take();
+    got.expect("no response callback")
+}
+
+#[test]
+fn http_client_fetches_https_urls_from_node_and_names_certificate_failures() {
+    let dir = temp_dir("http-client");
+    let cert = make_cert(&["localhost"]);
+    let (mut node, port) = node_https_server(&dir, &cert);
+    let url = format!("https://localhost:{port}/");
+    let ca = ClientTls::with_ca_pem(cert.cert_pem.as_bytes()).unwrap();
+    let ok = http_client_get(&url, Some(ca.clone()));
+    let self_signed = http_client_get(&url, None); // Mozilla's roots by default
+    let wrong_host = http_client_get(&format!("https://127.0.0.1:{port}/"), Some(ca));
+    let _ = node.kill();
+    let _ = node.wait();
+    assert_eq!(ok, Ok((200, "node says hi over TLSv1.3".to_owned())));
+    let self_signed = self_signed.unwrap_err();
+    assert!(self_signed.contains("UnknownIssuer"), "{self_signed}");
+    let wrong_host = wrong_host.unwrap_err();
+    assert!(wrong_host.contains("not valid for name"), "{wrong_host}");
+}
