@@ -33,3 +33,8 @@ use std::sync::Arc;
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
+
+/// The guide (docs/tls.md); its code blocks compile as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/tls.md")]
+pub struct TlsGuide;
