@@ -575,3 +575,53 @@ fn http_client_fetches_https_urls_from_node_and_names_certificate_failures() {
     let wrong_host = wrong_host.unwrap_err();
     assert!(wrong_host.contains("not valid for name"), "{wrong_host}");
 }
+
+#[test]
+fn wss_goes_through_the_same_upgrade_hook_and_echoes() {
+    let cert = make_cert(&["localhost"]);
+    let dir = temp_dir("wss");
+    let ca = write(&dir, "cert.pem", &cert.cert_pem);
+    let tls = ServerTls::from_pem(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes())
+        .unwrap()
+        .build()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut lp = Loop::new().unwrap();
+        let server = oneloop::https::create_server(&mut lp, tls, |_lp, _req, res| res.end("no"));
+        oneloop::ws::Endpoint::new(
+            oneloop::ws::WsOptions::default(),
+            oneloop::ws::echo_handler(),
+        )
+        .attach(&server, "/ws");
+        let addr = server.listen(&mut lp, "127.0.0.1:0", |_lp, _| {}).unwrap();
+        tx.send(addr).unwrap();
+        lp.run().unwrap();
+    });
+    let addr: SocketAddr = rx.recv_timeout(IO_TIMEOUT).unwrap();
+    // A minimal RFC 6455 client over Python's ssl: handshake, one masked text frame, read
+    // the echo.
+    let py = format!(
+        "import ssl, socket, os\n\
+ctx = ssl.create_default_context(cafile={ca:?})\n\
+s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', {port})), server_hostname='localhost')\n\
+s.sendall(b'GET /ws HTTP/1.1\\r\\nHost: localhost\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n'\n\
+  b'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\nSec-WebSocket-Version: 13\\r\\n\\r\\n')\n\
+head = b''\n\
+while b'\\r\\n\\r\\n' not in head:\n    head += s.recv(1)\n\
+print(head.split(b'\\r\\n')[0].decode())\n\
+payload = b'hello over wss'\n\
+mask = os.urandom(4)\n\
+s.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))\n\
+frame = b''\n\
+while len(frame) < 2 + len(payload):\n    frame += s.recv(64)\n\
+print(frame[2:].decode())\n",
+        ca = ca.display().to_string(),
+        port = addr.port()
+    );
+    let (out, err) = run(Command::new("python3").args(["-c", &py]), "python3");
+    assert_eq!(
+        out, "HTTP/1.1 101 Switching Protocols\nhello over wss\n",
+        "{err}"
+    );
+}
