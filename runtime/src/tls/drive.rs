@@ -328,7 +328,14 @@ impl Loop {
                 self.socket_shutdown_write(id);
             }
         }
-        // A drain owed for the early plaintext follows when the queue empties (socket_flush).
+        // A drain owed for the early plaintext follows when the queue empties (socket_flush),
+        // or now if the kernel took it all at once (no writable edge will come).
+        if let Some(s) = self.net.socket_mut(id) {
+            if s.need_drain && s.queue.is_empty() {
+                s.need_drain = false;
+                self.socket_defer_drain(id);
+            }
+        }
         match accepted_by {
             Some(server) => self.server_emit_connection(server, id),
             None => self.socket_emit_connect(id),
