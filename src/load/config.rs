@@ -389,7 +389,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_command_lines() {
-        assert!(parse_args(["https://127.0.0.1/"]).is_err());
+        assert!(parse_args(["ftp://127.0.0.1/"]).is_err()); // https:// is accepted since TLS
         assert!(parse_args(["http://127.0.0.1:1/", "--bogus", "1"]).is_err());
         assert!(parse_args(["http://127.0.0.1:1/", "-p", "0"]).is_err());
         assert!(parse_args(["http://127.0.0.1:1/", "-c"]).is_err());
