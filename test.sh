@@ -18,6 +18,10 @@ command -v node >/dev/null || { echo "node (v20) is required: the golden and dif
 apt_install ss iproute2
 # tests/http_unix.rs drives HTTP over a Unix socket with real `curl --unix-socket`.
 apt_install curl curl
+# tests/tls_interop.rs runs `openssl s_client` (handshakes, resumption, renegotiation) and
+# curl over TLS against the HTTPS server; the aws-lc-rs crypto provider needs a C compiler
+# (cc), which building Rust on Linux already requires (no CMake or Go).
+apt_install openssl openssl
 # tests/redis_*.rs start a real redis-server (Debian's) on free loopback ports.
 apt_install redis-server redis-server
 # tests/deploy_multi.rs runs nginx (Debian's) in front of three chat instances, as the test's

@@ -30,6 +30,9 @@
 //! `--workers N` (N > 1) each worker writes its own file: `out.json` becomes `out.w0.json`,
 //! `out.w1.json`, ... (a worker restarted after a panic starts its file afresh). A busy server
 //! writes ~100 bytes per callback: trace short runs.
+//! `--tls` serves HTTPS (and `wss://` on `/ws`) instead: with a development certificate for
+//! `localhost`/`127.0.0.1` generated at start (its PEM file and SHA-256 fingerprint are
+//! printed; `curl --cacert FILE https://localhost:3000/`), or `--cert CERT.pem --key KEY.pem`.
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -40,8 +43,11 @@ use oneloop::app::metrics::{Metrics, WorkerMetrics, CONTENT_TYPE};
 use oneloop::cluster::{self, ClusterOptions};
 use oneloop::health::{Readiness, ReadyState};
 use oneloop::http::{self, ServerConfig};
+use oneloop::runtime::TlsServerOptions;
 use oneloop::shutdown::{graceful_shutdown, ShutdownOptions};
+use oneloop::tls::ServerTls;
 use oneloop::ws::{echo_handler, Endpoint, WsOptions};
+use sha2::{Digest, Sha256};
 
 /// The trace file of `worker`: `path` itself with one worker, else `stem.wN.ext`.
 fn trace_path(path: &Path, worker: usize, many: bool) -> PathBuf {
@@ -78,6 +84,44 @@ fn observe_route(
     })
 }
 
+/// `--tls`: HTTPS with `--cert FILE --key FILE`, or a development certificate generated now
+/// (rcgen, for `localhost` and `127.0.0.1`), written to a temp file for `curl --cacert` and
+/// announced with its SHA-256 fingerprint.
+fn tls_from_args(args: &common::Args) -> std::io::Result<Option<TlsServerOptions>> {
+    if !args.flag("--tls") {
+        return Ok(None);
+    }
+    let server_tls = match (args.value("--cert"), args.value("--key")) {
+        (Some(cert), Some(key)) => ServerTls::from_pem_files(cert, key)?,
+        (None, None) => {
+            let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+            let dev = rcgen::generate_simple_self_signed(names).map_err(std::io::Error::other)?;
+            let cert_pem = dev.cert.pem();
+            let fingerprint: Vec<String> = Sha256::digest(dev.cert.der())
+                .iter()
+                .map(|b| format!("{b:02X}"))
+                .collect();
+            let path =
+                std::env::temp_dir().join(format!("oneloop-dev-cert-{}.pem", std::process::id()));
+            std::fs::write(&path, &cert_pem)?;
+            println!(
+                "hello: development certificate for localhost, 127.0.0.1 (self-signed, made now): {}",
+                path.display()
+            );
+            println!("hello: SHA-256 fingerprint {}", fingerprint.join(":"));
+            ServerTls::from_pem(
+                cert_pem.as_bytes(),
+                dev.signing_key.serialize_pem().as_bytes(),
+            )?
+        }
+        _ => {
+            eprintln!("usage: hello --tls [--cert CERT.pem --key KEY.pem]");
+            std::process::exit(2);
+        }
+    };
+    Ok(Some(server_tls.build()?))
+}
+
 fn main() -> std::io::Result<()> {
     let args = common::Args::from_env();
     let observe = args.flag("--observe") || std::env::var("OBSERVE").is_ok_and(|v| v == "1");
@@ -109,6 +153,8 @@ fn main() -> std::io::Result<()> {
     };
     let addr = format!("{host}:{port}");
     let unix = arg("--unix").map(PathBuf::from);
+    let tls = tls_from_args(&args)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let trace = match (args.flag("--trace"), arg("--trace")) {
         (false, _) => None,
         (true, Some(path)) if !path.starts_with("--") => Some(PathBuf::from(path)),
@@ -149,6 +195,9 @@ fn main() -> std::io::Result<()> {
                 route(req, res)
             }
         };
+        if let Some(tls) = &tls {
+            config.listen.tls = Some(tls.clone());
+        }
         let server = http::create_server_with(lp, config, handler.clone());
         // Only WebSocket upgrades of `/ws` leave HTTP; any other upgrade offer (`h2c`, another
         // path) is served by `route` as an ordinary request. SIGTERM closes each WebSocket
@@ -158,7 +207,7 @@ fn main() -> std::io::Result<()> {
         server.listen(lp, addr.as_str(), move |_lp, addr| {
             r.set_ready();
             if worker == 0 {
-                println!("hello: listening on http://{addr}");
+                println!("hello: listening on {scheme}://{addr}");
             }
         })?;
         if let Some(m) = &observed {

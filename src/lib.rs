@@ -11,11 +11,13 @@ pub mod app;
 pub mod cluster;
 pub mod health;
 pub mod http;
+pub mod https;
 pub mod load;
 pub mod logging;
 pub mod redis;
 pub mod shutdown;
 pub mod threaded;
+pub mod tls;
 pub mod ws;
 
 /// README.md's code blocks, compiled and run as doctests so the README cannot drift.

@@ -122,6 +122,12 @@ impl Request {
         self.head.headers()
     }
 
+    /// The connection's socket (Node's `req.socket`): e.g. `lp.tls_info(req.socket())` tells
+    /// an HTTPS request's TLS version, ALPN and SNI name; `None` from `tls_info` means plain.
+    pub fn socket(&self) -> oneloop_runtime::TcpId {
+        self.conn.borrow().id
+    }
+
     /// The peer's address.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.remote

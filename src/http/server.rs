@@ -248,6 +248,38 @@ impl Server {
         Ok(local)
     }
 
+    /// Listens on `addr` speaking TLS with `tls` (HTTPS; Node's `https.createServer(options)
+    /// .listen(..)`): the same server, limits and upgrade hook (`wss://`) as over plain TCP.
+    /// Connections reach the server once their handshake has completed; handshake failures
+    /// go to [`Loop::tcp_server_on_tls_error`] (debug-logged unless you register there, via
+    /// [`Server::tcp_id`]).
+    ///
+    /// # Errors
+    /// When the address does not resolve or cannot be bound.
+    pub fn listen_tls(
+        &self,
+        lp: &mut Loop,
+        addr: impl ToSocketAddrs,
+        tls: oneloop_runtime::TlsServerOptions,
+        on_listening: impl FnOnce(&mut Loop, SocketAddr) + 'static,
+    ) -> io::Result<SocketAddr> {
+        let addr = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?;
+        let shared = Rc::clone(&self.shared);
+        let mut options = self.shared.config.listen.clone();
+        options.tls = Some(tls);
+        let id = lp.tcp_listen(addr, options, move |lp, sock| {
+            accept(lp, &shared, sock);
+        })?;
+        let local = lp.tcp_server_addr(id).map_err(io::Error::other)?;
+        self.shared.local.set(Some(local));
+        self.serve(lp, id);
+        lp.next_tick(move |lp| on_listening(lp, local));
+        Ok(local)
+    }
+
     /// Listens on the Unix domain socket `path` (Node's `server.listen(path)`): the same
     /// server, connections and limits as over TCP (requests have no `remote_addr`). An
     /// existing file at `path` is `AddrInUse` (remove a stale one yourself, as in Node);

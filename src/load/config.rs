@@ -50,6 +50,10 @@ pub struct LoadConfig {
     pub slowloris: usize,
     /// The slowloris drip interval (1 s).
     pub slowloris_interval: Duration,
+    /// `https://`: every connection speaks TLS. The server's certificate is *not* verified
+    /// (a load tool points at test servers with development certificates); SNI is the
+    /// URL's host.
+    pub tls: Option<crate::tls::TlsConnectOptions>,
 }
 
 impl LoadConfig {
@@ -58,8 +62,28 @@ impl LoadConfig {
     /// # Errors
     /// A URL that is not `http://` or whose host does not resolve.
     pub fn new(url: &str) -> io::Result<LoadConfig> {
-        let (addr, authority, path) = parse_url(url, "http://")?;
+        let https = url.starts_with("https://");
+        let scheme = if https { "https://" } else { "http://" };
+        let (addr, authority, path) = parse_url(url, scheme)?;
+        let tls = match https {
+            false => None,
+            true => {
+                let host = match authority.rsplit_once(':') {
+                    Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+                    _ => authority,
+                };
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let server_name = crate::tls::ServerName::try_from(host.to_owned())
+                    .map_err(|e| invalid(format!("{host}: {e}")))?;
+                Some(crate::tls::TlsConnectOptions {
+                    config: crate::tls::ClientTls::danger_accept_invalid_certs().config(),
+                    server_name,
+                    handshake_timeout_ms: crate::tls::DEFAULT_HANDSHAKE_TIMEOUT_MS,
+                })
+            }
+        };
         Ok(LoadConfig {
+            tls,
             url: url.to_owned(),
             addr,
             socket_path: None,
@@ -151,7 +175,8 @@ pub(crate) fn parse_url<'u>(
     }) {
         authority.to_owned()
     } else {
-        format!("{authority}:80")
+        let default_port = if scheme == "https://" { 443 } else { 80 };
+        format!("{authority}:{default_port}")
     };
     let addr = with_port
         .to_socket_addrs()?
@@ -364,7 +389,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_command_lines() {
-        assert!(parse_args(["https://127.0.0.1/"]).is_err());
+        assert!(parse_args(["ftp://127.0.0.1/"]).is_err()); // https:// is accepted since TLS
         assert!(parse_args(["http://127.0.0.1:1/", "--bogus", "1"]).is_err());
         assert!(parse_args(["http://127.0.0.1:1/", "-p", "0"]).is_err());
         assert!(parse_args(["http://127.0.0.1:1/", "-c"]).is_err());

@@ -740,7 +740,7 @@ fn connect(engine: &Shared, lp: &mut Loop, slot: usize) {
         let c = &mut e.conns[slot];
         c.since = now;
         c.fault = None;
-        (e.cfg.addr, e.cfg.socket_path.clone())
+        (e.cfg.addr, e.cfg.socket_path.clone(), e.cfg.tls.clone())
     };
     let options = SocketOptions {
         no_delay: true,
@@ -752,7 +752,10 @@ fn connect(engine: &Shared, lp: &mut Loop, slot: usize) {
     };
     let connected = match &addr.1 {
         Some(path) => lp.pipe_connect(path, options, on_connect),
-        None => lp.tcp_connect(addr.0, options, on_connect),
+        None => match addr.2 {
+            Some(tls) => lp.tls_connect(addr.0, tls, options, on_connect),
+            None => lp.tcp_connect(addr.0, options, on_connect),
+        },
     };
     let id = match connected {
         Ok(id) => id,

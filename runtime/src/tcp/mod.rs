@@ -9,7 +9,7 @@
 
 mod pipe;
 mod server;
-mod socket;
+pub(crate) mod socket;
 mod stream;
 
 use std::fmt;
@@ -86,6 +86,10 @@ pub(crate) struct Net {
     pub(crate) backed_off: Vec<ServerId>,
     /// A retry of the backed-off servers is queued for the pending phase.
     pub(crate) retry_queued: bool,
+    /// TLS: decrypted bytes on their way to `on_data` (shared like `read_buf`).
+    pub(crate) tls_plain: Vec<u8>,
+    /// TLS: ciphertext on its way from rustls to a socket's write path.
+    pub(crate) tls_out: Vec<u8>,
 }
 
 impl Net {

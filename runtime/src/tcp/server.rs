@@ -13,6 +13,7 @@ use super::socket::SocketOptions;
 use super::stream::{not_ip, Listener, StreamAddr};
 use super::{IoEntry, TcpError};
 use crate::handle::{ServerId, TcpId, TimerId};
+use crate::tls::{TlsClientError, TlsServerOptions};
 use crate::trace::CallbackKind;
 use crate::Loop;
 
@@ -35,6 +36,10 @@ pub struct ListenOptions {
     pub max_connections: Option<usize>,
     /// Options applied to every accepted socket.
     pub socket: SocketOptions,
+    /// Speak TLS on every accepted socket (Node's `tls.createServer`): the connection callback
+    /// runs once the handshake has completed (Node's `'secureConnection'`); handshake failures
+    /// go to [`Loop::tcp_server_on_tls_error`]. See [`crate::tls`].
+    pub tls: Option<TlsServerOptions>,
 }
 
 impl Default for ListenOptions {
@@ -45,6 +50,7 @@ impl Default for ListenOptions {
             ipv6_only: false,
             max_connections: None,
             socket: SocketOptions::server_default(),
+            tls: None,
         }
     }
 }
@@ -61,6 +67,7 @@ pub struct DropInfo {
 type ConnectionCallback = Box<dyn FnMut(&mut Loop, TcpId)>;
 type DropCallback = Box<dyn FnMut(&mut Loop, DropInfo)>;
 type ServerErrorCallback = Box<dyn FnMut(&mut Loop, &io::Error)>;
+type TlsErrorCallback = Box<dyn FnMut(&mut Loop, TlsClientError)>;
 type ServerCloseCallback = Box<dyn FnOnce(&mut Loop)>;
 
 pub(crate) struct Server {
@@ -72,6 +79,7 @@ pub(crate) struct Server {
     on_connection: Option<ConnectionCallback>,
     on_drop: Option<DropCallback>,
     on_error: Option<ServerErrorCallback>,
+    on_tls_error: Option<TlsErrorCallback>,
     on_close: Option<ServerCloseCallback>,
     options: ListenOptions,
     pub(crate) connections: usize,
@@ -156,6 +164,7 @@ impl Loop {
             on_connection: Some(on_connection),
             on_drop: None,
             on_error: None,
+            on_tls_error: None,
             on_close: None,
             options,
             connections: 0,
@@ -337,9 +346,14 @@ impl Loop {
                         continue;
                     }
                     let options = server.options.socket.clone();
+                    let tls = server.options.tls.clone();
                     server.connections += 1;
                     match self.socket_adopt(stream, Some(id), options, true) {
-                        Ok(conn) => self.server_emit_connection(id, conn),
+                        Ok(conn) => match tls {
+                            // The listener hears of it once the handshake completes.
+                            Some(tls) => self.tls_accept(conn, &tls),
+                            None => self.server_emit_connection(id, conn),
+                        },
                         Err(e) => {
                             log::warn!("accepted socket could not be registered: {e}");
                             if let Some(server) = self.net.server_mut(id) {
@@ -435,7 +449,45 @@ impl Loop {
         }
     }
 
-    fn server_emit_connection(&mut self, id: ServerId, conn: TcpId) {
+    /// Calls `callback` when a connection to a TLS server fails before its handshake
+    /// completed (Node's `'tlsClientError'`): garbage instead of a ClientHello, a protocol
+    /// alert, no common version or cipher, the handshake timeout, a disconnect mid-handshake,
+    /// plain HTTP sent to the TLS port. The socket is closed already. Without this callback
+    /// such failures are logged at debug level.
+    ///
+    /// # Errors
+    /// [`TcpError::Stale`] if the server is gone.
+    pub fn tcp_server_on_tls_error(
+        &mut self,
+        id: ServerId,
+        callback: impl FnMut(&mut Loop, TlsClientError) + 'static,
+    ) -> Result<(), TcpError> {
+        let server = self.net.server_mut(id).ok_or(TcpError::Stale)?;
+        server.on_tls_error = Some(Box::new(callback));
+        Ok(())
+    }
+
+    pub(crate) fn server_report_tls_error(&mut self, id: ServerId, conn: TcpId, e: &io::Error) {
+        let remote = self
+            .net
+            .socket(conn)
+            .and_then(|s| s.stream.peer_addr().ok());
+        let Some(mut cb) = self.net.server_mut(id).and_then(|s| s.on_tls_error.take()) else {
+            log::debug!("tls connection {} failed: {e}", conn.index());
+            return;
+        };
+        let error = TlsClientError::new(remote, e);
+        self.trace_callback(CallbackKind::Io);
+        self.invoke(CallbackKind::Io, |lp| cb(lp, error));
+        if let Some(server) = self.net.server_mut(id) {
+            if server.on_tls_error.is_none() {
+                server.on_tls_error = Some(cb);
+            }
+        }
+        self.after_callback();
+    }
+
+    pub(crate) fn server_emit_connection(&mut self, id: ServerId, conn: TcpId) {
         let Some(mut cb) = self.net.server_mut(id).and_then(|s| s.on_connection.take()) else {
             return;
         };

@@ -14,6 +14,7 @@ use socket2::{Domain, Protocol, Socket as RawSocket, Type};
 use super::stream::{not_ip, Stream, StreamAddr};
 use super::{IoEntry, TcpError, DEFAULT_HIGH_WATER_MARK, READ_BUFFER_SIZE};
 use crate::handle::{ProcessId, ServerId, TcpId, TimerId};
+use crate::tls::TlsLayer;
 use crate::trace::CallbackKind;
 use crate::Loop;
 
@@ -77,7 +78,7 @@ pub(crate) struct Callbacks {
 
 /// The writable side.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum WriteSide {
+pub(crate) enum WriteSide {
     Open,
     /// `end()` was called: flush the queue, then shut down.
     Ending,
@@ -94,20 +95,23 @@ struct IdleTimeout {
 pub(crate) struct Socket {
     /// TCP or Unix: the only field that differs between the two.
     pub(crate) stream: Stream,
-    server: Option<ServerId>,
-    connecting: bool,
-    paused: bool,
-    read_ended: bool,
-    write_side: WriteSide,
-    queue: VecDeque<Bytes>,
-    queued: usize,
-    need_drain: bool,
-    /// `tcp_cork` nesting depth; while above 0, writes are queued without a syscall.
-    corked: u32,
+    pub(crate) server: Option<ServerId>,
+    pub(crate) connecting: bool,
+    pub(crate) paused: bool,
+    pub(crate) read_ended: bool,
+    pub(crate) write_side: WriteSide,
+    pub(crate) queue: VecDeque<Bytes>,
+    /// Bytes written and not yet accepted by the kernel: the write queue, plus (on a TLS
+    /// socket) plaintext written before the handshake completed.
+    pub(crate) queued: usize,
+    pub(crate) need_drain: bool,
+    /// `tcp_cork` nesting depth; while above 0, writes are queued without a syscall (on a TLS
+    /// socket: plaintext is held back before encryption, see `tls/`).
+    pub(crate) corked: u32,
     /// Bytes queued while corked: not yet offered to the kernel, so they do not count toward
     /// the high-water mark (see [`Loop::tcp_cork`]).
     corked_bytes: usize,
-    options: SocketOptions,
+    pub(crate) options: SocketOptions,
     timeout: Option<IdleTimeout>,
     callbacks: Callbacks,
     bytes_read: u64,
@@ -116,6 +120,9 @@ pub(crate) struct Socket {
     pub(crate) created_at: &'static Location<'static>,
     /// The child process this socket is a stdio stream of: told when the socket closes.
     pub(crate) process: Option<ProcessId>,
+    /// The TLS session when the socket is encrypted: reads are decrypted before `on_data`,
+    /// writes encrypted before the queue (see `crate::tls`).
+    pub(crate) tls: Option<Box<TlsLayer>>,
 }
 
 /// Takes a callback out of its slot, runs it with the loop, and puts it back unless the socket
@@ -145,7 +152,7 @@ macro_rules! emit {
 
 /// What `tcp_write` was given: a borrowed slice (copied only if it must be queued) or owned
 /// bytes (queued without a copy).
-enum Chunk<'a> {
+pub(crate) enum Chunk<'a> {
     Borrowed(&'a [u8]),
     Owned(Bytes),
 }
@@ -193,6 +200,7 @@ impl Loop {
             refed: true,
             created_at: Location::caller(),
             process: None,
+            tls: None,
         })));
         let id = TcpId(key);
         let registered = match self.net.entries.get_mut(key) {
@@ -364,20 +372,35 @@ impl Loop {
     }
 
     fn tcp_write_inner(&mut self, id: TcpId, chunk: Chunk<'_>) -> Result<bool, TcpError> {
+        let s = self.net.socket_mut(id).ok_or(TcpError::Stale)?;
+        if s.write_side != WriteSide::Open {
+            return Err(TcpError::WriteAfterEnd);
+        }
+        if s.tls.is_some() {
+            let data: &[u8] = match &chunk {
+                Chunk::Borrowed(d) => d,
+                Chunk::Owned(b) => b,
+            };
+            return Ok(self.tls_write(id, data));
+        }
+        self.socket_send(id, chunk)
+    }
+
+    /// Sends bytes as they are (ciphertext, on a TLS socket): straight to the kernel when
+    /// nothing is queued, the rest queued. Returns whether the queue is below the high-water
+    /// mark. Does not check the write side: `tcp_end` sends TLS's close_notify through here.
+    pub(crate) fn socket_send(&mut self, id: TcpId, chunk: Chunk<'_>) -> Result<bool, TcpError> {
         let data: &[u8] = match &chunk {
             Chunk::Borrowed(d) => d,
             Chunk::Owned(b) => b,
         };
         let now = self.now();
         let s = self.net.socket_mut(id).ok_or(TcpError::Stale)?;
-        if s.write_side != WriteSide::Open {
-            return Err(TcpError::WriteAfterEnd);
-        }
         if data.is_empty() {
             return Ok(s.queued < s.options.high_water_mark);
         }
         s.touch(now);
-        if s.corked > 0 {
+        if s.holds_back() {
             s.corked_bytes += data.len();
             s.queued += data.len();
             s.queue.push_back(match chunk {
@@ -466,6 +489,10 @@ impl Loop {
         if s.corked > 0 {
             return Ok(());
         }
+        if s.tls.is_some() {
+            self.tls_seal_corked(id);
+            return Ok(());
+        }
         self.socket_flush_corked(id);
         Ok(())
     }
@@ -532,8 +559,15 @@ impl Loop {
         if s.write_side != WriteSide::Open {
             return Ok(());
         }
+        if s.tls.is_some() {
+            // Held-back plaintext, then close_notify, go out before the FIN.
+            self.tls_end(id);
+        }
+        let Some(s) = self.net.socket_mut(id) else {
+            return Ok(());
+        };
         s.write_side = WriteSide::Ending;
-        if s.queue.is_empty() && !s.connecting && s.corked == 0 {
+        if s.queue.is_empty() && !s.connecting && !s.holds_back() && !s.tls_handshaking() {
             self.socket_shutdown_write(id);
         }
         Ok(())
@@ -556,7 +590,7 @@ impl Loop {
         let Some(s) = self.net.socket_mut(id) else {
             return;
         };
-        if s.connecting || s.corked > 0 {
+        if s.connecting || s.holds_back() {
             return;
         }
         while !s.queue.is_empty() {
@@ -595,6 +629,11 @@ impl Loop {
             }
         }
         // Queue empty.
+        if s.tls_handshaking() {
+            // Handshake messages went out; `write`s made meanwhile wait for the handshake,
+            // and so do `end` and `drain`.
+            return;
+        }
         let need_drain = std::mem::replace(&mut s.need_drain, false);
         let ending = s.write_side == WriteSide::Ending;
         if ending {
@@ -605,7 +644,7 @@ impl Loop {
         }
     }
 
-    fn socket_shutdown_write(&mut self, id: TcpId) {
+    pub(crate) fn socket_shutdown_write(&mut self, id: TcpId) {
         let Some(s) = self.net.socket_mut(id) else {
             return;
         };
@@ -658,6 +697,10 @@ impl Loop {
             buf.resize(READ_BUFFER_SIZE, 0);
         }
         let mut reads = 0;
+        if self.net.socket(id).is_some_and(|s| s.tls.is_some()) && !self.tls_receive_stashed(id) {
+            self.net.read_buf = buf;
+            return;
+        }
         while let Some(s) = self.net.socket_mut(id) {
             if s.paused || s.read_ended || s.connecting {
                 break;
@@ -671,6 +714,10 @@ impl Loop {
             match s.stream.read(&mut buf) {
                 Ok(0) => {
                     s.read_ended = true;
+                    if s.tls_handshaking() {
+                        self.tls_closed_during_handshake(id);
+                        break;
+                    }
                     self.socket_on_eof(id);
                     break;
                 }
@@ -680,7 +727,13 @@ impl Loop {
                     s.bytes_read += n as u64;
                     s.touch(now);
                     let short = n < buf.len();
-                    emit!(self, id, on_data, |cb, lp| cb(lp, id, &buf[..n]));
+                    if s.tls.is_some() {
+                        if !self.tls_receive(id, &buf[..n]) {
+                            break;
+                        }
+                    } else {
+                        emit!(self, id, on_data, |cb, lp| cb(lp, id, &buf[..n]));
+                    }
                     // A short read drained the kernel buffer: a new edge will report new data or
                     // the FIN, unless the FIN was already reported with this event.
                     if short && !drain {
@@ -698,7 +751,24 @@ impl Loop {
         self.net.read_buf = buf;
     }
 
-    fn socket_on_eof(&mut self, id: TcpId) {
+    /// Emits `on_data` (a TLS socket's decrypted bytes).
+    pub(crate) fn socket_emit_data(&mut self, id: TcpId, data: &[u8]) {
+        emit!(self, id, on_data, |cb, lp| cb(lp, id, data));
+    }
+
+    /// Emits `on_connect` (a TLS client's, once its handshake completed).
+    pub(crate) fn socket_emit_connect(&mut self, id: TcpId) {
+        emit!(self, id, on_connect, |cb, lp| cb(lp, id));
+    }
+
+    /// Emits `on_drain` from the pending phase (the caller is mid-callback).
+    pub(crate) fn socket_defer_drain(&mut self, id: TcpId) {
+        self.defer(move |lp| {
+            emit!(lp, id, on_drain, |cb, lp| cb(lp, id));
+        });
+    }
+
+    pub(crate) fn socket_on_eof(&mut self, id: TcpId) {
         emit!(self, id, on_end, |cb, lp| cb(lp, id));
         let Some(s) = self.net.socket_mut(id) else {
             return;
@@ -729,7 +799,11 @@ impl Loop {
             match s.stream.check_connected() {
                 Ok(()) => {
                     s.connecting = false;
-                    emit!(self, id, on_connect, |cb, lp| cb(lp, id));
+                    // A TLS client is connected once its handshake completes: the ClientHello
+                    // is already queued and goes out with the flush below.
+                    if s.tls.is_none() {
+                        emit!(self, id, on_connect, |cb, lp| cb(lp, id));
+                    }
                     // Writes queued while connecting, then the FIN if `end` was called.
                     self.socket_flush(id);
                 }
@@ -769,7 +843,17 @@ impl Loop {
             return;
         }
         if !emit!(self, id, on_error, |cb, lp| cb(lp, id, &e)) {
-            log::debug!("socket {} error: {e}", id.index());
+            let server = self
+                .net
+                .socket(id)
+                .filter(|s| s.tls_handshaking())
+                .and_then(|s| s.server);
+            match server {
+                // A TLS connection the server's listener has not seen yet (Node's
+                // `tlsClientError`).
+                Some(server) => self.server_report_tls_error(server, id, &e),
+                None => log::debug!("socket {} error: {e}", id.index()),
+            }
         }
         self.socket_close(id, true);
     }
@@ -784,6 +868,9 @@ impl Loop {
             self.refs -= 1;
         }
         if let Some(t) = s.timeout.as_ref().and_then(|t| t.timer) {
+            let _ = self.clear_timeout(t);
+        }
+        if let Some(t) = s.tls.as_ref().and_then(|t| t.handshake_timer()) {
             let _ = self.clear_timeout(t);
         }
         drop(s.stream);
@@ -974,6 +1061,17 @@ impl Loop {
 }
 
 impl Socket {
+    /// Writes wait in the queue without a syscall: a plaintext socket under `tcp_cork` (a TLS
+    /// socket holds back plaintext instead, before encryption).
+    pub(crate) fn holds_back(&self) -> bool {
+        self.corked > 0 && self.tls.is_none()
+    }
+
+    /// A TLS socket whose handshake has not completed.
+    pub(crate) fn tls_handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.is_handshaking())
+    }
+
     fn touch(&mut self, now: u64) {
         if let Some(t) = self.timeout.as_mut() {
             t.last_active = now;

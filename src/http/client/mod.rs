@@ -210,6 +210,8 @@ pub struct ClientRequest<A = NoAgent> {
     family: Family,
     /// Connect to this Unix domain socket instead of the URL's host:port (Node's `socketPath`).
     socket_path: Option<PathBuf>,
+    /// Trust settings for `https://` (None: Mozilla's roots, built when connecting).
+    tls: Option<crate::tls::ClientTls>,
     agent: A,
     invalid: Option<ClientError>,
 }
@@ -248,6 +250,7 @@ impl ClientRequest {
             resolver: Resolver::system(),
             family: Family::Any,
             socket_path: None,
+            tls: None,
             agent: NoAgent,
             invalid: None,
         })
@@ -271,6 +274,7 @@ impl ClientRequest {
             resolver: self.resolver,
             family: self.family,
             socket_path: self.socket_path,
+            tls: self.tls,
             agent: agent.clone(),
             invalid: self.invalid,
         }
@@ -368,6 +372,21 @@ impl<A> ClientRequest<A> {
         self
     }
 
+    /// Whom an `https://` request trusts (Node's `ca` / `rejectUnauthorized` options):
+    /// by default Mozilla's roots, as Node's bundled store ([`ClientTls::new`]); a custom CA
+    /// with [`ClientTls::with_ca_pem`]; no verification only with
+    /// [`ClientTls::danger_accept_invalid_certs`]. A certificate that fails (expired,
+    /// self-signed, another host's) fails the request with [`ClientError::Connect`] whose
+    /// message is rustls' reason (e.g. `tls: invalid peer certificate: UnknownIssuer`).
+    ///
+    /// [`ClientTls::new`]: crate::tls::ClientTls::new
+    /// [`ClientTls::with_ca_pem`]: crate::tls::ClientTls::with_ca_pem
+    /// [`ClientTls::danger_accept_invalid_certs`]: crate::tls::ClientTls::danger_accept_invalid_certs
+    pub fn tls(mut self, tls: crate::tls::ClientTls) -> ClientRequest<A> {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Whether resending the request is safe if it may already have been received
     /// (RFC 9110 §9.2.2): GET, HEAD, OPTIONS, PUT, DELETE and TRACE.
     fn is_idempotent(&self) -> bool {
@@ -426,6 +445,8 @@ struct Spec {
     origin: Origin,
     /// Connect here instead of the origin ([`ClientRequest::socket_path`]).
     socket_path: Option<PathBuf>,
+    /// Trust for an `https://` origin ([`ClientRequest::tls`]; Mozilla's roots by default).
+    tls: Option<crate::tls::ClientTls>,
     resolver: Resolver,
     family: Family,
     /// The host's addresses once resolved, and the one to connect to next.
@@ -582,7 +603,10 @@ fn start(
                         None => spec.origin.ip.expect("start resolves a name first"),
                     };
                     let addr = SocketAddr::new(ip, spec.origin.port);
-                    lp.tcp_connect(addr, SocketOptions::default(), connected)
+                    match spec.origin.tls {
+                        true => tls_connect(lp, addr, &spec, connected),
+                        false => lp.tcp_connect(addr, SocketOptions::default(), connected),
+                    }
                 }
             };
             match sock {
@@ -881,6 +905,7 @@ pub fn request<A: Into<Option<Agent>> + Clone>(
         spec: Spec {
             origin: req.target.origin.clone(),
             socket_path: req.socket_path.take(),
+            tls: req.tls.take(),
             resolver: req.resolver.clone(),
             family: req.family,
             resolved: None,
@@ -918,6 +943,26 @@ pub fn get(
     on_response: impl FnOnce(&mut Loop, Result<ClientResponse, ClientError>) + 'static,
 ) -> Result<RequestHandle, ClientError> {
     request(lp, ClientRequest::new("GET", url)?, on_response)
+}
+
+/// Connects to an `https://` origin: the certificate must be valid for the URL's host (also
+/// sent as SNI when it is a name). The exchange counts as connected once the handshake has
+/// completed, so a refused certificate is a [`ClientError::Connect`].
+fn tls_connect(
+    lp: &mut Loop,
+    addr: SocketAddr,
+    spec: &Spec,
+    connected: impl FnMut(&mut Loop, TcpId) + 'static,
+) -> io::Result<TcpId> {
+    let tls = spec.tls.clone().unwrap_or_default();
+    let name = crate::tls::ServerName::try_from(spec.origin.name.to_string())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let options = crate::tls::TlsConnectOptions {
+        config: tls.config(),
+        server_name: name,
+        handshake_timeout_ms: crate::tls::DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    };
+    lp.tls_connect(addr, options, SocketOptions::default(), connected)
 }
 
 fn connect_error(e: &io::Error) -> ClientError {

@@ -23,6 +23,8 @@ pub(super) struct Origin {
     /// The address when `name` is an IP literal: nothing to resolve.
     pub(super) ip: Option<IpAddr>,
     pub(super) port: u16,
+    /// `https://`: the connection speaks TLS (an agent pools it apart from plain ones).
+    pub(super) tls: bool,
 }
 
 impl std::fmt::Display for Origin {
@@ -49,15 +51,17 @@ fn is_host_name(name: &str) -> bool {
         })
 }
 
-/// Parses `http://host[:port][/path][?query][#fragment]`, where host is an IPv4 literal, a
+/// Parses `http[s]://host[:port][/path][?query][#fragment]`, where host is an IPv4 literal, a
 /// bracketed IPv6 literal or a host name (resolved later, when a connection is made). The
 /// fragment is dropped; an empty path is `/`.
 pub(super) fn parse_url(url: &str) -> Result<Target, ClientError> {
     let bad = ClientError::InvalidUrl;
-    let rest = match url.get(..7) {
-        Some(scheme) if scheme.eq_ignore_ascii_case("http://") => &url[7..],
-        _ => return Err(bad("only http:// URLs are supported")),
+    let (tls, rest) = match (url.get(..7), url.get(..8)) {
+        (Some(scheme), _) if scheme.eq_ignore_ascii_case("http://") => (false, &url[7..]),
+        (_, Some(scheme)) if scheme.eq_ignore_ascii_case("https://") => (true, &url[8..]),
+        _ => return Err(bad("only http:// and https:// URLs are supported")),
     };
+    let default_port = if tls { 443 } else { 80 };
     let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(auth_end);
     if authority.contains('@') {
@@ -90,7 +94,7 @@ pub(super) fn parse_url(url: &str) -> Result<Target, ClientError> {
         (ip, name, port)
     };
     let port = match port {
-        None | Some("") => 80,
+        None | Some("") => default_port,
         Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => match p.parse::<u16>() {
             Ok(n) if n > 0 => n,
             _ => return Err(bad("port out of range")),
@@ -109,7 +113,7 @@ pub(super) fn parse_url(url: &str) -> Result<Target, ClientError> {
         ));
     }
     let host = match port {
-        80 => host_name.to_owned(),
+        p if p == default_port => host_name.to_owned(),
         p => format!("{host_name}:{p}"),
     };
     let name = match ip {
@@ -121,6 +125,7 @@ pub(super) fn parse_url(url: &str) -> Result<Target, ClientError> {
             name: name.into(),
             ip,
             port,
+            tls,
         },
         host,
         path,
@@ -186,7 +191,6 @@ mod tests {
     fn refuses_malformed_urls() {
         let long_label = format!("http://{}.com/", "a".repeat(64));
         for url in [
-            "https://127.0.0.1/",
             "127.0.0.1:80/",
             "http://exa mple.com/",
             "http://a..b/",
