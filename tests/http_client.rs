@@ -385,7 +385,7 @@ fn client_reports_a_connect_error_for_a_closed_port() {
 fn client_refuses_invalid_requests_without_calling_back() {
     let results = on_loop(|lp, results| {
         let r = Rc::clone(&results);
-        let err = http::get(lp, "https://example.com/", move |_lp, x| {
+        let err = http::get(lp, "ftp://example.com/", move |_lp, x| {
             r.borrow_mut().push(x)
         });
         assert!(matches!(err, Err(ClientError::InvalidUrl(_))));
