@@ -160,6 +160,20 @@ async function main() {
     await waitForLine(bob.page, "bob", `his own reply "${reply}"`, isMsg, ["bob", reply]);
     step(`alice sees bob's reply "${reply}"`);
 
+    // The chat endpoint uses shared permessage-deflate (docs/ws.md "Compression"): Chromium
+    // offers it, so both sockets must have it, and a message over the 1 KiB threshold (sent
+    // compressed once for the room) must arrive intact.
+    for (const u of users) {
+      const ext = await u.page.evaluate("ws.extensions");
+      if (!ext.startsWith("permessage-deflate"))
+        fail(`${u.name}: the WebSocket negotiated ${JSON.stringify(ext)}, not permessage-deflate`);
+    }
+    step("both WebSockets negotiated permessage-deflate");
+    const long = `${nonce} ` + "compressible chat text, ".repeat(60);
+    await send(alice, long.trim());
+    await waitForLine(bob.page, "bob", "alice's 1.5 KB message", isMsg, ["alice", long.trim()]);
+    step(`bob sees alice's ${long.trim().length}-character message (compressed on the wire)`);
+
     for (const u of users) if (u.errors.length) fail(`${u.name}: ${u.errors.join("; ")}`);
 
     // One picture of both windows side by side, composed in a third page.
