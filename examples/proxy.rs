@@ -20,6 +20,12 @@
 //! connections are reused through one keep-alive `http::Agent` (at most 16 open, at most 256
 //! requests waiting: more get 503 at once). Tested by tests/proxy_example.rs.
 //!
+//! `--upstream https://host:port` forwards over TLS: the upstream's certificate is verified
+//! against Mozilla's roots (as Node's), or against `--ca FILE` (PEM, Node's `ca`) for a
+//! private CA; a refused certificate gives 502 with the reason (e.g. `self-signed
+//! certificate ... (DEPTH_ZERO_SELF_SIGNED_CERT)`). The agent keeps the TLS connections alive
+//! like plain ones, so a handshake is paid once per upstream connection, not per request.
+//!
 //! `--async` serves the same proxy written with async/await ([`forward_async`]): the body is
 //! awaited as a promise, the upstream answer with `http::request_async`; same answers, same
 //! order on the loop.
@@ -30,6 +36,7 @@ use oneloop::http::{
 };
 use oneloop::runtime::task::{self, Promise};
 use oneloop::runtime::Loop;
+use oneloop::tls::ClientTls;
 
 /// Largest request body forwarded; more is 413.
 const MAX_BODY: usize = 1 << 20;
@@ -66,15 +73,43 @@ fn is_hop(name: &str, connection: &[&[u8]]) -> bool {
         })
 }
 
+/// Where requests go: `origin` is `http://host:port` or `https://host:port`; `tls` is whom an
+/// `https://` upstream must be certified by (`None`: Mozilla's roots).
+struct Upstream {
+    origin: String,
+    tls: Option<ClientTls>,
+}
+
+impl Upstream {
+    /// `--upstream` as given (`host:port` means `http://host:port`) and `--ca`.
+    fn parse(upstream: &str, ca: Option<&str>) -> std::io::Result<Upstream> {
+        let origin = match upstream.starts_with("http://") || upstream.starts_with("https://") {
+            true => upstream.trim_end_matches('/').to_owned(),
+            false => format!("http://{upstream}"),
+        };
+        let tls = match ca {
+            Some(path) => Some(
+                ClientTls::with_ca_file(path)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+            ),
+            None => None,
+        };
+        Ok(Upstream { origin, tls })
+    }
+}
+
 /// The upstream request for `req` (its body is added once collected).
 fn upstream_request(
-    upstream: &str,
+    upstream: &Upstream,
     timeout_ms: u64,
     req: &Request,
 ) -> Result<ClientRequest, ClientError> {
-    let url = format!("http://{upstream}{}", req.target());
+    let url = format!("{}{}", upstream.origin, req.target());
     // A deadline from now: queue time and connecting included, not just upstream silence.
     let mut out = ClientRequest::new(req.method(), &url)?.deadline_ms(timeout_ms);
+    if let Some(tls) = &upstream.tls {
+        out = out.tls(tls.clone());
+    }
     let connection: Vec<&[u8]> = req
         .headers()
         .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
@@ -151,13 +186,14 @@ fn main() -> std::io::Result<()> {
         .unwrap_or(UPSTREAM_TIMEOUT_MS);
     let listen = args.listen_addr(8080);
     let use_async = args.flag("--async");
+    let up = Upstream::parse(&upstream, args.value("--ca").as_deref())?;
+    let origin = up.origin.clone();
 
     let mut lp = Loop::new()?;
     let agent = Agent::new(AgentOptions {
         max_queued_per_host: MAX_QUEUED,
         ..AgentOptions::default()
     });
-    let up = upstream.clone();
     let server = http::create_server(&mut lp, move |_lp: &mut Loop, req: Request, res| {
         let forward = match upstream_request(&up, timeout_ms, &req) {
             Ok(forward) => forward,
@@ -183,7 +219,7 @@ fn main() -> std::io::Result<()> {
         });
     });
     server.listen(&mut lp, &listen, move |_lp, addr| {
-        println!("proxy listening on http://{addr}, forwarding to http://{upstream}");
+        println!("proxy listening on http://{addr}, forwarding to {origin}");
     })?;
     lp.run()
 }

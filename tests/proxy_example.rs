@@ -304,3 +304,67 @@ fn proxy_answers_from_arrival_even_behind_a_queue_of_hanging_requests() {
         assert_eq!(c.read_response().status, 504);
     }
 }
+
+/// A Node `https` server with a fresh self-signed certificate for `localhost` (written to
+/// `dir/ca.pem`), answering with its TLS version and how many TLS connections it accepted.
+fn node_https_upstream(dir: &std::path::Path) -> (Running, u16, std::path::PathBuf) {
+    let c = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("rcgen");
+    let ca = dir.join("ca.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&ca, c.cert.pem()).unwrap();
+    std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
+    let js = format!(
+        "const https = require('https'), fs = require('fs');\n\
+         let tls = 0;\n\
+         const s = https.createServer({{ cert: fs.readFileSync({ca:?}), key: fs.readFileSync({key:?}) }},\n\
+           (req, res) => res.end(`node https ${{req.socket.getProtocol()}} ${{req.url}} connections=${{tls}}`));\n\
+         s.on('secureConnection', () => tls++);\n\
+         s.listen(0, '127.0.0.1', () => console.log('listening on http://127.0.0.1:' + s.address().port));\n\
+         setTimeout(() => process.exit(0), 30000);\n",
+        ca = ca.display().to_string(),
+        key = key.display().to_string()
+    );
+    let mut cmd = Command::new("node");
+    cmd.args(["-e", &js]);
+    let (node, line) = start_and_read_line(cmd, WAIT);
+    (node, port_in(&line), ca)
+}
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("oneloop-proxy-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_proxy_forwards_to_an_https_upstream_verified_by_its_ca_over_one_kept_alive_connection() {
+    let dir = temp_dir("https");
+    let (_node, port, ca) = node_https_upstream(&dir);
+    let ca = ca.display().to_string();
+    let (_proxy, proxy) = start_proxy_to(&format!("https://localhost:{port}"), &["--ca", &ca]);
+    let first = exchange(proxy, "GET /a?x=1 HTTP/1.1\r\nHost: p\r\n\r\n");
+    assert_eq!(
+        (first.status, String::from_utf8_lossy(&first.body).as_ref()),
+        (200, "node https TLSv1.3 /a?x=1 connections=1")
+    );
+    // The agent reuses the TLS connection: no second handshake.
+    let second = exchange(proxy, "GET /b HTTP/1.1\r\nHost: p\r\n\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&second.body),
+        "node https TLSv1.3 /b connections=1"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_proxy_answers_502_naming_the_reason_when_the_https_upstream_is_not_trusted() {
+    let dir = temp_dir("https-untrusted");
+    let (_node, port, _ca) = node_https_upstream(&dir);
+    // Without --ca only Mozilla's roots are trusted: the certificate is self-signed.
+    let (_proxy, proxy) = start_proxy_to(&format!("https://localhost:{port}"), &[]);
+    let r = exchange(proxy, "GET / HTTP/1.1\r\nHost: p\r\n\r\n");
+    let body = String::from_utf8_lossy(&r.body);
+    assert_eq!(r.status, 502, "{body}");
+    assert!(body.contains("DEPTH_ZERO_SELF_SIGNED_CERT"), "{body}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -54,6 +54,11 @@ pub struct LoadConfig {
     /// (a load tool points at test servers with development certificates); SNI is the
     /// URL's host.
     pub tls: Option<crate::tls::TlsConnectOptions>,
+    /// `--new-connection`: every load connection is closed by the client once its response
+    /// has arrived and a new one is opened for the next request, so each request pays a TCP
+    /// connect and, over `https://`, a TLS handshake (handshakes per second = requests per
+    /// second). Needs a pipeline of 1.
+    pub new_connection_per_request: bool,
 }
 
 impl LoadConfig {
@@ -103,7 +108,25 @@ impl LoadConfig {
             idle_every: None,
             slowloris: 0,
             slowloris_interval: Duration::from_secs(1),
+            new_connection_per_request: false,
         })
+    }
+
+    /// `--no-resume`: every TLS handshake is a full one (the client keeps no session
+    /// tickets or ids). By default a reconnecting client resumes its last session with the
+    /// server when the server offers resumption, as a browser or Node's agent would.
+    ///
+    /// # Errors
+    /// The URL is not `https://`.
+    pub fn disable_tls_resumption(&mut self) -> io::Result<()> {
+        let tls = self
+            .tls
+            .as_mut()
+            .ok_or_else(|| invalid("--no-resume needs an https:// URL".into()))?;
+        let mut config = (*tls.config).clone();
+        config.resumption = crate::tls::rustls::client::Resumption::disabled();
+        tls.config = std::sync::Arc::new(config);
+        Ok(())
     }
 
     /// The bytes of one request.
@@ -146,6 +169,11 @@ impl LoadConfig {
             if self.connections == 0 {
                 return Err(invalid("--rate needs at least one connection (-c)".into()));
             }
+        }
+        if self.new_connection_per_request && self.pipeline != 1 {
+            return Err(invalid(
+                "--new-connection sends one request per connection: no --pipeline".into(),
+            ));
         }
         if self.duration.is_zero() && self.requests.is_none() {
             return Err(invalid("--duration must be positive".into()));
@@ -221,6 +249,9 @@ usage: oneloop-load URL [options]
       --slowloris N       N extra connections dripping a request head
       --drip T            slowloris byte interval (1s)
       --unix-socket PATH  connect to this Unix socket instead of the URL's host:port
+      --new-connection    one request per connection: close after each response and
+                          reconnect (https: one TLS handshake per request)
+      --no-resume         https: never resume a TLS session (every handshake is full)
       --json              print the report as JSON
   -h, --help              this text";
 
@@ -244,12 +275,14 @@ where
         .collect();
     let mut url = None;
     let mut json = false;
+    let mut flags: Vec<String> = Vec::new();
     let mut opts: Vec<(String, String)> = Vec::new();
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "--json" => json = true,
+            "--new-connection" | "--no-resume" => flags.push(a),
             s if s.starts_with('-') && s.len() > 1 => {
                 let v = it
                     .next()
@@ -297,6 +330,12 @@ where
             "--drip" => c.slowloris_interval = parse_duration(&v)?,
             "--unix-socket" => c.socket_path = Some(v.into()),
             _ => return Err(invalid(format!("unknown option {k}\n{USAGE}"))),
+        }
+    }
+    for flag in flags {
+        match flag.as_str() {
+            "--new-connection" => c.new_connection_per_request = true,
+            _ => c.disable_tls_resumption()?,
         }
     }
     c.validate()?;
@@ -394,5 +433,20 @@ mod tests {
         assert!(parse_args(["http://127.0.0.1:1/", "-p", "0"]).is_err());
         assert!(parse_args(["http://127.0.0.1:1/", "-c"]).is_err());
         assert!(matches!(parse_args(["-h"]).unwrap(), Command::Help));
+        // One request per connection cannot pipeline; resumption is a TLS thing.
+        assert!(parse_args(["http://127.0.0.1:1/", "--new-connection", "-p", "2"]).is_err());
+        assert!(parse_args(["http://127.0.0.1:1/", "--no-resume"]).is_err());
+    }
+
+    #[test]
+    fn parses_the_handshake_per_request_flags() {
+        let cmd = parse_args(["https://127.0.0.1:1/", "--new-connection", "--no-resume"]).unwrap();
+        let Command::Run { config, .. } = cmd else {
+            panic!("not a run")
+        };
+        assert!(config.new_connection_per_request);
+        // The store is private to rustls; its Debug form names it.
+        let tls = config.tls.expect("https");
+        assert!(format!("{:?}", tls.config.resumption).contains("NoClientSessionStorage"));
     }
 }

@@ -14,7 +14,7 @@ use hdrhistogram::Histogram;
 use oneloop_runtime::{Loop, SocketOptions, TcpId, TimerId};
 
 use super::config::LoadConfig;
-use super::report::{ErrorCounts, IdleReport, Report, SlowlorisReport};
+use super::report::{ErrorCounts, HandshakeCounts, IdleReport, Report, SlowlorisReport};
 use super::response::{Completed, ResponseParser};
 
 /// A snapshot handed to the progress callback once a second.
@@ -98,6 +98,8 @@ struct Stats {
     non_2xx: u64,
     errors: ErrorCounts,
     connects: u64,
+    /// TLS handshakes completed on load connections: (full, resumed).
+    handshakes: (u64, u64),
 }
 
 impl Stats {
@@ -111,6 +113,7 @@ impl Stats {
             non_2xx: 0,
             errors: ErrorCounts::default(),
             connects: 0,
+            handshakes: (0, 0),
         }
     }
 
@@ -122,6 +125,7 @@ impl Stats {
         self.non_2xx = 0;
         self.errors = ErrorCounts::default();
         self.connects = 0;
+        self.handshakes = (0, 0);
     }
 
     fn charge(&mut self, fault: Fault, requests_lost: u64) {
@@ -302,6 +306,10 @@ impl Engine {
             non_2xx: self.stats.non_2xx,
             errors: self.stats.errors,
             connects: self.stats.connects,
+            handshakes: self.cfg.tls.is_some().then_some(HandshakeCounts {
+                full: self.stats.handshakes.0,
+                resumed: self.stats.handshakes.1,
+            }),
             idle: (self.cfg.idle > 0).then_some(self.idle),
             slowloris: (self.cfg.slowloris > 0).then(|| self.slow.clone()),
         }
@@ -318,6 +326,12 @@ impl Engine {
         match c.kind {
             Kind::Load => {
                 self.stats.connects += 1;
+                // A TLS socket connects once its handshake has completed.
+                match lp.tls_info(id).map(|info| info.resumed) {
+                    Some(true) => self.stats.handshakes.1 += 1,
+                    Some(false) => self.stats.handshakes.0 += 1,
+                    None => {}
+                }
                 self.pump(lp, slot, now);
             }
             Kind::Idle => {
@@ -404,6 +418,13 @@ impl Engine {
             }
         }
         let c = &mut self.conns[slot];
+        if self.cfg.new_connection_per_request && c.inflight.is_empty() {
+            // One request per connection: close it; `on_close` opens the next one.
+            if let Some(id) = c.id {
+                let _ = lp.tcp_destroy(id);
+            }
+            return;
+        }
         if c.closing {
             if c.inflight.is_empty() {
                 // The server said it closes; don't wait for its FIN to reopen.

@@ -40,4 +40,4 @@ pub mod ws;
 
 pub use config::{parse_args, parse_duration, Command, LoadConfig, USAGE};
 pub use engine::{run, Progress, ProgressFn};
-pub use report::{ErrorCounts, IdleReport, Report, SlowlorisReport, PERCENTILES};
+pub use report::{ErrorCounts, HandshakeCounts, IdleReport, Report, SlowlorisReport, PERCENTILES};

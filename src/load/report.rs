@@ -66,6 +66,15 @@ pub struct SlowlorisReport {
     pub held_secs: Vec<f64>,
 }
 
+/// TLS handshakes of the load connections (`https://`), counted as each completes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HandshakeCounts {
+    /// Full handshakes (certificate and key exchange).
+    pub full: u64,
+    /// Resumed handshakes (a session ticket or id accepted by the server).
+    pub resumed: u64,
+}
+
 /// What a run measured. Every count covers the measured window only (after the warm-up).
 #[derive(Clone, Debug)]
 pub struct Report {
@@ -94,6 +103,8 @@ pub struct Report {
     pub errors: ErrorCounts,
     /// Connections established (more than `connections` when some were reopened).
     pub connects: u64,
+    /// TLS handshakes on the load connections, for an `https://` run.
+    pub handshakes: Option<HandshakeCounts>,
     /// The idle connections, when asked for.
     pub idle: Option<IdleReport>,
     /// The slowloris connections, when asked for.
@@ -162,6 +173,10 @@ impl Report {
                 "total": e.total(),
             },
             "connects": self.connects,
+            "handshakes": self.handshakes.map(|h| json!({
+                "full": h.full, "resumed": h.resumed,
+                "per_sec": per_sec((h.full + h.resumed) as f64, self.elapsed),
+            })),
             "idle": self.idle.map(|i| json!({
                 "connections": i.connections, "connected": i.connected,
                 "answered": i.answered, "repeats": i.repeats,
@@ -239,6 +254,15 @@ impl Report {
         }
         if self.connects > self.connections as u64 {
             let _ = writeln!(s, "  Connections opened: {}", self.connects);
+        }
+        if let Some(h) = &self.handshakes {
+            let _ = writeln!(
+                s,
+                "  TLS handshakes: {} full, {} resumed ({:.2}/s)",
+                h.full,
+                h.resumed,
+                per_sec((h.full + h.resumed) as f64, self.elapsed)
+            );
         }
         if let Some(i) = &self.idle {
             let _ = writeln!(

@@ -4,9 +4,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use oneloop_runtime::tls::rustls;
+use oneloop_runtime::tls::SelfSignedCertificate;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
 
 use super::pem::{certificates, read_file, TlsConfigError};
 
@@ -66,10 +68,18 @@ impl ClientTls {
     }
 
     fn with_roots(roots: rustls::RootCertStore) -> ClientTls {
-        let mut config = rustls::ClientConfig::builder_with_provider(super::provider())
+        let provider = super::provider();
+        let verifier = NamesSelfSigned {
+            inner: WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .expect("a root store with the provider's algorithms"),
+            provider: provider.clone(),
+        };
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("aws-lc-rs supports TLS 1.2 and 1.3")
-            .with_root_certificates(roots)
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         ClientTls {
@@ -103,6 +113,97 @@ impl ClientTls {
 impl Default for ClientTls {
     fn default() -> ClientTls {
         ClientTls::new()
+    }
+}
+
+/// rustls' standard verification (webpki: chain to the roots, dates, host name), which tells
+/// a self-signed certificate apart from one whose issuer is merely unknown, as Node does
+/// (`DEPTH_ZERO_SELF_SIGNED_CERT`): where webpki says `UnknownIssuer` for a certificate sent
+/// alone, the certificate is checked against itself as the only root, and if its own key
+/// signs it the error becomes [`SelfSignedCertificate`]. Nothing is accepted that webpki
+/// refuses; only the reason changes.
+#[derive(Debug)]
+struct NamesSelfSigned {
+    inner: Arc<WebPkiServerVerifier>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl NamesSelfSigned {
+    /// Whether `cert` chains to itself: webpki finds its issuer when it is the only root.
+    fn is_self_signed(
+        &self,
+        cert: &CertificateDer<'_>,
+        server_name: &ServerName<'_>,
+        now: UnixTime,
+    ) -> bool {
+        let mut roots = rustls::RootCertStore::empty();
+        if roots.add(cert.clone().into_owned()).is_err() {
+            return false;
+        }
+        let Ok(alone) =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+                .build()
+        else {
+            return false;
+        };
+        !matches!(
+            alone.verify_server_cert(cert, &[], server_name, &[], now),
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer
+            ))
+        )
+    }
+}
+
+impl ServerCertVerifier for NamesSelfSigned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        match verdict {
+            Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))
+                if intermediates.is_empty()
+                    && self.is_self_signed(end_entity, server_name, now) =>
+            {
+                Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                    OtherError(Arc::new(SelfSignedCertificate)),
+                )))
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }
 

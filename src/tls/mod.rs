@@ -21,8 +21,8 @@ mod server;
 
 pub use client::ClientTls;
 pub use oneloop_runtime::tls::{
-    rustls, tls_error, ServerName, TlsClientError, TlsConnectOptions, TlsError, TlsInfo,
-    TlsServerOptions, DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    rustls, tls_error, SelfSignedCertificate, ServerName, TlsClientError, TlsConnectOptions,
+    TlsError, TlsInfo, TlsServerOptions, DEFAULT_HANDSHAKE_TIMEOUT_MS,
 };
 pub use pem::TlsConfigError;
 pub use server::ServerTls;

@@ -21,6 +21,10 @@ const SEAL_PIECE: usize = 64 * 1024;
 const PLAIN_BUFFER_SIZE: usize = 32 * 1024;
 /// The shared ciphertext scratch buffer is given back to the allocator above this size.
 const OUT_BUFFER_KEEP: usize = 256 * 1024;
+/// A socket keeps its cork buffer between corks up to this capacity: enough for the usual
+/// response head and small body, so an idle TLS connection holds at most this much of it
+/// (a burst's larger buffer is freed at uncork).
+const CORK_BUFFER_KEEP: usize = 4 * 1024;
 
 /// The answer to a plain HTTP request on a TLS port (the connection closes after it).
 const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
@@ -411,7 +415,7 @@ impl Loop {
         self.tls_seal(id, &held);
         // Keep the buffer's capacity for the next cork, unless a burst made it large.
         if let Some(tls) = self.net.socket_mut(id).and_then(|s| s.tls.as_mut()) {
-            if held.capacity() <= 2 * CORK_WRITE_THROUGH && tls.corked.is_empty() {
+            if held.capacity() <= CORK_BUFFER_KEEP && tls.corked.is_empty() {
                 let mut held = held;
                 held.clear();
                 tls.corked = held;

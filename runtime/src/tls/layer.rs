@@ -26,10 +26,16 @@ pub(crate) enum Phase {
 /// - `stash`: ciphertext read but not given to rustls because reading paused mid-chunk: at
 ///   most one read (the loop's 64 KiB read buffer); nothing more is read while paused.
 /// - `corked`: plaintext held back by `tcp_cork`, encrypted at uncork or once it reaches the
-///   cork write-through size (16 KiB).
+///   cork write-through size (16 KiB); between corks its capacity is kept only up to 4 KiB.
 /// - rustls' own buffers: received plaintext is capped by rustls (16 KiB by default) and
 ///   always drained (or left there while paused); its outgoing buffer is emptied into the
-///   socket's queue after every call.
+///   socket's queue after every call; its ciphertext receive buffer is sized to 4 KiB
+///   before every read (up to one 16 KiB record while one is incomplete, 64 KiB for a
+///   handshake message) and shrunk back to 4 KiB once empty.
+///
+/// So an idle established TLS socket holds the rustls session (keys, ~3-4 KiB), rustls' 4 KiB
+/// receive buffer and at most 4 KiB of cork buffer: measured 7-9 KiB per idle connection in
+/// all (docs/benchmarks.md, "TLS"), against ~1.4 KiB for a plaintext one.
 pub(crate) struct TlsLayer {
     pub(crate) conn: rustls::Connection,
     pub(crate) phase: Phase,

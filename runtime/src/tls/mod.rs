@@ -115,7 +115,40 @@ pub enum TlsError {
     PlainHttp,
 }
 
+/// A server certificate that is signed by its own key and is not among the trusted roots
+/// (Node's `DEPTH_ZERO_SELF_SIGNED_CERT`). A verifier reports it inside
+/// `rustls::CertificateError::Other`, where rustls alone would say `UnknownIssuer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SelfSignedCertificate;
+
+impl fmt::Display for SelfSignedCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("self-signed certificate (not issued by a trusted CA)")
+    }
+}
+
+impl std::error::Error for SelfSignedCertificate {}
+
 impl TlsError {
+    /// The `err.code` Node's `tls`/`https` client gives the same certificate failure:
+    /// `CERT_HAS_EXPIRED`, `CERT_NOT_YET_VALID`, `DEPTH_ZERO_SELF_SIGNED_CERT`,
+    /// `ERR_TLS_CERT_ALTNAME_INVALID`, `CERT_REVOKED`. `None` for anything else (an unknown
+    /// issuer has several OpenSSL codes depending on the chain sent, so none is guessed).
+    pub fn node_code(&self) -> Option<&'static str> {
+        use rustls::CertificateError as C;
+        let TlsError::Protocol(rustls::Error::InvalidCertificate(c)) = self else {
+            return None;
+        };
+        Some(match c {
+            C::Expired | C::ExpiredContext { .. } => "CERT_HAS_EXPIRED",
+            C::NotValidYet | C::NotValidYetContext { .. } => "CERT_NOT_YET_VALID",
+            C::NotValidForName | C::NotValidForNameContext { .. } => "ERR_TLS_CERT_ALTNAME_INVALID",
+            C::Revoked => "CERT_REVOKED",
+            C::Other(o) if o.0.is::<SelfSignedCertificate>() => "DEPTH_ZERO_SELF_SIGNED_CERT",
+            _ => return None,
+        })
+    }
+
     /// The alert received from the peer, if that is what ended the connection.
     pub fn alert_received(&self) -> Option<rustls::AlertDescription> {
         match self {
@@ -137,7 +170,19 @@ impl TlsError {
 impl fmt::Display for TlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TlsError::Protocol(e) => write!(f, "tls: {e}"),
+            TlsError::Protocol(e) => {
+                match e {
+                    // rustls prints `Other(OtherError(..))`: say what the error says.
+                    rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o)) => {
+                        write!(f, "tls: invalid peer certificate: {o}")?
+                    }
+                    _ => write!(f, "tls: {e}")?,
+                }
+                match self.node_code() {
+                    Some(code) => write!(f, " ({code})"),
+                    None => Ok(()),
+                }
+            }
             TlsError::HandshakeTimeout { ms } => {
                 write!(f, "tls: handshake not completed within {ms} ms")
             }

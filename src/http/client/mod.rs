@@ -135,8 +135,12 @@ pub enum ClientError {
     Connect {
         /// The OS error's kind, e.g. `ConnectionRefused`.
         kind: io::ErrorKind,
-        /// The OS error's message.
+        /// The OS error's message, or the TLS failure's (with Node's code in parentheses).
         message: String,
+        /// Node's `err.code` for a refused certificate (`CERT_HAS_EXPIRED`,
+        /// `DEPTH_ZERO_SELF_SIGNED_CERT`, `ERR_TLS_CERT_ALTNAME_INVALID`...; see
+        /// [`TlsError::node_code`](crate::tls::TlsError::node_code)), else `None`.
+        code: Option<&'static str>,
     },
     /// No byte was read or written for `timeout_ms`, or the response was not complete
     /// `deadline_ms` after [`request`] was called (waiting in an agent's queue included); the
@@ -377,7 +381,9 @@ impl<A> ClientRequest<A> {
     /// with [`ClientTls::with_ca_pem`]; no verification only with
     /// [`ClientTls::danger_accept_invalid_certs`]. A certificate that fails (expired,
     /// self-signed, another host's) fails the request with [`ClientError::Connect`] whose
-    /// message is rustls' reason (e.g. `tls: invalid peer certificate: UnknownIssuer`).
+    /// message is rustls' reason and whose `code` is Node's (e.g. `tls: invalid peer
+    /// certificate: self-signed certificate (not issued by a trusted CA)
+    /// (DEPTH_ZERO_SELF_SIGNED_CERT)`).
     ///
     /// [`ClientTls::new`]: crate::tls::ClientTls::new
     /// [`ClientTls::with_ca_pem`]: crate::tls::ClientTls::with_ca_pem
@@ -974,6 +980,7 @@ fn connect_error(e: &io::Error) -> ClientError {
     ClientError::Connect {
         kind: e.kind(),
         message: e.to_string(),
+        code: crate::tls::tls_error(e).and_then(crate::tls::TlsError::node_code),
     }
 }
 #[cfg(test)]
@@ -1068,6 +1075,7 @@ mod tests {
         let e = ClientError::Connect {
             kind: io::ErrorKind::ConnectionRefused,
             message: "refused".into(),
+            code: None,
         };
         assert_eq!(e.to_string(), "connect failed: refused");
         assert_eq!(BAD("bare CR").to_string(), "bad response: bare CR");
