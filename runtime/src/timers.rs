@@ -335,6 +335,17 @@ impl TimerHeap {
         }
     }
 
+    /// Drops the first entry of list `index`, which is the live entry of a timer about to run:
+    /// [`TimerHeap::pop_front`] plus [`TimerHeap::forget`] of an armed timer, without looking
+    /// its list up by delay (a live entry is always in its delay's current list).
+    pub(crate) fn pop_live_front(&mut self, index: usize) {
+        let list = &mut self.lists[index];
+        if list.entries.pop_front().is_some() {
+            self.len -= 1;
+            list.live = list.live.saturating_sub(1);
+        }
+    }
+
     /// Node's "list wait": the head of the first list is not due at `now`; the list moves to
     /// `max(due, now + 1)` with a new id.
     pub(crate) fn reschedule_first(&mut self, due: u64, now: u64) {
