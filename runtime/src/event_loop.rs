@@ -747,7 +747,6 @@ impl Loop {
         self.refs += 1;
         let (key, timer) = self.timers.insert_mut(Timer {
             callback: Some(callback),
-            due: 0,
             seq: 0,
             delay: Timer::delay_from(delay),
             kind,
