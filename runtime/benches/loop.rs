@@ -168,6 +168,14 @@ fn bench_loop(c: &mut Criterion) {
     c.bench_function("floor: clock read (Instant::now)", |b| {
         b.iter(|| black_box(Instant::now()))
     });
+    c.bench_function(
+        "floor: clock read (Loop::hrtime, the read a timer arm makes)",
+        |b| {
+            // `hrtime` is uncached: one `CLOCK_MONOTONIC` read through rustix, as `update_time`.
+            let lp = new_loop();
+            b.iter(|| black_box(lp.hrtime()))
+        },
+    );
     c.bench_function("floor: thread wake round trip (park/unpark)", |b| {
         b.iter_custom(thread_wake_round_trips)
     });

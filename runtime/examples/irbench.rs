@@ -8,11 +8,14 @@
 //! per-op cost is (I refs - I refs of `none`) / (20 x 10,000).
 //!
 //! Ops: `tick`, `immediate`, `timer` (10,000 one-delay timers armed, then fired by one
-//! `run_nowait`), `empty` (an iteration with nothing to do), and on a virtual clock (no sleeps):
+//! `run_nowait`), `empty` (an iteration with nothing to do), `await` (10,000 awaits of a
+//! fulfilled promise in one task), `spawn` (10,000 tasks that await once and finish), and on a
+//! virtual clock (no sleeps):
 //! `v-timer-1` (10,000 timers, one delay), `v-timer-distinct` (10,000 timers, 10,000 delays: a
 //! list each), `arm-clear` (a 30 s timer armed and cleared, one after another).
 use std::time::Duration;
 
+use oneloop_runtime::task::{self, Promise};
 use oneloop_runtime::{Clock, Loop, LoopOptions};
 
 const BATCH: u64 = 10_000;
@@ -83,6 +86,30 @@ fn main() {
                     let t = lp.set_timeout(30_000, |_| {});
                     lp.clear_timeout(t).expect("armed");
                 }
+            }
+            "await" => {
+                // BATCH awaits of a fulfilled promise in one task (runtime/benches/task.rs).
+                let p = Promise::<u64, ()>::resolved(1);
+                lp.spawn_task(async move {
+                    let mut sum = 0;
+                    for _ in 0..BATCH {
+                        sum += p.clone().await.unwrap_or(0);
+                    }
+                    std::hint::black_box(sum);
+                })
+                .detach();
+                lp.run_nowait().expect("run");
+            }
+            "spawn" => {
+                // BATCH tasks that await once and finish (runtime/benches/task.rs).
+                for i in 0..BATCH {
+                    lp.spawn_task(async move {
+                        task::yield_now().await;
+                        std::hint::black_box(i);
+                    })
+                    .detach();
+                }
+                lp.run_nowait().expect("run");
             }
             "none" => {}
             other => panic!("unknown op {other:?}"),

@@ -8,6 +8,22 @@
 
 use std::time::Duration;
 
+/// Nanoseconds on `CLOCK_MONOTONIC`, the clock [`std::time::Instant`] reads, straight from the
+/// vDSO through `rustix` (no `unsafe` here). The loop reads it on every timer arm, as Node's
+/// `setTimeout` does (`getLibuvNow()` calls `uv_update_time`), so it is the cheapest form of
+/// that read: `Instant::elapsed().as_millis()` adds a `Timespec` subtraction with its
+/// checks and a 128-bit conversion, ~70 instructions more per read (docs/benchmarks.md, "Issue
+/// #23: timers").
+#[inline]
+pub(crate) fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    // A monotonic clock is never negative; seconds since boot fit a u64 of nanoseconds for
+    // 584 years.
+    (t.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(t.tv_nsec as u64)
+}
+
 /// Which clock a loop reads (see [`LoopOptions::clock`](crate::LoopOptions::clock)).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub enum Clock {

@@ -210,6 +210,8 @@ pub struct Loop {
     pub(crate) poll: Poll,
     events: Option<Events>,
     pub(crate) started: Instant,
+    /// `clock::monotonic_ns()` at `started` (the loop's time origin on a real clock).
+    started_ns: u64,
     /// The cached loop time in ms since `started` (libuv's `uv_now`).
     now_ms: u64,
     /// `Some(ns since start)` on a virtual clock; `None` reads `started.elapsed()`.
@@ -299,6 +301,7 @@ impl Loop {
             poll,
             events: Some(Events::with_capacity(EVENTS_CAPACITY)),
             started: Instant::now(),
+            started_ns: clock::monotonic_ns(),
             now_ms: 0,
             virtual_ns: (options.clock == Clock::Virtual).then_some(0),
             cursor: 0,
@@ -608,7 +611,8 @@ impl Loop {
     /// Refreshes the cached loop time (libuv's `uv_update_time`).
     pub fn update_time(&mut self) {
         self.now_ms = match self.virtual_ns {
-            None => self.started.elapsed().as_millis() as u64,
+            // Never below the last value: `started_ns` was read just after `started`.
+            None => clock::monotonic_ns().saturating_sub(self.started_ns) / 1_000_000,
             Some(ns) => ns / 1_000_000,
         };
     }
@@ -617,7 +621,7 @@ impl Loop {
     /// clock, the virtual time.
     pub fn hrtime(&self) -> u64 {
         match self.virtual_ns {
-            None => self.started.elapsed().as_nanos() as u64,
+            None => clock::monotonic_ns().saturating_sub(self.started_ns),
             Some(ns) => ns,
         }
     }
@@ -738,9 +742,11 @@ impl Loop {
         callback: TimerCallback,
         created_at: &'static Location<'static>,
     ) -> TimerId {
-        let key = self.timers.insert(Timer {
+        self.update_time();
+        let now = self.now_ms;
+        self.refs += 1;
+        let (key, timer) = self.timers.insert_mut(Timer {
             callback: Some(callback),
-            due: 0,
             seq: 0,
             delay: Timer::delay_from(delay),
             kind,
@@ -749,12 +755,7 @@ impl Loop {
             fired: false,
             created_at,
         });
-        self.refs += 1;
-        self.update_time();
-        let now = self.now_ms;
-        if let Some(timer) = self.timers.get_mut(key) {
-            self.timer_heap.arm(key, timer, now);
-        }
+        self.timer_heap.arm(key, timer, now);
         TimerId(key)
     }
 
@@ -882,8 +883,8 @@ impl Loop {
                 self.timer_heap.reschedule_first(due, now);
                 return;
             }
-            self.timer_heap.pop_front(list);
-            self.timer_heap.forget(timer, true, false);
+            // The live entry of an armed timer is in its delay's list, which is `list`.
+            self.timer_heap.pop_live_front(list);
             timer.armed = false;
             let Some(callback) = timer.callback.take() else {
                 continue;

@@ -108,6 +108,23 @@ impl<T> GenSlab<T> {
         }
     }
 
+    /// [`GenSlab::insert`], returning the stored value too (no second lookup).
+    pub(crate) fn insert_mut(&mut self, value: T) -> (Key, &mut T) {
+        self.len += 1;
+        let (index, gen) = match self.free.pop() {
+            Some(index) => (index, self.slots[index as usize].gen),
+            None => {
+                self.slots.push(Slot {
+                    gen: 0,
+                    value: None,
+                });
+                (self.slots.len() as u32 - 1, 0)
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        (Key { index, gen }, slot.value.insert(value))
+    }
+
     pub(crate) fn get(&self, key: Key) -> Option<&T> {
         match self.slots.get(key.index as usize) {
             Some(slot) if slot.gen == key.gen => slot.value.as_ref(),

@@ -51,11 +51,17 @@ impl TimerDelay for f64 {
     }
 }
 
+/// Integers skip the `f64` round trip: below 1 or above 2^31-1 is 1 ms, as `coerce_ms` says.
 macro_rules! int_delay {
     ($($t:ty),*) => {$(
         impl TimerDelay for $t {
+            #[inline]
             fn to_delay_ms(self) -> u64 {
-                coerce_ms(self as f64)
+                if self < 1 || self as i128 > TIMEOUT_MAX_MS as i128 {
+                    1
+                } else {
+                    self as u64
+                }
             }
         }
     )*};
@@ -103,10 +109,11 @@ pub(crate) enum TimerKind {
 pub(crate) struct Timer {
     /// `None` only while the callback is running (it is taken out and put back).
     pub(crate) callback: Option<TimerCallback>,
-    pub(crate) due: u64,
+    /// Matches the `seq` of the timer's live list entry (the entry also holds the due time,
+    /// which the timer itself never reads, so it is not stored twice).
     pub(crate) seq: u64,
     /// Milliseconds, already coerced into `1..=TIMEOUT_MAX_MS` (so it fits 31 bits). A `u32`
-    /// keeps `Timer` at 56 bytes with `created_at`, so a slab slot stays one 64-byte line.
+    /// keeps `Timer` at 48 bytes with `created_at`: a slab slot is 56 bytes (at most 64).
     pub(crate) delay: u32,
     pub(crate) kind: TimerKind,
     pub(crate) refed: bool,
@@ -196,11 +203,11 @@ impl TimerHeap {
     /// so any older entry for it is now stale. The caller has made that older entry stale in
     /// the books already ([`TimerHeap::forget`]).
     pub(crate) fn arm(&mut self, key: Key, timer: &mut Timer, now: u64) {
-        timer.due = now.saturating_add(u64::from(timer.delay));
+        let due = now.saturating_add(u64::from(timer.delay));
         timer.seq = self.next_seq;
         self.next_seq += 1;
-        let entry = (timer.due, timer.seq, key);
-        let index = self.list_for(u64::from(timer.delay), timer.due);
+        let entry = (due, timer.seq, key);
+        let index = self.list_for(u64::from(timer.delay), due);
         let list = &mut self.lists[index];
         list.entries.push_back(entry);
         list.live += 1;
@@ -332,6 +339,17 @@ impl TimerHeap {
     pub(crate) fn pop_front(&mut self, index: usize) {
         if self.lists[index].entries.pop_front().is_some() {
             self.len -= 1;
+        }
+    }
+
+    /// Drops the first entry of list `index`, which is the live entry of a timer about to run:
+    /// [`TimerHeap::pop_front`] plus [`TimerHeap::forget`] of an armed timer, without looking
+    /// its list up by delay (a live entry is always in its delay's current list).
+    pub(crate) fn pop_live_front(&mut self, index: usize) {
+        let list = &mut self.lists[index];
+        if list.entries.pop_front().is_some() {
+            self.len -= 1;
+            list.live = list.live.saturating_sub(1);
         }
     }
 

@@ -155,8 +155,9 @@ async fn run_to_join<F: Future>(future: F, state: Rc<RefCell<JoinState<F::Output
 /// A task's future, boxed (its output goes to the JoinHandle).
 type BoxedTask = Pin<Box<dyn Future<Output = ()>>>;
 
-/// Inserts `future` as a task of `jobs` and polls it once; returns its handle.
-fn spawn_on<F>(jobs: &Rc<Jobs>, future: F) -> (JoinHandle<F::Output>, BoxedTask)
+/// Inserts `future` as a task of `jobs` (not polled yet); returns its handle, the boxed future
+/// and its waker, for the first poll.
+fn spawn_on<F>(jobs: &Rc<Jobs>, future: F) -> (JoinHandle<F::Output>, BoxedTask, Waker)
 where
     F: Future + 'static,
     F::Output: 'static,
@@ -168,16 +169,20 @@ where
     }));
     let boxed: BoxedTask = Box::pin(run_to_join(future, Rc::clone(&state)));
     let mut tasks = jobs.tasks.borrow_mut();
-    let key = tasks.insert_with(|key| TaskSlot {
-        future: None, // being polled
-        waker: Waker::from(Arc::new(TaskWaker {
+    let mut waker = None;
+    let key = tasks.insert_with(|key| {
+        waker = Some(Waker::from(Arc::new(TaskWaker {
             jobs_id: jobs.id,
             key,
             remote: Arc::clone(&jobs.remote),
-        })),
-        queued: false,
+        })));
+        TaskSlot {
+            parts: None, // being polled
+            queued: false,
+        }
     });
     drop(tasks);
+    let waker = waker.unwrap_or_else(|| Waker::noop().clone());
     let handle = JoinHandle {
         state,
         jobs: Rc::clone(jobs),
@@ -185,7 +190,7 @@ where
         detached: false,
         yielded: false,
     };
-    (handle, boxed)
+    (handle, boxed, waker)
 }
 
 /// Polls task `key`'s `future` once (outside every borrow), then puts it back or drops it.
@@ -200,8 +205,7 @@ fn poll_task(jobs: &Jobs, key: Key, mut future: BoxedTask, waker: Waker) -> bool
     } else {
         let mut tasks = jobs.tasks.borrow_mut();
         if let Some(slot) = tasks.get_mut(key) {
-            slot.future = Some(future);
-            slot.waker = waker;
+            slot.parts = Some((future, waker));
             return done;
         }
         // Cancelled while it ran: dropped below, outside the borrow.
@@ -239,14 +243,11 @@ impl Loop {
         F::Output: 'static,
     {
         let jobs = Rc::clone(&self.jobs);
-        let (handle, boxed) = spawn_on(&jobs, future);
+        let (handle, boxed, waker) = spawn_on(&jobs, future);
         let key = handle.key;
-        let waker = jobs.tasks.borrow().get(key).map(|s| s.waker.clone());
-        if let Some(waker) = waker {
-            self.invoke(CallbackKind::Microtask, |_| {
-                poll_task(&jobs, key, boxed, waker);
-            });
-        }
+        self.invoke(CallbackKind::Microtask, |_| {
+            poll_task(&jobs, key, boxed, waker);
+        });
         self.apply_task_ops();
         handle
     }
@@ -260,9 +261,7 @@ impl Loop {
                     slot.queued = false;
                     // The waker moves out with the future (no refcount traffic) and back in
                     // with it; wakes meanwhile only need the slot's `queued` flag.
-                    slot.future
-                        .take()
-                        .map(|f| (f, std::mem::replace(&mut slot.waker, Waker::noop().clone())))
+                    slot.parts.take()
                 }
                 None => None,
             }
@@ -331,12 +330,9 @@ where
     F::Output: 'static,
 {
     let jobs = jobs::current();
-    let (handle, boxed) = spawn_on(&jobs, future);
+    let (handle, boxed, waker) = spawn_on(&jobs, future);
     let key = handle.key;
-    let waker = jobs.tasks.borrow().get(key).map(|s| s.waker.clone());
-    if let Some(waker) = waker {
-        poll_task(&jobs, key, boxed, waker);
-    }
+    poll_task(&jobs, key, boxed, waker);
     handle
 }
 

@@ -26,10 +26,14 @@ pub(crate) enum Microtask {
     Resume(Key),
 }
 
-/// A spawned task: its future (`None` while it is being polled) and its waker.
+/// A task's future, boxed.
+pub(crate) type BoxedFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+/// A spawned task: its future and its waker, taken out together while it is being polled
+/// (`None` then), so a resumption moves two words out and back with no refcount traffic and no
+/// placeholder waker to drop.
 pub(crate) struct TaskSlot {
-    pub(crate) future: Option<Pin<Box<dyn Future<Output = ()>>>>,
-    pub(crate) waker: Waker,
+    pub(crate) parts: Option<(BoxedFuture, Waker)>,
     /// A `Resume` for this task is in the microtask queue: a second wake before it runs adds
     /// nothing (one resumption per settled `await`, as V8's one reaction job).
     pub(crate) queued: bool,
