@@ -5,6 +5,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use super::Middleware;
+use crate::logging::{self, ACCESS_TARGET};
 
 /// Logs `"request completed"` at info level (target `oneloop::access`; 5xx at error level)
 /// when each response finishes, with pino-http's fields as key-values:
@@ -15,11 +16,26 @@ use super::Middleware;
 /// Injected requests (no socket) have no `remoteAddress`/`remotePort`.
 pub fn logger() -> Middleware {
     Rc::new(|req, res, next| {
-        if !log::log_enabled!(target: "oneloop::access", log::Level::Error) {
+        if !log::log_enabled!(target: ACCESS_TARGET, log::Level::Error) {
             return next.call();
         }
         let started = Instant::now();
         let id = req.id;
+        let peer = req.http().and_then(|r| r.remote_addr());
+        if logging::direct_json_installed() {
+            // The JSON sink is ours: format the request's part of the line now (it replaces
+            // the copy of the URL the record path keeps) and the rest when it finishes.
+            let mut line = String::with_capacity(128 + req.url().len());
+            push_request_fields(&mut line, id, req.method(), req.url(), peer);
+            res.on_finish(move |status, _bytes| {
+                let ms = response_ms(started);
+                logging::write_access_json(level_for(status), |out| {
+                    out.push_str(&line);
+                    push_response_fields(out, status, ms);
+                });
+            });
+            return next.call();
+        }
         // The standard methods without an allocation; any other as sent.
         let method: Cow<'static, str> = match super::metrics::http_stats::method_label(req.method())
         {
@@ -27,25 +43,20 @@ pub fn logger() -> Middleware {
             known => Cow::Borrowed(known),
         };
         let url = req.url().to_string();
-        let peer = req.http().and_then(|r| r.remote_addr());
         res.on_finish(move |status, _bytes| {
-            let ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
-            let level = if status >= 500 {
-                log::Level::Error
-            } else {
-                log::Level::Info
-            };
+            let ms = response_ms(started);
+            let level = level_for(status);
             match peer {
                 Some(peer) => {
                     let ip = peer.ip();
-                    log::log!(target: "oneloop::access", level,
+                    log::log!(target: ACCESS_TARGET, level,
                         reqId = id, "req.id" = id, "req.method" = &*method,
                         "req.url" = url.as_str(), "req.remoteAddress" :% = ip,
                         "req.remotePort" = peer.port(), "res.statusCode" = status,
                         responseTime = ms; "request completed");
                 }
                 None => {
-                    log::log!(target: "oneloop::access", level,
+                    log::log!(target: ACCESS_TARGET, level,
                         reqId = id, "req.id" = id, "req.method" = &*method,
                         "req.url" = url.as_str(), "res.statusCode" = status,
                         responseTime = ms; "request completed");
@@ -54,4 +65,147 @@ pub fn logger() -> Middleware {
         });
         next.call();
     })
+}
+
+/// 5xx at error level, the rest at info (pino-http's default `customLogLevel`).
+fn level_for(status: u16) -> log::Level {
+    if status >= 500 {
+        log::Level::Error
+    } else {
+        log::Level::Info
+    }
+}
+
+/// Milliseconds since `started`, rounded to the microsecond.
+fn response_ms(started: Instant) -> f64 {
+    (started.elapsed().as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// `"reqId":ID,"req":{"id":ID,"method":..,"url":..[,"remoteAddress":..,"remotePort":..]},`:
+/// the members the record path writes from its `reqId` and `req.*` key-values.
+fn push_request_fields(
+    out: &mut String,
+    id: u64,
+    method: &str,
+    url: &str,
+    peer: Option<std::net::SocketAddr>,
+) {
+    let mut n = itoa::Buffer::new();
+    out.push_str("\"reqId\":");
+    out.push_str(n.format(id));
+    out.push_str(",\"req\":{\"id\":");
+    out.push_str(n.format(id));
+    out.push_str(",\"method\":");
+    logging::push_json_string(out, method);
+    out.push_str(",\"url\":");
+    logging::push_json_string(out, url);
+    if let Some(peer) = peer {
+        out.push_str(",\"remoteAddress\":");
+        logging::push_json_ip(out, peer.ip());
+        out.push_str(",\"remotePort\":");
+        out.push_str(n.format(peer.port()));
+    }
+    out.push_str("},");
+}
+
+/// `"res":{"statusCode":S},"responseTime":MS,`.
+fn push_response_fields(out: &mut String, status: u16, ms: f64) {
+    out.push_str("\"res\":{\"statusCode\":");
+    out.push_str(itoa::Buffer::new().format(status));
+    out.push_str("},\"responseTime\":");
+    logging::push_json_f64(out, ms);
+    out.push(',');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use log::kv::ToValue;
+
+    /// The line the record path writes for the same request, through the generic sink.
+    fn record_line(
+        level: log::Level,
+        id: u64,
+        method: &str,
+        url: &str,
+        peer: Option<std::net::SocketAddr>,
+        status: u16,
+        ms: f64,
+    ) -> String {
+        let bindings = logging::json_bindings(7, "host");
+        let (ip, port) = match peer {
+            Some(p) => (p.ip().to_string(), p.port()),
+            None => (String::new(), 0),
+        };
+        let mut kvs: Vec<(&str, &dyn ToValue)> = vec![
+            ("reqId", &id),
+            ("req.id", &id),
+            ("req.method", &method),
+            ("req.url", &url),
+        ];
+        if peer.is_some() {
+            kvs.push(("req.remoteAddress", &ip));
+            kvs.push(("req.remotePort", &port));
+        }
+        kvs.push(("res.statusCode", &status));
+        kvs.push(("responseTime", &ms));
+        let record = log::Record::builder()
+            .level(level)
+            .target(ACCESS_TARGET)
+            .args(format_args!("request completed"))
+            .key_values(&kvs)
+            .build();
+        logging::json_line(&record, 1234, &bindings)
+    }
+
+    fn direct_line(
+        level: log::Level,
+        id: u64,
+        method: &str,
+        url: &str,
+        peer: Option<std::net::SocketAddr>,
+        status: u16,
+        ms: f64,
+    ) -> String {
+        let mut out = String::new();
+        logging::push_json_head(&mut out, level, 1234, &logging::json_bindings(7, "host"));
+        push_request_fields(&mut out, id, method, url, peer);
+        push_response_fields(&mut out, status, ms);
+        out.push_str("\"msg\":\"request completed\"}\n");
+        out
+    }
+
+    #[test]
+    fn direct_access_line_is_byte_identical_to_the_record_path() {
+        let v4 = Some("127.0.0.1:50412".parse().unwrap());
+        let v6 = Some("[::1]:8080".parse().unwrap());
+        let cases = [
+            (log::Level::Info, 1, "GET", "/", v4, 200, 0.21),
+            (
+                log::Level::Error,
+                99,
+                "PROPFIND",
+                "/a?b=\"c\"\n\\",
+                v6,
+                503,
+                1.0,
+            ),
+            (
+                log::Level::Info,
+                u64::MAX,
+                "POST",
+                "/caf\u{e9}",
+                None,
+                404,
+                0.0,
+            ),
+            (log::Level::Info, 3, "GET", "/x", v4, 200, 12345.678),
+        ];
+        for (level, id, method, url, peer, status, ms) in cases {
+            let generic = record_line(level, id, method, url, peer, status, ms);
+            let direct = direct_line(level, id, method, url, peer, status, ms);
+            assert_eq!(direct, generic);
+            serde_json::from_str::<serde_json::Value>(&direct).unwrap();
+        }
+    }
 }

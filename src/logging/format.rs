@@ -167,11 +167,7 @@ pub fn json_line(record: &Record<'_>, time_ms: u64, bindings: &str) -> String {
 
 /// Appends the record as one pino JSON line, ending in `\n`, to `out`.
 pub fn push_json_line(out: &mut String, record: &Record<'_>, time_ms: u64, bindings: &str) {
-    out.push_str("{\"level\":");
-    out.push_str(itoa::Buffer::new().format(pino_level(record.level())));
-    out.push_str(",\"time\":");
-    out.push_str(itoa::Buffer::new().format(time_ms));
-    out.push_str(bindings);
+    push_json_head(out, record.level(), time_ms, bindings);
     let mut fields = JsonFields {
         out: &mut *out,
         open: None,
@@ -186,6 +182,47 @@ pub fn push_json_line(out: &mut String, record: &Record<'_>, time_ms: u64, bindi
         None => push_json_str(out, &record.args().to_string()),
     }
     out.push_str("}\n");
+}
+
+/// `{"level":N,"time":T` and the bindings (`,"pid":..,"hostname":..,`): every line's start.
+pub(crate) fn push_json_head(out: &mut String, level: Level, time_ms: u64, bindings: &str) {
+    out.push_str("{\"level\":");
+    out.push_str(itoa::Buffer::new().format(pino_level(level)));
+    out.push_str(",\"time\":");
+    out.push_str(itoa::Buffer::new().format(time_ms));
+    out.push_str(bindings);
+}
+
+/// A JSON string member value, escaped and capped as every other field.
+pub(crate) fn push_json_string(out: &mut String, s: &str) {
+    push_json_str(out, s);
+}
+
+/// A JSON number as the generic path writes an `f64` key-value.
+pub(crate) fn push_json_f64(out: &mut String, f: f64) {
+    push_json_value(out, &Value::from(f));
+}
+
+/// An IP address as a JSON string without `Display`'s formatter machinery for IPv4.
+pub(crate) fn push_json_ip(out: &mut String, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            out.push('"');
+            let mut buf = itoa::Buffer::new();
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                out.push_str(buf.format(octet));
+            }
+            out.push('"');
+        }
+        std::net::IpAddr::V6(v6) => {
+            out.push('"');
+            let _ = write!(out, "{v6}");
+            out.push('"');
+        }
+    }
 }
 
 struct TextFields<'a>(&'a mut String);

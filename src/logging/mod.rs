@@ -33,6 +33,9 @@ use std::sync::Arc;
 
 pub use filter::{parse_level, Filter};
 pub use format::pino_level;
+#[cfg(test)]
+pub(crate) use format::{json_bindings, json_line, push_json_head};
+pub(crate) use format::{push_json_f64, push_json_ip, push_json_string};
 use writer::LineWriter;
 
 /// The line format.
@@ -127,9 +130,19 @@ impl Logger {
             dropped: self.writer.dropped(),
         };
         let max = self.filter.max();
+        let direct = DirectJson {
+            access_max: self.filter.for_target(ACCESS_TARGET),
+            bindings: self.bindings.clone(),
+            writer: self.writer.clone(),
+        };
+        let json = self.format == Format::Json;
         log::set_boxed_logger(Box::new(self))
             .map_err(|e| io::Error::new(io::ErrorKind::AlreadyExists, e.to_string()))?;
         log::set_max_level(max);
+        if json {
+            // Only the first install reaches here (`set_boxed_logger` refuses a second).
+            let _ = DIRECT_JSON.set(direct);
+        }
         Ok(handle)
     }
 }
@@ -158,6 +171,49 @@ impl log::Log for Logger {
     fn flush(&self) {
         self.writer.flush();
     }
+}
+
+/// The `log` target of the access log ([`crate::app::logger`]).
+pub const ACCESS_TARGET: &str = "oneloop::access";
+
+/// What [`Logger::install`] leaves for the access log's direct path: the installed JSON
+/// logger's bindings and queue, so a request's line is formatted straight into the queue
+/// (no `log::Record`, no key-value visitor, no intermediate string). Set once, by the first
+/// JSON logger installed; the `log` crate's own logger is process-wide in the same way.
+struct DirectJson {
+    access_max: log::LevelFilter,
+    bindings: String,
+    writer: LineWriter,
+}
+
+static DIRECT_JSON: std::sync::OnceLock<DirectJson> = std::sync::OnceLock::new();
+
+/// Whether the access log can take the direct JSON path: a JSON [`Logger`] of this module is
+/// installed. Otherwise access lines go through `log::log!` (text format, another logger).
+pub(crate) fn direct_json_installed() -> bool {
+    DIRECT_JSON.get().is_some()
+}
+
+/// Writes one JSON line at `level` for [`ACCESS_TARGET`] through the installed JSON logger:
+/// `{"level":..,"time":..,"pid":..,"hostname":..,` then what `fields` writes (members, each
+/// followed by a comma), then `"msg":"request completed"}`. The same bytes as the generic path
+/// (`format::push_json_line` of a record with the same key-values), checked by a test.
+/// Returns false (writing nothing) if no JSON logger is installed; true if the level is
+/// filtered out.
+pub(crate) fn write_access_json(level: log::Level, fields: impl FnOnce(&mut String)) -> bool {
+    let Some(direct) = DIRECT_JSON.get() else {
+        return false;
+    };
+    if level > direct.access_max {
+        return true;
+    }
+    let time = format::epoch_ms();
+    direct.writer.write_line(|out| {
+        format::push_json_head(out, level, time, &direct.bindings);
+        fields(out);
+        out.push_str("\"msg\":\"request completed\"}\n");
+    });
+    true
 }
 
 /// Installs a logger to stdout with `format` and `filter`.

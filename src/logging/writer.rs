@@ -49,6 +49,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The queue's writing end plus the dropped-lines counter.
+#[derive(Clone)]
 pub(crate) struct LineWriter {
     shared: Arc<Shared>,
 }

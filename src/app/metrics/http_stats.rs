@@ -1,7 +1,6 @@
 //! `http_request_duration_seconds` for one worker: a histogram per (method, route, status),
 //! updated on the worker's thread without any lock.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 
 /// prom-client's default buckets with 1 ms in front (a fast server answers well under 5 ms).
@@ -54,9 +53,13 @@ pub type Labels = (&'static str, Rc<str>, u16);
 
 /// A worker's request histograms. The number of series is bounded by methods (10) x routes
 /// registered (+1) x status codes the app sends.
+///
+/// A vector searched linearly, not a map: a request's labels are the router's shared pattern
+/// (`Rc<str>`, compared by pointer first) and `'static` method names, so finding its series is
+/// a few pointer compares with no hashing of the route (which a map would do per request).
 #[derive(Debug, Default)]
 pub struct HttpStats {
-    series: HashMap<Labels, Series>,
+    series: Vec<(Labels, Series)>,
     /// Requests started and not yet finished.
     pub in_flight: i64,
 }
@@ -64,7 +67,26 @@ pub struct HttpStats {
 impl HttpStats {
     /// Records one finished request.
     pub fn observe(&mut self, labels: Labels, seconds: f64) {
-        self.series.entry(labels).or_default().observe(seconds);
+        let (method, route, status) = &labels;
+        let same = |(m, r, s): &Labels, by_pointer: bool| {
+            s == status
+                && (std::ptr::eq(*m, *method) || *m == *method)
+                && if by_pointer {
+                    Rc::ptr_eq(r, route)
+                } else {
+                    r == route
+                }
+        };
+        let found = self
+            .series
+            .iter()
+            .position(|(l, _)| same(l, true))
+            .or_else(|| self.series.iter().position(|(l, _)| same(l, false)));
+        let i = found.unwrap_or_else(|| {
+            self.series.push((labels, Series::default()));
+            self.series.len() - 1
+        });
+        self.series[i].1.observe(seconds);
     }
 
     /// A copy to publish (`Send`: labels as owned strings).
