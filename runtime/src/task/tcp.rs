@@ -261,7 +261,9 @@ impl Future for Connect {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if self.done {
-            return Poll::Ready(Err(io::Error::other("connect future polled after completion")));
+            return Poll::Ready(Err(io::Error::other(
+                "connect future polled after completion",
+            )));
         }
         let addr = self.addr;
         let shared = match &self.shared {
@@ -509,7 +511,9 @@ impl Future for Write<'_> {
             });
         }
         let Some(op) = self.op.clone() else {
-            return Poll::Ready(Err(io::Error::other("write future polled after completion")));
+            return Poll::Ready(Err(io::Error::other(
+                "write future polled after completion",
+            )));
         };
         if let Some(e) = op.failed.borrow_mut().take() {
             self.op = None;
