@@ -353,3 +353,80 @@ fn writing_after_end_is_an_error_not_a_panic() {
         .unwrap_err();
     assert!(err.to_string().contains("write after end"), "{err}");
 }
+
+#[test]
+fn an_async_accept_loop_serves_three_concurrent_node_clients() {
+    let mut lp = Loop::new().unwrap();
+    watchdog(&mut lp, 20);
+    let listener = task::TcpListener::bind(&mut lp, localhost()).unwrap();
+    let port = listener.local_addr().port();
+    let served = Rc::new(Cell::new(0));
+    let count = served.clone();
+    lp.spawn_task(async move {
+        for _ in 0..3 {
+            let stream = listener.accept().await.expect("accept");
+            count.set(count.get() + 1);
+            task::spawn(async move {
+                while let Some(chunk) = stream.read().await.expect("server read") {
+                    stream.write(chunk).await.expect("server write");
+                }
+                stream.end();
+            })
+            .detach();
+        }
+        // The listener drops here: the server stops listening, the loop can exit.
+    })
+    .detach();
+    let script = format!(
+        "const net = require('net'); const got = []; let open = 3;\
+         for (const n of [1, 2, 3]) {{\
+           const s = net.connect({port}, '127.0.0.1', () => s.end('client ' + n));\
+           let d = ''; s.on('data', (c) => d += c);\
+           s.on('close', () => {{ got.push(d); if (--open === 0) console.log(got.sort().join(',')); }});\
+         }}"
+    );
+    let child = Command::new("node")
+        .args(["-e", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("this test needs `node` (v20) on PATH: install nodejs");
+    lp.run().unwrap();
+    let out = child.wait_with_output().expect("node clients");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "client 1,client 2,client 3"
+    );
+    assert_eq!(served.get(), 3);
+}
+
+#[test]
+fn connections_nobody_accepts_yet_are_queued_up_to_the_bound_and_the_rest_refused() {
+    let mut lp = Loop::new().unwrap();
+    watchdog(&mut lp, 20);
+    let listener = task::TcpListener::bind(&mut lp, localhost()).unwrap();
+    listener.set_accept_queue_bound(2);
+    let addr = listener.local_addr();
+    // Four handshakes complete in the kernel's backlog before the loop runs; the loop accepts
+    // them all in one readiness event (its poll phase), before any task awaits one.
+    let clients: Vec<_> = (0..4)
+        .map(|_| std::net::TcpStream::connect(addr).expect("std connect"))
+        .collect();
+    let outcome = Rc::new(RefCell::new(None));
+    let out = outcome.clone();
+    // The task starts in the check phase, after the poll phase accepted all four.
+    lp.set_immediate(move |lp| {
+        lp.spawn_task(async move {
+            let first = listener.accept().await.expect("first");
+            let second = listener.accept().await.expect("second");
+            *out.borrow_mut() = Some((listener.refused(), first.id() != second.id()));
+            // Dropping the listener and both streams closes everything.
+        })
+        .detach();
+    });
+    lp.run().unwrap();
+    let (refused, distinct) = outcome.borrow_mut().take().expect("accepted two");
+    assert_eq!(refused, 2, "the queue holds 2: the other 2 must be refused");
+    assert!(distinct);
+    assert_eq!(lp.tcp_socket_count(), 0);
+    drop(clients);
+}

@@ -1,5 +1,5 @@
 //! TCP as futures: [`tcp_connect`] to a [`TcpStream`], then [`TcpStream::read`],
-//! [`TcpStream::write`], [`TcpStream::end`], over the loop's callback sockets
+//! [`TcpStream::write`], [`TcpStream::end`], and [`TcpListener::accept`], over the loop's callback sockets
 //! ([`Loop::tcp_connect`] and friends), as `await`ing Node's `net.Socket` through
 //! `events.once`/`stream.promises` does.
 //!
@@ -39,9 +39,9 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 
-use crate::handle::TcpId;
+use crate::handle::{ServerId, TcpId};
 use crate::task::jobs::{self, Jobs};
-use crate::tcp::{errno_name, SocketOptions, TcpError};
+use crate::tcp::{errno_name, ListenOptions, SocketOptions, TcpError};
 use crate::Loop;
 
 /// Default read high-water mark of a [`TcpStream`]: reading pauses once this many bytes wait
@@ -554,5 +554,144 @@ impl Drop for Write<'_> {
         if let Some(op) = &self.op {
             op.dropped.set(true);
         }
+    }
+}
+
+/// Default bound of a [`TcpListener`]'s queue of accepted connections nobody awaited yet.
+pub const ACCEPT_QUEUE_BOUND: usize = 128;
+
+/// What a listener's futures share with its server callbacks.
+struct ListenerShared {
+    jobs: Rc<Jobs>,
+    id: ServerId,
+    addr: SocketAddr,
+    /// Accepted, not yet taken by `accept` (each already reading into its bounded queue).
+    queue: RefCell<VecDeque<TcpStream>>,
+    bound: Cell<usize>,
+    /// Connections destroyed because the queue was full.
+    refused: Cell<u64>,
+    error: RefCell<Option<io::Error>>,
+    waker: RefCell<Option<Waker>>,
+}
+
+/// A listening socket whose connections are awaited ([`TcpListener::accept`]), as `for await
+/// (const [socket] of on(server, 'connection'))`. Connections that arrive while no task awaits
+/// are accepted and queued, up to [`ACCEPT_QUEUE_BOUND`] (128, Node's default `listen`
+/// backlog is 511 in the kernel; this queue sits after it); beyond, a new connection is
+/// destroyed at once and counted in [`TcpListener::refused`] (as Node's `maxConnections`
+/// drops). Dropping the listener stops listening and destroys the queued connections; streams
+/// already handed out live on.
+pub struct TcpListener {
+    shared: Rc<ListenerShared>,
+}
+
+impl TcpListener {
+    /// Listens on `addr` (port 0 picks a free port: see [`TcpListener::local_addr`]) with
+    /// [`ListenOptions::default`].
+    ///
+    /// # Errors
+    /// When the address cannot be bound (in use, no permission, bad address).
+    pub fn bind(lp: &mut Loop, addr: SocketAddr) -> io::Result<TcpListener> {
+        let pending: Rc<RefCell<Option<Rc<ListenerShared>>>> = Rc::new(RefCell::new(None));
+        let slot = Rc::clone(&pending);
+        let id = lp.tcp_listen(addr, ListenOptions::default(), move |lp, conn| {
+            let Some(shared) = slot.borrow().clone() else {
+                let _ = lp.tcp_destroy(conn);
+                return;
+            };
+            if shared.queue.borrow().len() >= shared.bound.get() {
+                shared.refused.set(shared.refused.get() + 1);
+                let _ = lp.tcp_destroy(conn);
+                return;
+            }
+            if let Ok(stream) = TcpStream::adopt(lp, conn) {
+                shared.queue.borrow_mut().push_back(stream);
+            }
+            let waker = shared.waker.borrow_mut().take();
+            if let Some(w) = waker {
+                w.wake();
+            }
+        })?;
+        let slot = Rc::clone(&pending);
+        let _ = lp.tcp_server_on_error(id, move |_, e| {
+            if let Some(shared) = slot.borrow().as_ref() {
+                *shared.error.borrow_mut() = Some(io::Error::new(e.kind(), format!("accept: {e}")));
+                if let Some(w) = shared.waker.borrow_mut().take() {
+                    w.wake();
+                }
+            }
+        });
+        let local = lp.tcp_server_addr(id).map_err(io::Error::other)?;
+        let shared = Rc::new(ListenerShared {
+            jobs: jobs::current(),
+            id,
+            addr: local,
+            queue: RefCell::new(VecDeque::new()),
+            bound: Cell::new(ACCEPT_QUEUE_BOUND),
+            refused: Cell::new(0),
+            error: RefCell::new(None),
+            waker: RefCell::new(None),
+        });
+        *pending.borrow_mut() = Some(Rc::clone(&shared));
+        Ok(TcpListener { shared })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// The server's id, for the callback API (`tcp_server_set_max_connections`...). Do not
+    /// replace its callbacks.
+    pub fn id(&self) -> ServerId {
+        self.shared.id
+    }
+
+    /// The next connection, in arrival order, or an accept error (running out of file
+    /// descriptors is not one: the server backs off and retries, see docs/tcp.md).
+    pub fn accept(&self) -> Accept<'_> {
+        Accept { listener: self }
+    }
+
+    /// Connections destroyed because the accept queue was full.
+    pub fn refused(&self) -> u64 {
+        self.shared.refused.get()
+    }
+
+    /// Sets the accept queue's bound (default [`ACCEPT_QUEUE_BOUND`]; at least 1).
+    pub fn set_accept_queue_bound(&self, connections: usize) {
+        self.shared.bound.set(connections.max(1));
+    }
+}
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        let id = self.shared.id;
+        let queued = std::mem::take(&mut *self.shared.queue.borrow_mut());
+        drop(queued); // destroys them
+        self.shared.jobs.defer(move |lp| {
+            let _ = lp.tcp_server_close(id, |_| {});
+        });
+    }
+}
+
+/// The future of [`TcpListener::accept`]. Dropping it loses nothing: connections stay queued.
+pub struct Accept<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Future for Accept<'_> {
+    type Output = io::Result<TcpStream>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let s = &self.listener.shared;
+        if let Some(stream) = s.queue.borrow_mut().pop_front() {
+            return Poll::Ready(Ok(stream));
+        }
+        if let Some(e) = s.error.borrow_mut().take() {
+            return Poll::Ready(Err(e));
+        }
+        Shared::store_waker(&s.waker, cx);
+        Poll::Pending
     }
 }
