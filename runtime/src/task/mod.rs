@@ -12,6 +12,8 @@
 //!   `then`/`catch`, or awaited).
 //! - [`all`], [`race`], [`all_settled`], [`any`]: the `Promise` combinators.
 //! - [`sleep`], [`immediate`], [`work`], [`yield_now`]: loop operations to await.
+//! - [`tcp_connect`], [`TcpStream`], [`TcpListener`]: TCP connect, accept, read, write and end to
+//!   await, with bounded queues.
 //! - [`with_loop`], [`next_tick`], [`queue_microtask`], [`spawn`]: what a task, which has no
 //!   `&mut Loop`, uses to reach the loop.
 //!
@@ -22,8 +24,13 @@ mod combinators;
 mod executor;
 pub(crate) mod jobs;
 mod promise;
+mod tcp;
 
 pub use awaitables::{immediate, sleep, work, yield_now, Immediate, Sleep, Work, YieldNow};
 pub use combinators::{all, all_settled, any, race, AggregateError};
 pub use executor::{next_tick, queue_microtask, spawn, with_loop, JoinHandle};
 pub use promise::{Awaiting, Promise, Resolver, Thenable};
+pub use tcp::{
+    tcp_connect, Accept, Connect, Read, TcpListener, TcpStream, Write, ACCEPT_QUEUE_BOUND,
+    READ_HIGH_WATER_MARK,
+};

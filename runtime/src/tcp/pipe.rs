@@ -24,6 +24,9 @@ pub(crate) fn errno_name(e: &io::Error) -> Option<&'static str> {
     Some(match e.raw_os_error()? {
         libc::ENOENT => "ENOENT",
         libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::ECONNRESET => "ECONNRESET",
+        libc::EPIPE => "EPIPE",
+        libc::ETIMEDOUT => "ETIMEDOUT",
         libc::EADDRINUSE => "EADDRINUSE",
         libc::EACCES => "EACCES",
         libc::EPERM => "EPERM",
