@@ -118,7 +118,8 @@ pub(crate) struct Conn {
     pub(crate) phase: Phase,
     /// Serialized response bytes not yet handed to the socket.
     pub(crate) out: BytesMut,
-    pub(crate) ex: Option<Exchange>,
+    /// Boxed (from the server's pool) so an idle connection holds a pointer, not an exchange.
+    pub(crate) ex: Option<Box<Exchange>>,
     seq: u64,
     served: u32,
     pub(crate) deadline: Option<(u64, Deadline)>,
@@ -213,7 +214,7 @@ impl Conn {
 
     /// The current exchange, if `seq` still names it.
     pub(crate) fn exchange(&mut self, seq: u64) -> Option<&mut Exchange> {
-        self.ex.as_mut().filter(|e| e.seq == seq)
+        self.ex.as_deref_mut().filter(|e| e.seq == seq)
     }
 
     fn limits(&self) -> super::parse::Limits {
@@ -447,7 +448,7 @@ fn dispatch(lp: &mut Loop, conn: &ConnRef, head: RequestHead, body_kind: BodyKin
             Some((now + cfg.request_timeout_ms, Deadline::Request))
         };
         let seq = c.seq;
-        c.ex = Some(Exchange {
+        c.ex = Some(c.shared.exchanges.boxed(Exchange {
             seq,
             version: head.version(),
             is_head: head.method() == Method::Head,
@@ -463,7 +464,7 @@ fn dispatch(lp: &mut Loop, conn: &ConnRef, head: RequestHead, body_kind: BodyKin
             },
             // A header Vec from the server's pool: no allocation per request.
             res: ResponseState::with_headers(c.shared.response_headers.take()),
-        });
+        }));
         c.phase = Phase::InFlight;
         c.in_dispatch = true;
         (seq, Rc::clone(&c.shared), c.handle.clone(), c.remote)
@@ -627,13 +628,25 @@ fn finish_exchange(lp: &mut Loop, conn: &ConnRef) -> bool {
         .response_headers
         .give(std::mem::take(&mut ex.res.headers));
     let keep = ex.keep_alive && !ex.res.close_delimited && !c.close_after;
+    // Nothing that can own state (callbacks holding the Response) stays in a pooled box.
+    let callbacks = (
+        ex.body.on_data.take(),
+        ex.body.on_end.take(),
+        ex.res.on_drain.take(),
+        std::mem::take(&mut ex.res.on_abort),
+    );
+    ex.body.decoder = BodyDecoder::Done;
+    c.shared.exchanges.give(ex);
     if keep {
         c.phase = Phase::Idle;
         let t = lp.now() + c.shared.config.keep_alive_timeout_ms;
         c.deadline = Some((t, Deadline::KeepAlive));
+        drop(c);
+        drop(callbacks);
         true
     } else {
         drop(c);
+        drop(callbacks);
         close_gracefully(lp, conn);
         false
     }

@@ -22,7 +22,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use super::error::ParseError;
 
 /// Field lines parsed without a heap allocation; more fall back to a `Vec`.
-pub const STACK_HEADERS: usize = 64;
+pub const STACK_HEADERS: usize = 32;
 
 /// Size limits for one request head, fixed when the server is created.
 ///

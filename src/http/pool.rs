@@ -83,6 +83,49 @@ impl<C: Reusable> Pool<C> {
     }
 }
 
+/// Boxed values kept for reuse, so a value that lives only while something is in progress (a
+/// connection's exchange) costs an idle holder one pointer, not its size, and its allocation
+/// is not repeated for each use.
+///
+/// Invariant: at most `MAX_POOLED` boxes are kept; the caller empties a box of anything that
+/// could own other state (callbacks) before giving it back.
+pub(crate) struct BoxPool<T> {
+    free: RefCell<Vec<Box<T>>>,
+}
+
+impl<T> BoxPool<T> {
+    pub(crate) fn new() -> BoxPool<T> {
+        BoxPool {
+            free: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// `value` in a box given back earlier (no allocation) or in a new one.
+    pub(crate) fn boxed(&self, value: T) -> Box<T> {
+        match self
+            .free
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut free| free.pop())
+        {
+            Some(mut b) => {
+                *b = value;
+                b
+            }
+            None => Box::new(value),
+        }
+    }
+
+    /// Keeps `b` for a later [`boxed`](Self::boxed), unless the pool is full.
+    pub(crate) fn give(&self, b: Box<T>) {
+        if let Ok(mut free) = self.free.try_borrow_mut() {
+            if free.len() < MAX_POOLED {
+                free.push(b);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +158,19 @@ mod tests {
             .take_while(|v| v.capacity() > 0)
             .count();
         assert_eq!(kept, MAX_POOLED);
+    }
+
+    #[test]
+    fn a_box_given_back_is_reused_for_the_next_value() {
+        let pool: BoxPool<[u64; 4]> = BoxPool::new();
+        let b = pool.boxed([1; 4]);
+        let ptr: *const [u64; 4] = &*b;
+        pool.give(b);
+        let again = pool.boxed([2; 4]);
+        assert_eq!(*again, [2; 4]);
+        assert!(std::ptr::eq(&*again, ptr), "the same allocation");
+        let fresh = pool.boxed([3; 4]);
+        assert!(!std::ptr::eq(&*fresh, ptr), "the pool was empty: a new box");
     }
 
     #[test]

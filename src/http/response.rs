@@ -323,8 +323,8 @@ impl Response {
             let mut c = self.conn.borrow_mut();
             let c = &mut *c;
             c.refill_out();
-            let date = c.shared.date();
-            let ka_header = &c.shared.keep_alive_header;
+            let date_line = c.shared.date_line();
+            let ka_end = &c.shared.keep_alive_end;
             let max_drain = c.shared.config.max_drain_bytes;
             let force_close = c.close_after;
             let Some(ex) = c.ex.as_mut().filter(|e| e.seq == self.seq) else {
@@ -337,7 +337,7 @@ impl Response {
             // response is the connection's last.
             let force_close = force_close || ex.body.unread_ends_connection(max_drain);
             if !ex.res.headers_sent {
-                write_head(&mut c.out, ex, None, &date, ka_header, force_close);
+                write_head(&mut c.out, ex, None, &date_line, ka_end, force_close);
             }
             write_body_piece(&mut c.out, ex, chunk);
             let ok = !c.write_blocked && c.out.len() < c.shared.config.max_pipeline_buffer;
@@ -358,8 +358,8 @@ impl Response {
             let mut c = self.conn.borrow_mut();
             let c = &mut *c;
             c.refill_out();
-            let date = c.shared.date();
-            let ka_header = &c.shared.keep_alive_header;
+            let date_line = c.shared.date_line();
+            let ka_end = &c.shared.keep_alive_end;
             let max_drain = c.shared.config.max_drain_bytes;
             let force_close = c.close_after;
             let Some(ex) = c.ex.as_mut().filter(|e| e.seq == self.seq) else {
@@ -376,8 +376,8 @@ impl Response {
                     &mut c.out,
                     ex,
                     Some(body.len()),
-                    &date,
-                    ka_header,
+                    &date_line,
+                    ka_end,
                     force_close,
                 );
             }
@@ -424,8 +424,8 @@ fn write_head(
     out: &mut bytes::BytesMut,
     ex: &mut Exchange,
     known_len: Option<usize>,
-    date: &[u8],
-    keep_alive_header: &[u8],
+    date_line: &[u8],
+    keep_alive_end: &[u8],
     force_close: bool,
 ) {
     if force_close {
@@ -461,7 +461,7 @@ fn write_head(
         encode::write_header(out, name, value);
     }
     if !has_date {
-        encode::write_header(out, "Date", date);
+        out.extend_from_slice(date_line);
     }
     let no_body = no_body_status(status);
     if !no_body && !has_len && !user_chunked {
@@ -479,12 +479,12 @@ fn write_head(
     } else if user_chunked && !no_body {
         res.chunked = true;
     }
+    // The connection field and the CRLF that ends the head, in one copy.
     if ex.keep_alive {
-        out.extend_from_slice(keep_alive_header);
+        out.extend_from_slice(keep_alive_end);
     } else {
-        out.extend_from_slice(b"Connection: close\r\n");
+        out.extend_from_slice(b"Connection: close\r\n\r\n");
     }
-    encode::write_head_end(out);
 }
 
 fn write_body_piece(out: &mut bytes::BytesMut, ex: &Exchange, piece: &[u8]) {

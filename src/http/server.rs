@@ -15,8 +15,12 @@ use super::budget::BodyBudget;
 use super::config::ServerConfig;
 use super::conn::{self, Conn, ConnRef, Phase};
 use super::date::{DateCache, DATE_LEN};
+
+/// `Date: ` + IMF-fixdate + CRLF.
+pub(crate) const DATE_LINE_LEN: usize = DATE_LEN + 8;
+use super::conn::Exchange;
 use super::parse::{HeaderSpan, Method, RequestHead};
-use super::pool::{Pool, VecPool};
+use super::pool::{BoxPool, Pool, VecPool};
 use super::request::Request;
 use super::response::{HeaderValue, Response};
 
@@ -32,8 +36,9 @@ type ClosingHook = Box<dyn FnMut(&mut Loop)>;
 
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
-    /// `Connection: keep-alive\r\nKeep-Alive: timeout=N\r\n`, formatted once.
-    pub(crate) keep_alive_header: Vec<u8>,
+    /// `Connection: keep-alive\r\nKeep-Alive: timeout=N\r\n\r\n` (with the CRLF that ends the
+    /// head: one copy per response), formatted once.
+    pub(crate) keep_alive_end: Vec<u8>,
     handler: RefCell<Option<Handler>>,
     upgrade: RefCell<Option<UpgradeHandler>>,
     should_upgrade: RefCell<Option<ShouldUpgrade>>,
@@ -54,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) response_headers: VecPool<(Cow<'static, str>, HeaderValue)>,
     /// Empty output buffers: a connection hands its buffer back when it goes idle.
     pub(crate) out_buffers: Pool<BytesMut>,
+    /// Exchange boxes: a connection takes one per request and gives it back when it ends.
+    pub(crate) exchanges: BoxPool<Exchange>,
     /// Request body bytes buffered by `Request::collect`, all connections together.
     pub(crate) body_budget: Rc<BodyBudget>,
 }
@@ -75,6 +82,16 @@ impl Shared {
         let mut out = [0u8; DATE_LEN];
         out.copy_from_slice(cache.as_bytes());
         out
+    }
+
+    /// `Date: <IMF-fixdate>\r\n` from the same cache: the field line a response copies in one
+    /// piece.
+    pub(crate) fn date_line(&self) -> [u8; DATE_LINE_LEN] {
+        let mut line = [0u8; DATE_LINE_LEN];
+        line[..6].copy_from_slice(b"Date: ");
+        line[6..6 + DATE_LEN].copy_from_slice(&self.date());
+        line[6 + DATE_LEN..].copy_from_slice(b"\r\n");
+        line
     }
 
     pub(crate) fn call_handler(&self, lp: &mut Loop, req: Request, res: Response) {
@@ -190,8 +207,8 @@ pub fn create_server_with(
         0 => String::new(),
         n => format!(", max={n}"),
     };
-    let keep_alive_header = format!(
-        "Connection: keep-alive\r\nKeep-Alive: timeout={}{max}\r\n",
+    let keep_alive_end = format!(
+        "Connection: keep-alive\r\nKeep-Alive: timeout={}{max}\r\n\r\n",
         config.keep_alive_timeout_ms / 1000
     )
     .into_bytes();
@@ -200,7 +217,7 @@ pub fn create_server_with(
         shared: Rc::new(Shared {
             body_budget,
             config,
-            keep_alive_header,
+            keep_alive_end,
             handler: RefCell::new(Some(Box::new(handler))),
             upgrade: RefCell::new(None),
             should_upgrade: RefCell::new(None),
@@ -216,6 +233,7 @@ pub fn create_server_with(
             request_fields: VecPool::new(32),
             response_headers: VecPool::new(32),
             out_buffers: Pool::new(8 * 1024),
+            exchanges: BoxPool::new(),
         }),
     }
 }
