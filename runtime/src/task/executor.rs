@@ -20,7 +20,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use crate::async_handle::lock;
 use crate::event_loop::Loop;
 use crate::handle::Key;
-use crate::task::jobs::{self, Jobs, Microtask, RemoteWakes, TaskSlot};
+use crate::task::jobs::{self, Jobs, Microtask, Owed, Polling, RemoteWakes, TaskSlot};
 use crate::trace::CallbackKind;
 
 /// The waker of one task: `Send + Sync` (the key and the loop's id; the loop's queues are
@@ -121,7 +121,9 @@ impl<T> Future for JoinHandle<T> {
                 // promise.
                 this.yielded = true;
                 drop(state);
-                cx.waker().wake_by_ref();
+                if !this.jobs.wake_polling(cx.waker()) {
+                    cx.waker().wake_by_ref();
+                }
                 return Poll::Pending;
             }
             if let Some(output) = state.output.take() {
@@ -193,25 +195,115 @@ where
     (handle, boxed, waker)
 }
 
-/// Polls task `key`'s `future` once (outside every borrow), then puts it back or drops it.
-/// Returns `None` if the poll panicked (only reached with an uncaught-panic hook: the task is
-/// then dropped).
-fn poll_task(jobs: &Jobs, key: Key, mut future: BoxedTask, waker: Waker) -> bool {
-    let mut cx = Context::from_waker(&waker);
-    let done = future.as_mut().poll(&mut cx).is_ready();
-    if done {
-        let slot = jobs.tasks.borrow_mut().remove(key);
-        drop(slot);
-    } else {
-        let mut tasks = jobs.tasks.borrow_mut();
-        if let Some(slot) = tasks.get_mut(key) {
-            slot.parts = Some((future, waker));
-            return done;
+/// Task `key` is being polled (see [`Polling`]): its wakes are recorded in `Jobs::owed`. Ends
+/// (also when its poll panics) by putting the owed resumption in the queue and restoring the
+/// task polled before, if any (a stale one would let a later waker at the same address pass for
+/// this task's).
+struct PollingScope<'a> {
+    jobs: &'a Jobs,
+    key: Key,
+    outer: Option<Polling>,
+    ended: bool,
+}
+
+impl<'a> PollingScope<'a> {
+    #[inline]
+    fn enter(jobs: &'a Jobs, key: Key, waker: &Waker) -> PollingScope<'a> {
+        let outer = jobs.polling.replace(Some(Polling::new(key, waker)));
+        if let Some(outer) = outer {
+            lend_owed(jobs, outer);
         }
-        // Cancelled while it ran: dropped below, outside the borrow.
+        jobs.owed.set(Owed::No);
+        PollingScope {
+            jobs,
+            key,
+            outer,
+            ended: false,
+        }
+    }
+
+    /// Ends the poll; returns whether the task's resumption is in the queue.
+    #[inline]
+    fn end(mut self) -> bool {
+        self.finish()
+    }
+
+    #[inline]
+    fn finish(&mut self) -> bool {
+        self.ended = true;
+        let queued = match self.jobs.owed.get() {
+            Owed::No => false,
+            Owed::At(at) => {
+                self.jobs.queue_resume_at(self.key, at);
+                true
+            }
+            Owed::Queued => true,
+        };
+        let mut owed = Owed::No;
+        if let Some(o) = self.outer {
+            // The inner poll may have woken `o` through its slot's flag: move it back.
+            if let Some(slot) = self.jobs.tasks.borrow_mut().get_mut(o.key) {
+                if std::mem::take(&mut slot.queued) {
+                    owed = Owed::Queued;
+                }
+            }
+        }
+        self.jobs.polling.set(self.outer);
+        self.jobs.owed.set(owed);
+        queued
+    }
+}
+
+impl Drop for PollingScope<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.finish();
+        }
+    }
+}
+
+/// A task is polled inside another's (spawned by it): the outer task's resumption goes to the
+/// queue and to its slot's flag for the inner poll, where wakes of tasks other than the one
+/// being polled look.
+#[cold]
+fn lend_owed(jobs: &Jobs, outer: Polling) {
+    let owed = jobs.owed.get();
+    if let Owed::At(at) = owed {
+        jobs.queue_resume_at(outer.key, at);
+    }
+    if owed != Owed::No {
+        if let Some(slot) = jobs.tasks.borrow_mut().get_mut(outer.key) {
+            slot.queued = true;
+        }
+    }
+}
+
+/// Puts a task that did not finish back in its slot (`queued`: a resumption of it is in the
+/// microtask queue), or drops it if it finished or was cancelled meanwhile (outside the borrow:
+/// its drops may spawn, wake or defer loop operations).
+fn put_back(jobs: &Jobs, key: Key, future: BoxedTask, waker: Waker, done: bool, queued: bool) {
+    let mut tasks = jobs.tasks.borrow_mut();
+    if done {
+        let slot = tasks.remove(key);
+        drop(tasks);
+        drop(slot);
+    } else if let Some(slot) = tasks.get_mut(key) {
+        slot.parts = Some((future, waker));
+        slot.queued = queued;
+    } else {
         drop(tasks);
     }
-    done
+}
+
+/// Polls a new task once, outside every borrow, and stores it (its first poll, from `spawn`).
+fn poll_task(jobs: &Jobs, key: Key, mut future: BoxedTask, waker: Waker) {
+    let scope = PollingScope::enter(jobs, key, &waker);
+    let done = future
+        .as_mut()
+        .poll(&mut Context::from_waker(&waker))
+        .is_ready();
+    let queued = scope.end();
+    put_back(jobs, key, future, waker, done, queued);
 }
 
 impl Loop {
@@ -252,7 +344,10 @@ impl Loop {
         handle
     }
 
-    /// Runs a `Resume` microtask: polls the task once if it still exists.
+    /// Runs a `Resume` microtask: polls the task once if it still exists. If that poll queued
+    /// the task's next resumption and nothing else is queued before it (an `await` of something
+    /// already complete), that resumption is run right away, without storing the task between
+    /// the two polls: the same order as going through the drain.
     pub(crate) fn resume_task(&mut self, key: Key) {
         let taken = {
             let mut tasks = self.jobs.tasks.borrow_mut();
@@ -260,27 +355,55 @@ impl Loop {
                 Some(slot) => {
                     slot.queued = false;
                     // The waker moves out with the future (no refcount traffic) and back in
-                    // with it; wakes meanwhile only need the slot's `queued` flag.
+                    // with it.
                     slot.parts.take()
                 }
                 None => None,
             }
         };
-        let Some((future, waker)) = taken else {
+        let Some((mut future, waker)) = taken else {
             return; // cancelled, or (re-entrantly) being polled
         };
         let jobs = Rc::clone(&self.jobs);
-        let mut finished = false;
-        self.invoke(CallbackKind::Microtask, |_| {
-            poll_task(&jobs, key, future, waker);
-            finished = true;
-        });
-        if !finished {
-            // Panicked (caught by the hook): the task is gone, as a callback that threw is.
-            let slot = jobs.tasks.borrow_mut().remove(key);
-            drop(slot);
+        let scope = PollingScope::enter(&jobs, key, &waker);
+        loop {
+            let mut polled = None;
+            self.invoke(CallbackKind::Microtask, |_| {
+                polled = Some(
+                    future
+                        .as_mut()
+                        .poll(&mut Context::from_waker(&waker))
+                        .is_ready(),
+                );
+            });
+            let Some(done) = polled else {
+                // Panicked (caught by the hook): the task is gone, as a callback that threw is.
+                drop(scope);
+                let slot = jobs.tasks.borrow_mut().remove(key);
+                drop(slot);
+                drop(future);
+                self.apply_task_ops();
+                return;
+            };
+            if !done && jobs.ops.borrow().is_empty() {
+                // Nothing to run before the next job: if that is this task's resumption (it
+                // woke itself while the queue was empty), run it now instead of queuing it.
+                let owed = jobs.owed.get();
+                if owed == Owed::At(0) || (owed == Owed::Queued && jobs.pop_resume_of(key)) {
+                    jobs.owed.set(Owed::No);
+                    // Counted as the drain counts a job.
+                    self.trace_callback(CallbackKind::Microtask);
+                    if jobs.tasks.borrow().get(key).is_some() {
+                        continue;
+                    }
+                    return; // cancelled by its own poll: dropped here
+                }
+            }
+            let queued = scope.end();
+            put_back(&jobs, key, future, waker, done, queued);
+            self.apply_task_ops();
+            return;
         }
-        self.apply_task_ops();
     }
 
     /// Applies the loop operations tasks deferred (see [`with_loop`]).

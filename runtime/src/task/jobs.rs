@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::Waker;
+use std::task::{RawWakerVTable, Waker};
 
 use crate::async_handle::{lock, AsyncHub};
 use crate::event_loop::Task;
@@ -45,6 +45,37 @@ pub(crate) struct Unhandled {
     pub(crate) reason: String,
 }
 
+/// The task being polled: its key and its waker's identity (data and vtable pointers, compared,
+/// never dereferenced). A wake of this task needs no registry lookup, no slab borrow and no
+/// queue push: it records the queue's length in [`Jobs::owed`].
+#[derive(Clone, Copy)]
+pub(crate) struct Polling {
+    pub(crate) key: Key,
+    waker: (*const (), *const RawWakerVTable),
+}
+
+impl Polling {
+    pub(crate) fn new(key: Key, waker: &Waker) -> Polling {
+        Polling {
+            key,
+            waker: (waker.data(), waker.vtable()),
+        }
+    }
+}
+
+/// Where the resumption of the task being polled stands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Owed {
+    /// Not woken during this poll.
+    No,
+    /// Woken while the microtask queue held `n` jobs: its `Resume` belongs at index `n` (jobs
+    /// queued after the wake go behind it) and is put there when the poll ends, or, at index 0
+    /// in the drain, run at once (see `Loop::resume_task`).
+    At(usize),
+    /// Its `Resume` is in the queue.
+    Queued,
+}
+
 /// Wakes that came from other threads: task keys, picked up on the loop's waker event.
 pub(crate) struct RemoteWakes {
     pub(crate) keys: Mutex<Vec<Key>>,
@@ -67,6 +98,9 @@ pub(crate) struct Jobs {
     pub(crate) ticks: Rc<RefCell<VecDeque<Task>>>,
     pub(crate) microtasks: RefCell<VecDeque<Microtask>>,
     pub(crate) tasks: RefCell<GenSlab<TaskSlot>>,
+    /// The task being polled, if any (see [`Polling`]), and where its resumption stands.
+    pub(crate) polling: Cell<Option<Polling>>,
+    pub(crate) owed: Cell<Owed>,
     /// Loop operations a task asked for while it ran (it has no `&mut Loop`): applied, in order,
     /// as soon as its poll returns and before any other callback (see `task::with_loop`).
     pub(crate) ops: RefCell<VecDeque<Task>>,
@@ -87,6 +121,8 @@ impl Jobs {
             ticks,
             microtasks: RefCell::new(VecDeque::new()),
             tasks: RefCell::new(GenSlab::default()),
+            polling: Cell::new(None),
+            owed: Cell::new(Owed::No),
             ops: RefCell::new(VecDeque::new()),
             unhandled: RefCell::new(Vec::new()),
             remote: Arc::new(RemoteWakes {
@@ -127,6 +163,12 @@ impl Jobs {
     /// Queues the resumption of task `key` unless one is queued already.
     #[inline]
     pub(crate) fn schedule(&self, key: Key) {
+        if let Some(polling) = self.polling.get() {
+            if polling.key == key {
+                self.schedule_polling();
+                return;
+            }
+        }
         if let Some(slot) = self.tasks.borrow_mut().get_mut(key) {
             if !slot.queued {
                 slot.queued = true;
@@ -134,6 +176,52 @@ impl Jobs {
                     .borrow_mut()
                     .push_back(Microtask::Resume(key));
             }
+        }
+    }
+
+    /// Records the wake of the task being polled unless it was woken already.
+    #[inline]
+    fn schedule_polling(&self) {
+        if self.owed.get() == Owed::No {
+            self.owed.set(Owed::At(self.microtasks.borrow().len()));
+        }
+    }
+
+    /// Wakes the task being polled if `waker` is its waker (the common `await` of something
+    /// already complete: no call through the waker, no registry lookup) and returns `true`;
+    /// `false` if `waker` is someone else's (the caller then calls `wake_by_ref`).
+    #[inline]
+    pub(crate) fn wake_polling(&self, waker: &Waker) -> bool {
+        match self.polling.get() {
+            Some(polling) if polling.waker == (waker.data(), waker.vtable() as *const _) => {
+                self.schedule_polling();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Puts the `Resume` of task `key` at index `at` of the microtask queue (see [`Owed::At`]).
+    pub(crate) fn queue_resume_at(&self, key: Key, at: usize) {
+        let mut queue = self.microtasks.borrow_mut();
+        if at >= queue.len() {
+            queue.push_back(Microtask::Resume(key));
+        } else {
+            queue.insert(at, Microtask::Resume(key));
+        }
+    }
+
+    /// If the next microtask is the resumption of task `key`, removes it and returns `true`
+    /// (the caller runs it now: see `Loop::resume_task`).
+    #[inline]
+    pub(crate) fn pop_resume_of(&self, key: Key) -> bool {
+        let mut queue = self.microtasks.borrow_mut();
+        match queue.front() {
+            Some(Microtask::Resume(k)) if *k == key => {
+                queue.pop_front();
+                true
+            }
+            _ => false,
         }
     }
 }

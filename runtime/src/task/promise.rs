@@ -385,8 +385,11 @@ impl<T: Clone + 'static, E: Clone + Debug + 'static> Future for Awaiting<T, E> {
                 if let Some(flag) = inner.unhandled.take() {
                     flag.set(true);
                 }
+                let woke = inner.jobs.wake_polling(cx.waker());
                 drop(inner);
-                cx.waker().wake_by_ref();
+                if !woke {
+                    cx.waker().wake_by_ref();
+                }
                 return Poll::Pending;
             }
             drop(inner);
