@@ -320,3 +320,63 @@ fn a_task_woken_before_it_spawns_a_task_resumes_before_that_task() {
         assert_eq!(*log.borrow(), ["resumed", "child"], "{later_poll}");
     }
 }
+
+#[test]
+fn a_finished_tasks_output_waits_for_its_handle_without_counting_as_alive() {
+    let mut lp = virtual_loop();
+    let handle = lp.spawn_task(async { String::from("out") });
+    assert!(handle.is_finished());
+    assert_eq!(lp.tasks_alive(), 0);
+    let got = Rc::new(std::cell::RefCell::new(None));
+    let g = Rc::clone(&got);
+    lp.spawn_task(async move { *g.borrow_mut() = Some(handle.await) })
+        .detach();
+    lp.run().unwrap();
+    assert_eq!(got.borrow().as_deref(), Some("out"));
+    let detached = lp.spawn_task(async { vec![1u8; 10] });
+    let dropped = lp.spawn_task(async { 3u32 });
+    detached.detach();
+    assert!(!dropped.cancel(), "finished: not running any more");
+    assert_eq!(lp.tasks_alive(), 0);
+}
+
+#[test]
+fn a_waker_kept_after_its_task_finished_wakes_no_later_task() {
+    let mut lp = virtual_loop();
+    let kept = Rc::new(std::cell::RefCell::new(None::<Waker>));
+    let k = Rc::clone(&kept);
+    lp.spawn_task(std::future::poll_fn(move |cx| {
+        *k.borrow_mut() = Some(cx.waker().clone());
+        Poll::Ready(())
+    }))
+    .detach();
+    let polls = Rc::new(Cell::new(0));
+    let p = Rc::clone(&polls);
+    let later = lp.spawn_task(std::future::poll_fn(move |_| {
+        p.set(p.get() + 1);
+        Poll::<()>::Pending
+    }));
+    kept.borrow().as_ref().unwrap().wake_by_ref();
+    lp.run().unwrap();
+    assert_eq!(polls.get(), 1, "polled by spawn only");
+    drop(later);
+}
+
+#[test]
+fn spawning_a_detached_task_in_steady_state_allocates_only_its_future() {
+    const TASKS: u64 = 1_000;
+    let mut lp = virtual_loop();
+    let mut counted = None;
+    for round in 0..2 {
+        // Round 0 warms up: the slab, the queue and the spare wakers reach their size.
+        alloc_counter::count_this_thread(round == 1);
+        let before = alloc_counter::allocations();
+        for _ in 0..TASKS {
+            lp.spawn_task(async { task::yield_now().await }).detach();
+        }
+        lp.run().unwrap();
+        counted = Some(alloc_counter::allocations() - before);
+        alloc_counter::count_this_thread(false);
+    }
+    assert_eq!(counted, Some(TASKS), "{TASKS} spawns: one box each");
+}
