@@ -48,7 +48,7 @@ pub struct JoinHandle<T> {
     output: PhantomData<fn() -> T>,
 }
 
-impl<T: 'static> JoinHandle<T> {
+impl<T> JoinHandle<T> {
     /// Lets the task run to completion without an owner; its output is dropped.
     pub fn detach(mut self) {
         self.detached = true;
