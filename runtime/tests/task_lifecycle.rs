@@ -4,7 +4,7 @@
 mod alloc_counter;
 
 use std::cell::Cell;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -224,4 +224,159 @@ fn awaiting_a_settled_promise_in_steady_state_allocates_nothing() {
         Some(0),
         "{AWAITS} awaits of a settled promise + {AWAITS} yields"
     );
+}
+
+type Log = Rc<std::cell::RefCell<Vec<&'static str>>>;
+
+fn logger(log: &Log, token: &'static str) -> impl FnOnce(&mut Loop) + 'static {
+    let log = Rc::clone(log);
+    move |_| log.borrow_mut().push(token)
+}
+
+/// JavaScript: `(async () => { queueMicrotask(m1); await p; a1; queueMicrotask(m2); await p; a2
+/// })(); queueMicrotask(outer)` logs m1 a1 outer m2 a2: a task resuming itself keeps its place
+/// behind the microtasks queued before its wake (the drain runs a resumption at once only when
+/// it is the next job).
+#[test]
+fn a_task_resuming_itself_stays_behind_microtasks_queued_before_its_wake() {
+    let mut lp = virtual_loop();
+    let log: Log = Rc::default();
+    let p = Promise::<u32, ()>::resolved(1);
+    let l = Rc::clone(&log);
+    lp.spawn_task(async move {
+        task::queue_microtask(logger(&l, "m1"));
+        p.clone().await.unwrap();
+        l.borrow_mut().push("a1");
+        task::queue_microtask(logger(&l, "m2"));
+        p.await.unwrap();
+        l.borrow_mut().push("a2");
+    })
+    .detach();
+    lp.queue_microtask(logger(&log, "outer"));
+    lp.run().unwrap();
+    assert_eq!(*log.borrow(), ["m1", "a1", "outer", "m2", "a2"]);
+}
+
+/// Awaits `p` in a poll that, after the await registered, queues a microtask (first poll) or
+/// spawns `child` (if given): the wake came first, so the resumption runs first.
+async fn wake_then(p: Promise<u32, ()>, log: Log, child: Option<Promise<u32, ()>>) {
+    let mut awaiting = Box::pin(p.into_future());
+    let mut first = true;
+    std::future::poll_fn(|cx| {
+        let polled = awaiting.as_mut().poll(cx);
+        if std::mem::take(&mut first) {
+            match child.clone() {
+                None => task::queue_microtask(logger(&log, "microtask")),
+                Some(c) => {
+                    let l = Rc::clone(&log);
+                    task::spawn(async move {
+                        c.await.unwrap();
+                        l.borrow_mut().push("child");
+                    })
+                    .detach();
+                }
+            }
+        }
+        polled.map(|_| ())
+    })
+    .await;
+    log.borrow_mut().push("resumed");
+}
+
+#[test]
+fn a_wake_before_a_microtask_queued_in_the_same_poll_resumes_the_task_first() {
+    for later_poll in [false, true] {
+        let mut lp = virtual_loop();
+        let log: Log = Rc::default();
+        let p = Promise::<u32, ()>::resolved(1);
+        let l = Rc::clone(&log);
+        lp.spawn_task(async move {
+            if later_poll {
+                task::yield_now().await; // polled by the drain, not by spawn
+            }
+            wake_then(p, l, None).await;
+        })
+        .detach();
+        lp.run().unwrap();
+        assert_eq!(*log.borrow(), ["resumed", "microtask"], "{later_poll}");
+    }
+}
+
+#[test]
+fn a_task_woken_before_it_spawns_a_task_resumes_before_that_task() {
+    for later_poll in [false, true] {
+        let mut lp = virtual_loop();
+        let log: Log = Rc::default();
+        let p = Promise::<u32, ()>::resolved(1);
+        let l = Rc::clone(&log);
+        lp.spawn_task(async move {
+            if later_poll {
+                task::yield_now().await;
+            }
+            wake_then(p.clone(), l, Some(p)).await;
+        })
+        .detach();
+        lp.run().unwrap();
+        assert_eq!(*log.borrow(), ["resumed", "child"], "{later_poll}");
+    }
+}
+
+#[test]
+fn a_finished_tasks_output_waits_for_its_handle_without_counting_as_alive() {
+    let mut lp = virtual_loop();
+    let handle = lp.spawn_task(async { String::from("out") });
+    assert!(handle.is_finished());
+    assert_eq!(lp.tasks_alive(), 0);
+    let got = Rc::new(std::cell::RefCell::new(None));
+    let g = Rc::clone(&got);
+    lp.spawn_task(async move { *g.borrow_mut() = Some(handle.await) })
+        .detach();
+    lp.run().unwrap();
+    assert_eq!(got.borrow().as_deref(), Some("out"));
+    let detached = lp.spawn_task(async { vec![1u8; 10] });
+    let dropped = lp.spawn_task(async { 3u32 });
+    detached.detach();
+    assert!(!dropped.cancel(), "finished: not running any more");
+    assert_eq!(lp.tasks_alive(), 0);
+}
+
+#[test]
+fn a_waker_kept_after_its_task_finished_wakes_no_later_task() {
+    let mut lp = virtual_loop();
+    let kept = Rc::new(std::cell::RefCell::new(None::<Waker>));
+    let k = Rc::clone(&kept);
+    lp.spawn_task(std::future::poll_fn(move |cx| {
+        *k.borrow_mut() = Some(cx.waker().clone());
+        Poll::Ready(())
+    }))
+    .detach();
+    let polls = Rc::new(Cell::new(0));
+    let p = Rc::clone(&polls);
+    let later = lp.spawn_task(std::future::poll_fn(move |_| {
+        p.set(p.get() + 1);
+        Poll::<()>::Pending
+    }));
+    kept.borrow().as_ref().unwrap().wake_by_ref();
+    lp.run().unwrap();
+    assert_eq!(polls.get(), 1, "polled by spawn only");
+    drop(later);
+}
+
+#[test]
+fn spawning_a_detached_task_in_steady_state_allocates_only_its_future() {
+    const TASKS: u64 = 1_000;
+    let mut lp = virtual_loop();
+    let mut counted = None;
+    for round in 0..2 {
+        // Round 0 warms up: the slab, the queue and the spare wakers reach their size.
+        alloc_counter::count_this_thread(round == 1);
+        let before = alloc_counter::allocations();
+        for _ in 0..TASKS {
+            lp.spawn_task(async { task::yield_now().await }).detach();
+        }
+        lp.run().unwrap();
+        counted = Some(alloc_counter::allocations() - before);
+        alloc_counter::count_this_thread(false);
+    }
+    assert_eq!(counted, Some(TASKS), "{TASKS} spawns: one box each");
 }

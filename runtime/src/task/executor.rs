@@ -10,47 +10,18 @@
 //!   without a hook the panic unwinds out of `run`; with one, the task is dropped (its
 //!   [`JoinHandle`] stays pending forever) and the loop goes on.
 
-use std::cell::RefCell;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 
 use crate::async_handle::lock;
 use crate::event_loop::Loop;
 use crate::handle::Key;
-use crate::task::jobs::{self, Jobs, Microtask, RemoteWakes, TaskSlot};
+use crate::task::jobs::{self, Jobs, JoinSlot, Microtask, Owed, Polling, TaskSlot, TaskWaker};
 use crate::trace::CallbackKind;
-
-/// The waker of one task: `Send + Sync` (the key and the loop's id; the loop's queues are
-/// reached through the loop thread's registry, never from another thread).
-struct TaskWaker {
-    jobs_id: u64,
-    key: Key,
-    remote: Arc<RemoteWakes>,
-}
-
-impl Wake for TaskWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref()
-    }
-
-    #[inline]
-    fn wake_by_ref(self: &Arc<Self>) {
-        let key = self.key;
-        if !jobs::with_local(self.jobs_id, |jobs| jobs.schedule(key)) {
-            self.remote.push(key);
-        }
-    }
-}
-
-/// What a task's [`JoinHandle`] shares with it.
-struct JoinState<T> {
-    output: Option<T>,
-    finished: bool,
-    waiter: Option<Waker>,
-}
 
 /// The owner of a spawned task: await it for the task's output.
 ///
@@ -67,23 +38,44 @@ struct JoinState<T> {
 /// function` returned does.
 #[must_use = "dropping a JoinHandle cancels its task; call .detach() to let it run"]
 pub struct JoinHandle<T> {
-    state: Rc<RefCell<JoinState<T>>>,
     jobs: Rc<Jobs>,
     key: Key,
     detached: bool,
     /// Awaiting started on a task that had already finished: yield once first.
     yielded: bool,
+    /// `.await` returned the output (the slot is gone).
+    taken: bool,
+    output: PhantomData<fn() -> T>,
 }
 
 impl<T> JoinHandle<T> {
     /// Lets the task run to completion without an owner; its output is dropped.
     pub fn detach(mut self) {
         self.detached = true;
+        let mut tasks = self.jobs.tasks.borrow_mut();
+        let Some(slot) = tasks.get_mut(self.key) else {
+            return;
+        };
+        if slot.join.finished {
+            let slot = tasks.remove(self.key);
+            drop(tasks);
+            if let Some(slot) = slot {
+                self.jobs.retire(slot);
+            }
+        } else {
+            slot.join.detached = true;
+        }
     }
 
     /// Whether the task has finished (its output may already have been taken by `.await`).
     pub fn is_finished(&self) -> bool {
-        self.state.borrow().finished
+        self.taken
+            || self
+                .jobs
+                .tasks
+                .borrow()
+                .get(self.key)
+                .is_some_and(|slot| slot.join.finished)
     }
 
     /// Cancels the task now (same as dropping the handle). Returns whether it was still running.
@@ -93,12 +85,19 @@ impl<T> JoinHandle<T> {
     }
 }
 
-/// Drops task `key`'s future (if it is running, when its poll returns). Returns whether it was
-/// still in the slab.
+/// Drops task `key`'s future (if it is running, when its poll returns), or the output it left
+/// for its handle. Returns whether it was still running.
 fn cancel_task(jobs: &Jobs, key: Key) -> bool {
     let slot = jobs.tasks.borrow_mut().remove(key);
     // Dropped outside the borrow: the future's drops may spawn, wake or defer loop operations.
-    slot.is_some()
+    match slot {
+        Some(slot) => {
+            let running = !slot.join.finished;
+            jobs.retire(slot);
+            running
+        }
+        None => false,
+    }
 }
 
 impl<T> Drop for JoinHandle<T> {
@@ -109,44 +108,72 @@ impl<T> Drop for JoinHandle<T> {
     }
 }
 
-impl<T> Future for JoinHandle<T> {
+impl<T: 'static> Future for JoinHandle<T> {
     type Output = T;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let this = &mut *self;
-        let mut state = this.state.borrow_mut();
-        if state.finished {
-            if !this.yielded && state.waiter.is_none() {
-                // Finished before the await began: one microtask, as `await` on a settled
-                // promise.
-                this.yielded = true;
-                drop(state);
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-            if let Some(output) = state.output.take() {
-                return Poll::Ready(output);
-            }
+        let mut tasks = this.jobs.tasks.borrow_mut();
+        let Some(slot) = tasks.get_mut(this.key) else {
             // Taken already: a second poll after Ready breaks the Future contract.
-            panic!("JoinHandle polled after it returned its output");
+            assert!(
+                !this.taken,
+                "JoinHandle polled after it returned its output"
+            );
+            return Poll::Pending; // the task panicked (with a hook): pending forever
+        };
+        if !slot.join.finished {
+            match &slot.join.waiter {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => slot.join.waiter = Some(cx.waker().clone()),
+            }
+            return Poll::Pending;
         }
-        match &state.waiter {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => state.waiter = Some(cx.waker().clone()),
+        if !this.yielded && slot.join.waiter.is_none() {
+            // Finished before the await began: one microtask, as `await` on a settled promise.
+            this.yielded = true;
+            drop(tasks);
+            if !this.jobs.wake_polling(cx.waker()) {
+                cx.waker().wake_by_ref();
+            }
+            return Poll::Pending;
         }
-        Poll::Pending
+        let slot = tasks.remove(this.key);
+        drop(tasks);
+        let Some(mut slot) = slot else {
+            unreachable!("the slot was just found")
+        };
+        let output = slot.join.output.take();
+        this.jobs.retire(slot);
+        this.taken = true;
+        match output.map(|o| o.downcast::<T>()) {
+            Some(Ok(output)) => Poll::Ready(*output),
+            _ => unreachable!("a finished task left an output of its handle's type"),
+        }
     }
 }
 
 /// A spawned task's wrapper: runs the user's future, then hands the output to the JoinHandle.
-async fn run_to_join<F: Future>(future: F, state: Rc<RefCell<JoinState<F::Output>>>) {
+async fn run_to_join<F>(future: F, jobs: Rc<Jobs>, key: Key)
+where
+    F: Future,
+    F::Output: 'static,
+{
     let output = future.await;
-    let waiter = {
-        let mut s = state.borrow_mut();
-        s.output = Some(output);
-        s.finished = true;
-        s.waiter.take()
+    let mut tasks = jobs.tasks.borrow_mut();
+    let Some(slot) = tasks.get_mut(key) else {
+        return;
     };
+    if slot.join.detached {
+        drop(tasks);
+        drop(output); // outside the borrow
+        return;
+    }
+    slot.join.output = Some(Box::new(output));
+    slot.join.finished = true;
+    let waiter = slot.join.waiter.take();
+    drop(tasks);
+    jobs.finished.set(jobs.finished.get() + 1);
     if let Some(w) = waiter {
         w.wake();
     }
@@ -155,6 +182,13 @@ async fn run_to_join<F: Future>(future: F, state: Rc<RefCell<JoinState<F::Output
 /// A task's future, boxed (its output goes to the JoinHandle).
 type BoxedTask = Pin<Box<dyn Future<Output = ()>>>;
 
+/// Takes back a spare waker `Arc` for task `key` (`None` if a clone of it appeared since,
+/// which cannot happen: only `Arc`s without clones are kept).
+fn reuse(mut waker: Arc<TaskWaker>, key: Key) -> Option<Arc<TaskWaker>> {
+    Arc::get_mut(&mut waker)?.key = key;
+    Some(waker)
+}
+
 /// Inserts `future` as a task of `jobs` (not polled yet); returns its handle, the boxed future
 /// and its waker, for the first poll.
 fn spawn_on<F>(jobs: &Rc<Jobs>, future: F) -> (JoinHandle<F::Output>, BoxedTask, Waker)
@@ -162,56 +196,156 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let state = Rc::new(RefCell::new(JoinState {
-        output: None,
-        finished: false,
-        waiter: None,
-    }));
-    let boxed: BoxedTask = Box::pin(run_to_join(future, Rc::clone(&state)));
+    let spare = jobs.spare_wakers.borrow_mut().pop();
     let mut tasks = jobs.tasks.borrow_mut();
     let mut waker = None;
     let key = tasks.insert_with(|key| {
-        waker = Some(Waker::from(Arc::new(TaskWaker {
-            jobs_id: jobs.id,
-            key,
-            remote: Arc::clone(&jobs.remote),
-        })));
+        let arc = spare.and_then(|w| reuse(w, key)).unwrap_or_else(|| {
+            Arc::new(TaskWaker {
+                jobs_id: jobs.id,
+                key,
+                remote: Arc::clone(&jobs.remote),
+            })
+        });
+        waker = Some(Waker::from(Arc::clone(&arc)));
         TaskSlot {
             parts: None, // being polled
+            waker: arc,
             queued: false,
+            join: JoinSlot::default(),
         }
     });
     drop(tasks);
     let waker = waker.unwrap_or_else(|| Waker::noop().clone());
+    let boxed: BoxedTask = Box::pin(run_to_join(future, Rc::clone(jobs), key));
     let handle = JoinHandle {
-        state,
         jobs: Rc::clone(jobs),
         key,
         detached: false,
         yielded: false,
+        taken: false,
+        output: PhantomData,
     };
     (handle, boxed, waker)
 }
 
-/// Polls task `key`'s `future` once (outside every borrow), then puts it back or drops it.
-/// Returns `None` if the poll panicked (only reached with an uncaught-panic hook: the task is
-/// then dropped).
-fn poll_task(jobs: &Jobs, key: Key, mut future: BoxedTask, waker: Waker) -> bool {
-    let mut cx = Context::from_waker(&waker);
-    let done = future.as_mut().poll(&mut cx).is_ready();
-    if done {
-        let slot = jobs.tasks.borrow_mut().remove(key);
-        drop(slot);
-    } else {
-        let mut tasks = jobs.tasks.borrow_mut();
-        if let Some(slot) = tasks.get_mut(key) {
-            slot.parts = Some((future, waker));
-            return done;
+/// Task `key` is being polled (see [`Polling`]): its wakes are recorded in `Jobs::owed`. Ends
+/// (also when its poll panics) by putting the owed resumption in the queue and restoring the
+/// task polled before, if any (a stale one would let a later waker at the same address pass for
+/// this task's).
+struct PollingScope<'a> {
+    jobs: &'a Jobs,
+    key: Key,
+    outer: Option<Polling>,
+    ended: bool,
+}
+
+impl<'a> PollingScope<'a> {
+    #[inline]
+    fn enter(jobs: &'a Jobs, key: Key, waker: &Waker) -> PollingScope<'a> {
+        let outer = jobs.polling.replace(Some(Polling::new(key, waker)));
+        if let Some(outer) = outer {
+            lend_owed(jobs, outer);
         }
-        // Cancelled while it ran: dropped below, outside the borrow.
+        jobs.owed.set(Owed::No);
+        PollingScope {
+            jobs,
+            key,
+            outer,
+            ended: false,
+        }
+    }
+
+    /// Ends the poll; returns whether the task's resumption is in the queue.
+    #[inline]
+    fn end(mut self) -> bool {
+        self.finish()
+    }
+
+    #[inline]
+    fn finish(&mut self) -> bool {
+        self.ended = true;
+        let queued = match self.jobs.owed.get() {
+            Owed::No => false,
+            Owed::At(at) => {
+                self.jobs.queue_resume_at(self.key, at);
+                true
+            }
+            Owed::Queued => true,
+        };
+        let mut owed = Owed::No;
+        if let Some(o) = self.outer {
+            // The inner poll may have woken `o` through its slot's flag: move it back.
+            if let Some(slot) = self.jobs.tasks.borrow_mut().get_mut(o.key) {
+                if std::mem::take(&mut slot.queued) {
+                    owed = Owed::Queued;
+                }
+            }
+        }
+        self.jobs.polling.set(self.outer);
+        self.jobs.owed.set(owed);
+        queued
+    }
+}
+
+impl Drop for PollingScope<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.finish();
+        }
+    }
+}
+
+/// A task is polled inside another's (spawned by it): the outer task's resumption goes to the
+/// queue and to its slot's flag for the inner poll, where wakes of tasks other than the one
+/// being polled look.
+#[cold]
+fn lend_owed(jobs: &Jobs, outer: Polling) {
+    let owed = jobs.owed.get();
+    if let Owed::At(at) = owed {
+        jobs.queue_resume_at(outer.key, at);
+    }
+    if owed != Owed::No {
+        if let Some(slot) = jobs.tasks.borrow_mut().get_mut(outer.key) {
+            slot.queued = true;
+        }
+    }
+}
+
+/// Puts a task that did not finish back in its slot (`queued`: a resumption of it is in the
+/// microtask queue), or drops it if it finished or was cancelled meanwhile (outside the borrow:
+/// its drops may spawn, wake or defer loop operations).
+fn put_back(jobs: &Jobs, key: Key, future: BoxedTask, waker: Waker, done: bool, queued: bool) {
+    let mut tasks = jobs.tasks.borrow_mut();
+    if done {
+        // A finished task's slot stays for its handle (which holds the output).
+        let slot = match tasks.get(key) {
+            Some(slot) if slot.join.finished => None,
+            _ => tasks.remove(key),
+        };
+        drop(tasks);
+        drop(future);
+        drop(waker);
+        if let Some(slot) = slot {
+            jobs.retire(slot);
+        }
+    } else if let Some(slot) = tasks.get_mut(key) {
+        slot.parts = Some((future, waker));
+        slot.queued = queued;
+    } else {
         drop(tasks);
     }
-    done
+}
+
+/// Polls a new task once, outside every borrow, and stores it (its first poll, from `spawn`).
+fn poll_task(jobs: &Jobs, key: Key, mut future: BoxedTask, waker: Waker) {
+    let scope = PollingScope::enter(jobs, key, &waker);
+    let done = future
+        .as_mut()
+        .poll(&mut Context::from_waker(&waker))
+        .is_ready();
+    let queued = scope.end();
+    put_back(jobs, key, future, waker, done, queued);
 }
 
 impl Loop {
@@ -252,7 +386,10 @@ impl Loop {
         handle
     }
 
-    /// Runs a `Resume` microtask: polls the task once if it still exists.
+    /// Runs a `Resume` microtask: polls the task once if it still exists. If that poll queued
+    /// the task's next resumption and nothing else is queued before it (an `await` of something
+    /// already complete), that resumption is run right away, without storing the task between
+    /// the two polls: the same order as going through the drain.
     pub(crate) fn resume_task(&mut self, key: Key) {
         let taken = {
             let mut tasks = self.jobs.tasks.borrow_mut();
@@ -260,27 +397,58 @@ impl Loop {
                 Some(slot) => {
                     slot.queued = false;
                     // The waker moves out with the future (no refcount traffic) and back in
-                    // with it; wakes meanwhile only need the slot's `queued` flag.
+                    // with it.
                     slot.parts.take()
                 }
                 None => None,
             }
         };
-        let Some((future, waker)) = taken else {
+        let Some((mut future, waker)) = taken else {
             return; // cancelled, or (re-entrantly) being polled
         };
         let jobs = Rc::clone(&self.jobs);
-        let mut finished = false;
-        self.invoke(CallbackKind::Microtask, |_| {
-            poll_task(&jobs, key, future, waker);
-            finished = true;
-        });
-        if !finished {
-            // Panicked (caught by the hook): the task is gone, as a callback that threw is.
-            let slot = jobs.tasks.borrow_mut().remove(key);
-            drop(slot);
+        let scope = PollingScope::enter(&jobs, key, &waker);
+        loop {
+            let mut polled = None;
+            self.invoke(CallbackKind::Microtask, |_| {
+                polled = Some(
+                    future
+                        .as_mut()
+                        .poll(&mut Context::from_waker(&waker))
+                        .is_ready(),
+                );
+            });
+            let Some(done) = polled else {
+                // Panicked (caught by the hook): the task is gone, as a callback that threw is.
+                drop(scope);
+                let slot = jobs.tasks.borrow_mut().remove(key);
+                drop(future);
+                drop(waker);
+                if let Some(slot) = slot {
+                    jobs.retire(slot);
+                }
+                self.apply_task_ops();
+                return;
+            };
+            if !done && jobs.ops.borrow().is_empty() {
+                // Nothing to run before the next job: if that is this task's resumption (it
+                // woke itself while the queue was empty), run it now instead of queuing it.
+                let owed = jobs.owed.get();
+                if owed == Owed::At(0) || (owed == Owed::Queued && jobs.pop_resume_of(key)) {
+                    jobs.owed.set(Owed::No);
+                    // Counted as the drain counts a job.
+                    self.trace_callback(CallbackKind::Microtask);
+                    if jobs.tasks.borrow().get(key).is_some() {
+                        continue;
+                    }
+                    return; // cancelled by its own poll: dropped here
+                }
+            }
+            let queued = scope.end();
+            put_back(&jobs, key, future, waker, done, queued);
+            self.apply_task_ops();
+            return;
         }
-        self.apply_task_ops();
     }
 
     /// Applies the loop operations tasks deferred (see [`with_loop`]).
@@ -305,7 +473,7 @@ impl Loop {
 
     /// Number of tasks spawned and not finished or cancelled.
     pub fn tasks_alive(&self) -> usize {
-        self.jobs.tasks.borrow().len()
+        self.jobs.tasks.borrow().len() - self.jobs.finished.get()
     }
 
     /// Runs one queued microtask job; used by the drain.

@@ -6,6 +6,7 @@
 //! it. The loop thread keeps a stack of the live loops' `Jobs` ([`current`]); a waker finds its
 //! loop there by id, or learns that it runs on another thread ([`RemoteWakes`]).
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -13,7 +14,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::Waker;
+use std::task::{RawWakerVTable, Wake, Waker};
 
 use crate::async_handle::{lock, AsyncHub};
 use crate::event_loop::Task;
@@ -34,15 +35,87 @@ pub(crate) type BoxedFuture = Pin<Box<dyn Future<Output = ()>>>;
 /// placeholder waker to drop.
 pub(crate) struct TaskSlot {
     pub(crate) parts: Option<(BoxedFuture, Waker)>,
+    /// The `Arc` behind the waker, kept so that a later task can reuse it once no clone of
+    /// the waker is left (see [`Jobs::retire`]): a spawn then allocates only its future.
+    pub(crate) waker: Arc<TaskWaker>,
     /// A `Resume` for this task is in the microtask queue: a second wake before it runs adds
     /// nothing (one resumption per settled `await`, as V8's one reaction job).
     pub(crate) queued: bool,
+    /// What the task's `JoinHandle` shares with it.
+    pub(crate) join: JoinSlot,
+}
+
+/// The `JoinHandle` side of a task's slot. A task that finishes while its handle is attached
+/// keeps its slot (without its future) until the handle takes the output or is dropped.
+#[derive(Default)]
+pub(crate) struct JoinSlot {
+    /// `JoinHandle::detach` was called: the output is dropped when the task returns.
+    pub(crate) detached: bool,
+    /// The task returned; `output` waits for its handle.
+    pub(crate) finished: bool,
+    /// Boxed as `Any`: no allocation for a zero-sized output such as `()`.
+    pub(crate) output: Option<Box<dyn Any>>,
+    /// The task awaiting the handle.
+    pub(crate) waiter: Option<Waker>,
+}
+
+/// The waker of one task: `Send + Sync` (the key and the loop's id; the loop's queues are
+/// reached through the loop thread's registry, never from another thread).
+pub(crate) struct TaskWaker {
+    pub(crate) jobs_id: u64,
+    pub(crate) key: Key,
+    pub(crate) remote: Arc<RemoteWakes>,
+}
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref()
+    }
+
+    #[inline]
+    fn wake_by_ref(self: &Arc<Self>) {
+        let key = self.key;
+        if !with_local(self.jobs_id, |jobs| jobs.schedule(key)) {
+            self.remote.push(key);
+        }
+    }
 }
 
 /// A rejection no handler had when it happened; `handled` is set if one is attached later.
 pub(crate) struct Unhandled {
     pub(crate) handled: Rc<Cell<bool>>,
     pub(crate) reason: String,
+}
+
+/// The task being polled: its key and its waker's identity (data and vtable pointers, compared,
+/// never dereferenced). A wake of this task needs no registry lookup, no slab borrow and no
+/// queue push: it records the queue's length in [`Jobs::owed`].
+#[derive(Clone, Copy)]
+pub(crate) struct Polling {
+    pub(crate) key: Key,
+    waker: (*const (), *const RawWakerVTable),
+}
+
+impl Polling {
+    pub(crate) fn new(key: Key, waker: &Waker) -> Polling {
+        Polling {
+            key,
+            waker: (waker.data(), waker.vtable()),
+        }
+    }
+}
+
+/// Where the resumption of the task being polled stands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Owed {
+    /// Not woken during this poll.
+    No,
+    /// Woken while the microtask queue held `n` jobs: its `Resume` belongs at index `n` (jobs
+    /// queued after the wake go behind it) and is put there when the poll ends, or, at index 0
+    /// in the drain, run at once (see `Loop::resume_task`).
+    At(usize),
+    /// Its `Resume` is in the queue.
+    Queued,
 }
 
 /// Wakes that came from other threads: task keys, picked up on the loop's waker event.
@@ -67,10 +140,18 @@ pub(crate) struct Jobs {
     pub(crate) ticks: Rc<RefCell<VecDeque<Task>>>,
     pub(crate) microtasks: RefCell<VecDeque<Microtask>>,
     pub(crate) tasks: RefCell<GenSlab<TaskSlot>>,
+    /// The task being polled, if any (see [`Polling`]), and where its resumption stands.
+    pub(crate) polling: Cell<Option<Polling>>,
+    pub(crate) owed: Cell<Owed>,
     /// Loop operations a task asked for while it ran (it has no `&mut Loop`): applied, in order,
     /// as soon as its poll returns and before any other callback (see `task::with_loop`).
     pub(crate) ops: RefCell<VecDeque<Task>>,
     pub(crate) unhandled: RefCell<Vec<Unhandled>>,
+    /// Finished tasks whose slot waits for their `JoinHandle` (not alive: see `tasks_alive`).
+    pub(crate) finished: Cell<usize>,
+    /// Task wakers no clone is left of, for the next spawns (at most one per slot the task
+    /// slab ever had, as the slab keeps its capacity).
+    pub(crate) spare_wakers: RefCell<Vec<Arc<TaskWaker>>>,
     pub(crate) remote: Arc<RemoteWakes>,
 }
 
@@ -87,8 +168,12 @@ impl Jobs {
             ticks,
             microtasks: RefCell::new(VecDeque::new()),
             tasks: RefCell::new(GenSlab::default()),
+            polling: Cell::new(None),
+            owed: Cell::new(Owed::No),
             ops: RefCell::new(VecDeque::new()),
             unhandled: RefCell::new(Vec::new()),
+            finished: Cell::new(0),
+            spare_wakers: RefCell::new(Vec::new()),
             remote: Arc::new(RemoteWakes {
                 keys: Mutex::new(Vec::new()),
                 hub,
@@ -108,6 +193,27 @@ impl Jobs {
         drop(tasks);
         self.microtasks.borrow_mut().clear();
         self.ops.borrow_mut().clear();
+        self.spare_wakers.borrow_mut().clear();
+    }
+
+    /// Drops a slot removed from the task slab (call outside the slab's borrow: the future's
+    /// drops may spawn, wake or defer loop operations) and keeps its waker's `Arc` for reuse
+    /// if no clone of it is left.
+    pub(crate) fn retire(&self, slot: TaskSlot) {
+        let TaskSlot {
+            parts,
+            mut waker,
+            join,
+            ..
+        } = slot;
+        if join.finished {
+            self.finished.set(self.finished.get() - 1);
+        }
+        drop(parts);
+        drop(join);
+        if Arc::get_mut(&mut waker).is_some() {
+            self.spare_wakers.borrow_mut().push(waker);
+        }
     }
 
     /// Queues a microtask callback.
@@ -127,13 +233,65 @@ impl Jobs {
     /// Queues the resumption of task `key` unless one is queued already.
     #[inline]
     pub(crate) fn schedule(&self, key: Key) {
+        if let Some(polling) = self.polling.get() {
+            if polling.key == key {
+                self.schedule_polling();
+                return;
+            }
+        }
         if let Some(slot) = self.tasks.borrow_mut().get_mut(key) {
-            if !slot.queued {
+            if !slot.queued && !slot.join.finished {
                 slot.queued = true;
                 self.microtasks
                     .borrow_mut()
                     .push_back(Microtask::Resume(key));
             }
+        }
+    }
+
+    /// Records the wake of the task being polled unless it was woken already.
+    #[inline]
+    fn schedule_polling(&self) {
+        if self.owed.get() == Owed::No {
+            self.owed.set(Owed::At(self.microtasks.borrow().len()));
+        }
+    }
+
+    /// Wakes the task being polled if `waker` is its waker (the common `await` of something
+    /// already complete: no call through the waker, no registry lookup) and returns `true`;
+    /// `false` if `waker` is someone else's (the caller then calls `wake_by_ref`).
+    #[inline]
+    pub(crate) fn wake_polling(&self, waker: &Waker) -> bool {
+        match self.polling.get() {
+            Some(polling) if polling.waker == (waker.data(), waker.vtable() as *const _) => {
+                self.schedule_polling();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Puts the `Resume` of task `key` at index `at` of the microtask queue (see [`Owed::At`]).
+    pub(crate) fn queue_resume_at(&self, key: Key, at: usize) {
+        let mut queue = self.microtasks.borrow_mut();
+        if at >= queue.len() {
+            queue.push_back(Microtask::Resume(key));
+        } else {
+            queue.insert(at, Microtask::Resume(key));
+        }
+    }
+
+    /// If the next microtask is the resumption of task `key`, removes it and returns `true`
+    /// (the caller runs it now: see `Loop::resume_task`).
+    #[inline]
+    pub(crate) fn pop_resume_of(&self, key: Key) -> bool {
+        let mut queue = self.microtasks.borrow_mut();
+        match queue.front() {
+            Some(Microtask::Resume(k)) if *k == key => {
+                queue.pop_front();
+                true
+            }
+            _ => false,
         }
     }
 }

@@ -372,28 +372,54 @@ impl<T: Clone + 'static, E: Clone + Debug + 'static> IntoFuture for Promise<T, E
     }
 }
 
+impl<T: Clone + 'static, E: Clone + Debug + 'static> Awaiting<T, E> {
+    /// First poll, when the fast path of `poll` does not apply: a pending promise (the task
+    /// becomes a reaction) or a rejection nobody handled yet (now handled).
+    #[cold]
+    #[inline(never)]
+    fn register(&mut self, cx: &mut Context<'_>) {
+        let mut inner = self.promise.inner.borrow_mut();
+        if let State::Settled(_) = inner.state {
+            if let Some(flag) = inner.unhandled.take() {
+                flag.set(true);
+            }
+            let woke = inner.jobs.wake_polling(cx.waker());
+            drop(inner);
+            if !woke {
+                cx.waker().wake_by_ref();
+            }
+            return;
+        }
+        drop(inner);
+        self.promise.react(Reaction::Wake(cx.waker().clone()));
+    }
+}
+
 impl<T: Clone + 'static, E: Clone + Debug + 'static> Future for Awaiting<T, E> {
     type Output = Result<T, E>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if !self.registered {
-            self.registered = true;
-            let mut inner = self.promise.inner.borrow_mut();
-            if let State::Settled(_) = inner.state {
+        let this = &mut *self;
+        let inner = this.promise.inner.borrow();
+        if !this.registered {
+            this.registered = true;
+            if let (State::Settled(_), None) = (&inner.state, &inner.unhandled) {
                 // Settled: the one reaction job is queued now (fast path of `react`, without
-                // cloning the waker).
-                if let Some(flag) = inner.unhandled.take() {
-                    flag.set(true);
-                }
+                // cloning the waker; through `Jobs` without calling it if it is the waker of
+                // the task being polled).
+                let woke = inner.jobs.wake_polling(cx.waker());
                 drop(inner);
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
+                if !woke {
+                    cx.waker().wake_by_ref();
+                }
+            } else {
+                drop(inner);
+                this.register(cx);
             }
-            drop(inner);
-            self.promise.react(Reaction::Wake(cx.waker().clone()));
             return Poll::Pending;
         }
-        match &self.promise.inner.borrow().state {
+        match &inner.state {
             State::Settled(r) => Poll::Ready(r.clone()),
             // A wake that was not ours (another future of the same task); ours is still due.
             State::Pending(_) => Poll::Pending,
