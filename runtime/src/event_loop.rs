@@ -745,7 +745,7 @@ impl Loop {
         self.update_time();
         let now = self.now_ms;
         self.refs += 1;
-        let (key, timer) = self.timers.insert_mut(Timer {
+        let (key, timer) = self.timers.insert_mut(|| Timer {
             callback: Some(callback),
             seq: 0,
             delay: Timer::delay_from(delay),
@@ -902,10 +902,9 @@ impl Loop {
                     self.invoke(CallbackKind::Timer, callback);
                     // Spent: Node destroys it after its callback; here its slot is freed (a
                     // callback that cleared it has freed it already).
-                    if let Some(timer) = self.timers.remove(key) {
-                        if timer.refed {
-                            self.refs -= 1;
-                        }
+                    // In place: the slot's `armed` byte and callback tag were just written.
+                    if self.timers.remove_in_place(key, |t| t.refed) == Some(true) {
+                        self.refs -= 1;
                     }
                 }
                 TimerCallback::Mut(mut callback) => {
