@@ -870,21 +870,22 @@ impl Loop {
     /// (lists created or re-armed meanwhile expire after `now`).
     fn run_timer_list(&mut self, list: usize, now: u64) {
         loop {
-            let Some((due, seq, key)) = self.timer_heap.front(list) else {
+            let Some((due, seq, key)) = self.timer_heap.pop_front(list) else {
                 self.timer_heap.remove_first(); // out of timers: the list leaves the queue
                 return;
             };
             let Some(timer) = self.timers.get_mut(key).filter(|t| t.seq == seq && t.armed) else {
-                self.timer_heap.pop_front(list); // stale: cleared, refreshed or re-armed
-                continue;
+                continue; // stale: cleared, refreshed or re-armed (dropped by the pop)
             };
             if due > now {
-                // The head is not due: the list waits for it (with a new list id, as Node).
+                // The head is not due: it goes back, and the list waits for it (with a new
+                // list id, as Node).
+                self.timer_heap.unpop_front(list, (due, seq, key));
                 self.timer_heap.reschedule_first(due, now);
                 return;
             }
             // The live entry of an armed timer is in its delay's list, which is `list`.
-            self.timer_heap.pop_live_front(list);
+            self.timer_heap.popped_live(list);
             timer.armed = false;
             let Some(callback) = timer.callback.take() else {
                 continue;
