@@ -260,12 +260,20 @@ impl TimerHeap {
         }
     }
 
+    /// The list for `delay` (created with expiry `due` if there is none): the list the last arm
+    /// used, checked inline, else [`TimerHeap::find_or_add_list`].
+    #[inline]
     fn list_for(&mut self, delay: u64, due: u64) -> usize {
         if let Some(i) = self.last {
             if self.lists[i].delay == delay && !self.lists[i].dead {
                 return i;
             }
         }
+        self.find_or_add_list(delay, due)
+    }
+
+    #[inline(never)]
+    fn find_or_add_list(&mut self, delay: u64, due: u64) -> usize {
         let i = match self.by_delay.entry(delay) {
             Entry::Occupied(list) => *list.get(),
             Entry::Vacant(vacant) => {
