@@ -133,6 +133,12 @@ fn stalled_uploads_are_bounded_by_the_server_body_budget() {
         "uploads within the budget are accepted"
     );
     assert!(refused > 0, "uploads past the budget are refused");
-    assert!(started.elapsed() < Duration::from_secs(15));
+    // A hang guard, not a speed check: every client write gives up after 8 s, so only a
+    // server that stops reading entirely gets near this on a loaded 2-core machine.
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the uploads took {:?}: the server stopped reading",
+        started.elapsed()
+    );
     drop(stalled);
 }
