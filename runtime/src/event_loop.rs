@@ -745,7 +745,7 @@ impl Loop {
         self.update_time();
         let now = self.now_ms;
         self.refs += 1;
-        let (key, timer) = self.timers.insert_mut(Timer {
+        let (key, timer) = self.timers.insert_mut(|| Timer {
             callback: Some(callback),
             seq: 0,
             delay: Timer::delay_from(delay),
@@ -870,21 +870,22 @@ impl Loop {
     /// (lists created or re-armed meanwhile expire after `now`).
     fn run_timer_list(&mut self, list: usize, now: u64) {
         loop {
-            let Some((due, seq, key)) = self.timer_heap.front(list) else {
+            let Some((due, seq, key)) = self.timer_heap.pop_front(list) else {
                 self.timer_heap.remove_first(); // out of timers: the list leaves the queue
                 return;
             };
             let Some(timer) = self.timers.get_mut(key).filter(|t| t.seq == seq && t.armed) else {
-                self.timer_heap.pop_front(list); // stale: cleared, refreshed or re-armed
-                continue;
+                continue; // stale: cleared, refreshed or re-armed (dropped by the pop)
             };
             if due > now {
-                // The head is not due: the list waits for it (with a new list id, as Node).
+                // The head is not due: it goes back, and the list waits for it (with a new
+                // list id, as Node).
+                self.timer_heap.unpop_front(list, (due, seq, key));
                 self.timer_heap.reschedule_first(due, now);
                 return;
             }
             // The live entry of an armed timer is in its delay's list, which is `list`.
-            self.timer_heap.pop_live_front(list);
+            self.timer_heap.popped_live(list);
             timer.armed = false;
             let Some(callback) = timer.callback.take() else {
                 continue;
@@ -902,10 +903,9 @@ impl Loop {
                     self.invoke(CallbackKind::Timer, callback);
                     // Spent: Node destroys it after its callback; here its slot is freed (a
                     // callback that cleared it has freed it already).
-                    if let Some(timer) = self.timers.remove(key) {
-                        if timer.refed {
-                            self.refs -= 1;
-                        }
+                    // In place: the slot's `armed` byte and callback tag were just written.
+                    if self.timers.remove_in_place(key, |t| t.refed) == Some(true) {
+                        self.refs -= 1;
                     }
                 }
                 TimerCallback::Mut(mut callback) => {

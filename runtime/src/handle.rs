@@ -108,8 +108,13 @@ impl<T> GenSlab<T> {
         }
     }
 
-    /// [`GenSlab::insert`], returning the stored value too (no second lookup).
-    pub(crate) fn insert_mut(&mut self, value: T) -> (Key, &mut T) {
+    /// [`GenSlab::insert`], returning the stored value too (no second lookup). The value is
+    /// built by `make` once its slot is known, so the compiler can write it straight into the
+    /// slot: a value built first on the caller's stack with narrow field stores and then
+    /// copied in 16-byte loads stalls store forwarding (docs/benchmarks.md, "Issue #23, third
+    /// pass").
+    #[inline]
+    pub(crate) fn insert_mut(&mut self, make: impl FnOnce() -> T) -> (Key, &mut T) {
         self.len += 1;
         let (index, gen) = match self.free.pop() {
             Some(index) => (index, self.slots[index as usize].gen),
@@ -121,8 +126,12 @@ impl<T> GenSlab<T> {
                 (self.slots.len() as u32 - 1, 0)
             }
         };
-        let slot = &mut self.slots[index as usize];
-        (Key { index, gen }, slot.value.insert(value))
+        let value = &mut self.slots[index as usize].value;
+        match value {
+            // Nothing to drop before the write.
+            None => (Key { index, gen }, value.insert(make())),
+            Some(_) => unreachable!("a free slot holds no value"),
+        }
     }
 
     pub(crate) fn get(&self, key: Key) -> Option<&T> {
@@ -161,6 +170,25 @@ impl<T> GenSlab<T> {
         self.free.push(key.index);
         self.len -= 1;
         value
+    }
+
+    /// [`GenSlab::remove`] that drops the value where it lies instead of moving it out, and
+    /// returns what `read` takes from it first. For hot paths that only need a field or two of
+    /// a value they just wrote narrow fields of: moving the whole value out reads it back in
+    /// wide loads that stall store forwarding.
+    #[inline]
+    pub(crate) fn remove_in_place<R>(&mut self, key: Key, read: impl FnOnce(&T) -> R) -> Option<R> {
+        let slot = self.slots.get_mut(key.index as usize)?;
+        if slot.gen != key.gen {
+            return None;
+        }
+        let out = read(slot.value.as_ref()?);
+        slot.value = None;
+        // Bump the generation so every outstanding copy of `key` becomes stale.
+        slot.gen = slot.gen.wrapping_add(1);
+        self.free.push(key.index);
+        self.len -= 1;
+        Some(out)
     }
 
     pub(crate) fn len(&self) -> usize {

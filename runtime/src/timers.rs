@@ -202,6 +202,7 @@ impl TimerHeap {
     /// Arms `timer` (stored under `key`) to fire at `now + timer.delay`; bumps the timer's `seq`,
     /// so any older entry for it is now stale. The caller has made that older entry stale in
     /// the books already ([`TimerHeap::forget`]).
+    #[inline]
     pub(crate) fn arm(&mut self, key: Key, timer: &mut Timer, now: u64) {
         let due = now.saturating_add(u64::from(timer.delay));
         timer.seq = self.next_seq;
@@ -259,12 +260,20 @@ impl TimerHeap {
         }
     }
 
+    /// The list for `delay` (created with expiry `due` if there is none): the list the last arm
+    /// used, checked inline, else [`TimerHeap::find_or_add_list`].
+    #[inline]
     fn list_for(&mut self, delay: u64, due: u64) -> usize {
         if let Some(i) = self.last {
             if self.lists[i].delay == delay && !self.lists[i].dead {
                 return i;
             }
         }
+        self.find_or_add_list(delay, due)
+    }
+
+    #[inline(never)]
+    fn find_or_add_list(&mut self, delay: u64, due: u64) -> usize {
         let i = match self.by_delay.entry(delay) {
             Entry::Occupied(list) => *list.get(),
             Entry::Vacant(vacant) => {
@@ -330,27 +339,29 @@ impl TimerHeap {
         self.running = None;
     }
 
-    /// The first entry of list `index`, stale or not.
-    pub(crate) fn front(&self, index: usize) -> Option<(u64, u64, Key)> {
-        self.lists[index].entries.front().copied()
+    /// Takes the first entry of list `index`, stale or not: the timers phase pops before it
+    /// looks, so a list's ring buffer is indexed once per timer (a head found not due goes
+    /// back with [`TimerHeap::unpop_front`]).
+    #[inline]
+    pub(crate) fn pop_front(&mut self, index: usize) -> Option<(u64, u64, Key)> {
+        let entry = self.lists[index].entries.pop_front()?;
+        self.len -= 1;
+        Some(entry)
     }
 
-    /// Drops the first entry of list `index` (the caller found it stale or is about to run it).
-    pub(crate) fn pop_front(&mut self, index: usize) {
-        if self.lists[index].entries.pop_front().is_some() {
-            self.len -= 1;
-        }
+    /// Puts back the head [`TimerHeap::pop_front`] took (it was not due yet).
+    pub(crate) fn unpop_front(&mut self, index: usize, entry: (u64, u64, Key)) {
+        self.lists[index].entries.push_front(entry);
+        self.len += 1;
     }
 
-    /// Drops the first entry of list `index`, which is the live entry of a timer about to run:
-    /// [`TimerHeap::pop_front`] plus [`TimerHeap::forget`] of an armed timer, without looking
-    /// its list up by delay (a live entry is always in its delay's current list).
-    pub(crate) fn pop_live_front(&mut self, index: usize) {
+    /// The timer of the entry just popped from list `index` is about to run: it leaves the
+    /// list's live count ([`TimerHeap::forget`] of an armed timer, without looking its list up
+    /// by delay: a live entry is always in its delay's current list).
+    #[inline]
+    pub(crate) fn popped_live(&mut self, index: usize) {
         let list = &mut self.lists[index];
-        if list.entries.pop_front().is_some() {
-            self.len -= 1;
-            list.live = list.live.saturating_sub(1);
-        }
+        list.live = list.live.saturating_sub(1);
     }
 
     /// Node's "list wait": the head of the first list is not due at `now`; the list moves to
