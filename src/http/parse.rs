@@ -1653,6 +1653,72 @@ mod tests {
         }
     }
 
+    /// Everything a head exposes, or the error.
+    fn observed(r: Result<Option<RequestHead>, ParseError>) -> String {
+        match r {
+            Ok(Some(h)) => format!(
+                "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {} {} {} {} {:?}",
+                h.method(),
+                h.target(),
+                h.path(),
+                h.query(),
+                h.version(),
+                h.headers().collect::<Vec<_>>(),
+                h.body_kind(),
+                h.keep_alive(),
+                h.expect_continue(),
+                h.has_unsupported_expectation(),
+                h.is_upgrade(),
+                h.as_bytes(),
+            ),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_one_pass_parse_agrees_with_the_two_step_parse() {
+        let inputs: &[&[u8]] = &[
+            b"GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1:3000\r\n\r\nGET",
+            b"GET /a?b=c#d HTTP/1.1\r\nHost: h\r\nX:  v  \t\r\nY:\r\nZ: \t \r\n\r\n",
+            b"GET /a#b?c HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+            b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
+            b"POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nHost: h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: [::1]:80\r\nExpect: 100-continue\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nExpect: other\r\nConnection: Upgrade, close\r\nUpgrade: x\r\n\r\n",
+            b"GET http://h/p?q HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n",
+            b"M-SEARCH * HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nX: caf\xc3\xa9\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nX: a\x7f\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nX : a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\n folded\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\n:a\r\n\r\n",
+            b"GET  / HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"get / HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nA: b\r\r\n\r\n",
+        ];
+        for input in inputs {
+            // Whole: the one-pass parse; the first byte alone first: the two-step parse.
+            let fast = parse(input);
+            let mut buf = BytesMut::from(&input[..1]);
+            let mut parser = HeadParser::new();
+            let first = parser.parse(&mut buf, &Limits::default());
+            let slow = match first {
+                Ok(None) => {
+                    buf.extend_from_slice(&input[1..]);
+                    parser.parse(&mut buf, &Limits::default())
+                }
+                other => other,
+            };
+            assert_eq!(observed(fast), observed(slow), "{input:?}");
+        }
+    }
+
     #[test]
     fn validates_field_lines_like_the_head_parser() {
         type Case<'a> = (&'a [u8], Result<(&'a [u8], &'a [u8]), ParseError>);
