@@ -16,6 +16,18 @@
 //!
 //! Errors are reported in byte order, so feeding a request in any number of
 //! pieces gives the same result as feeding it whole.
+//!
+//! **Fast path.** When a head starts at the front of the buffer and is
+//! already complete there (the usual case, and every pipelined request after
+//! the first), [`parse_complete_simple`] does both steps in one pass over its
+//! bytes: request line, then field lines checked byte by byte (name `tchar`,
+//! value HTAB or visible ASCII, CRLF), recording the spans directly. It
+//! accepts only heads that the two steps would accept with the same fields,
+//! and gives up (no error, nothing consumed) on anything else: a partial head,
+//! any byte it does not know to be valid (obs-text, a bare CR or LF, a space
+//! before a colon, an unknown method, ...), or a limit. The two steps then run
+//! as before, so every error and every edge case keeps its one definition
+//! there. The framing rules ([`apply_framing_rules`]) are shared.
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -396,6 +408,13 @@ impl HeadParser {
             while buf.starts_with(b"\r\n") {
                 buf.advance(2);
             }
+            // `scanned == 0` means no earlier call saw part of this head (and `line` is
+            // unset): try the one-pass parse of a complete, plain head.
+            if let Some((end, parts)) = parse_complete_simple(buf, limits, spare) {
+                let parts = parts?;
+                let bytes = buf.split_to(end).freeze();
+                return Ok(Some(parts.into_head(bytes)));
+            }
         }
         match self.scan(buf, limits)? {
             Scan::Partial { pending_cr } => {
@@ -628,11 +647,34 @@ fn is_authority_form(target: &[u8]) -> bool {
     }
 }
 
+/// Target bytes that cannot end an origin-form path: visible ASCII but `?` and `#`.
+static TARGET_PATH: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0x21;
+    while i <= 0x7e {
+        table[i] = i != b'?' as usize && i != b'#' as usize;
+        i += 1;
+    }
+    table
+};
+
+/// Field value bytes the fast path takes: HTAB, SP and visible ASCII.
+static FIELD_VALUE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0x20;
+    while i <= 0x7e {
+        table[i] = true;
+        i += 1;
+    }
+    table[b'\t' as usize] = true;
+    table
+};
+
 /// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2), empty allowed (as Node
 /// does). `uri-host` is an IP-literal in brackets or a reg-name of
 /// unreserved, pct-encoded and sub-delims bytes; `port = *DIGIT`.
 fn is_valid_host(value: &[u8]) -> bool {
-    let (host, port) = if value.first() == Some(&b'[') {
+    if value.first() == Some(&b'[') {
         let Some(close) = memchr::memchr(b']', value) else {
             return false;
         };
@@ -644,40 +686,34 @@ fn is_valid_host(value: &[u8]) -> bool {
         {
             return false;
         }
-        match &value[close + 1..] {
-            [] => (&[][..], None),
-            [b':', port @ ..] => (&[][..], Some(port)),
-            _ => return false,
-        }
-    } else {
-        match memchr::memchr(b':', value) {
-            Some(i) => (&value[..i], Some(&value[i + 1..])),
-            None => (value, None),
-        }
-    };
-    let host_ok = host.iter().all(|&b| {
-        b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'%'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-            )
-    });
-    host_ok && port.is_none_or(|p| p.iter().all(u8::is_ascii_digit))
+        return match &value[close + 1..] {
+            [] => true,
+            [b':', port @ ..] => port.iter().all(u8::is_ascii_digit),
+            _ => false,
+        };
+    }
+    // reg-name up to the first ':', then the port: one pass, one table load per byte.
+    match value.iter().position(|&b| !REG_NAME[usize::from(b)]) {
+        None => true,
+        Some(i) => value[i] == b':' && value[i + 1..].iter().all(u8::is_ascii_digit),
+    }
 }
+
+/// The bytes of a `reg-name` (RFC 3986 §3.2.2): unreserved, `%` (of pct-encoded) and
+/// sub-delims.
+static REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        #[rustfmt::skip]
+        let ok = matches!(i as u8,
+            b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'-' | b'.' | b'_' | b'~' | b'%' |
+            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=');
+        table[i] = ok;
+        i += 1;
+    }
+    table
+};
 
 /// Splits a field line (without CRLF) into name and value ranges, with
 /// llhttp's strictness: no leading whitespace (obs-fold), no whitespace
@@ -815,7 +851,7 @@ fn map_httparse(e: httparse::Error) -> ParseError {
     }
 }
 
-/// Records the fields as spans and applies RFC 9112 §6.3 in order.
+/// Records the fields as spans, then applies the framing rules.
 fn finish_head(
     head: &[u8],
     line: RequestLine,
@@ -830,9 +866,138 @@ fn finish_head(
         let start = (s.as_ptr() as usize).saturating_sub(base);
         Span::new(start, start + s.len())
     };
-
     headers.clear();
     headers.reserve_exact(parsed.len()); // exact: a pooled list keeps this capacity
+    headers.extend(parsed.iter().map(|h| HeaderSpan {
+        name: span_of(h.name.as_bytes()),
+        value: span_of(h.value),
+    }));
+    apply_framing_rules(head, line, headers, limits)
+}
+
+/// The one-pass parse of a complete, plain head at the front of `buf` (see
+/// the module docs). `Some((end, result))` when this pass decides: the head
+/// ends at `end`, and `result` is what the two-step parse gives for it
+/// (framing rules included). `None` leaves the head to the two-step parse
+/// and says nothing about it. Fills `spare` (left empty on `None`).
+fn parse_complete_simple(
+    buf: &[u8],
+    limits: &Limits,
+    spare: &mut Vec<HeaderSpan>,
+) -> Option<(usize, Result<HeadParts, ParseError>)> {
+    // Past the head limit the two-step parse answers (431); within it, every byte the head
+    // needs must be here, or the head is partial.
+    let b = buf.get(..buf.len().min(limits.max_head_size))?;
+    // Request line: method SP request-target SP HTTP-version CRLF, each part as
+    // `parse_request_line` accepts it. Loops are `position` over tables: no bounds checks.
+    let sp1 = b.iter().position(|&c| !is_tchar(c))?;
+    if sp1 == 0 || b[sp1] != b' ' {
+        return None;
+    }
+    let method = match &b[..sp1] {
+        b"GET" => Method::Get,
+        other => Method::from_bytes(other)?,
+    };
+    let t_start = sp1 + 1;
+    // Visible ASCII up to the first `?` or `#` (where an origin-form path ends), then up to SP.
+    let rest = &b[t_start..];
+    let plain = rest.iter().position(|&c| !TARGET_PATH[usize::from(c)])?;
+    let (path_end, t_len) = match rest[plain] {
+        b' ' => (None, plain),
+        b'?' | b'#' => {
+            let more = rest[plain..]
+                .iter()
+                .position(|&c| !(0x21..=0x7e).contains(&c))?;
+            (Some(plain), plain + more)
+        }
+        _ => return None,
+    };
+    let t_end = t_start + t_len;
+    let version = match b.get(t_end..t_end + 11)? {
+        b" HTTP/1.1\r\n" => Version::Http11,
+        b" HTTP/1.0\r\n" => Version::Http10,
+        _ => return None,
+    };
+    let line_end = t_end + 9; // the CR
+    if t_len == 0 || line_end > limits.max_request_line {
+        return None;
+    }
+    let target = &b[t_start..t_end];
+    let (path, query) = if target[0] == b'/' && method != Method::Connect {
+        // origin-form, as `split_target` splits it (the path is never empty: it has the '/').
+        match path_end {
+            None => (Some(Span::new(0, target.len())), None),
+            Some(q) => {
+                let query = (target[q] == b'?').then(|| {
+                    let end = memchr::memchr(b'#', &target[q..]).map_or(target.len(), |j| q + j);
+                    Span::new(q + 1, end)
+                });
+                (Some(Span::new(0, q)), query)
+            }
+        }
+    } else {
+        split_target(method, target)?
+    };
+    let shift = |s: Span| Span::new(s.start + t_start, s.end + t_start);
+    let line = RequestLine {
+        method,
+        version,
+        target: Span::new(t_start, t_end),
+        path: path.map(shift),
+        query: query.map(shift),
+    };
+
+    // Field lines: token ":" OWS value OWS CRLF, value bytes HTAB, SP or visible ASCII
+    // (httparse also takes obs-text and the two-step parse answers for it); then CRLF.
+    spare.clear();
+    let mut p = line_end + 2;
+    let end = loop {
+        let line = b.get(p..)?;
+        if line.first() == Some(&b'\r') {
+            if line.get(1) != Some(&b'\n') {
+                spare.clear();
+                return None;
+            }
+            break p + 2;
+        }
+        let colon = line.iter().position(|&c| !is_tchar(c))?;
+        if colon == 0 || line[colon] != b':' || spare.len() == limits.max_headers {
+            spare.clear();
+            return None;
+        }
+        let after = &line[colon + 1..];
+        let ows = after.iter().position(|&c| c != b' ' && c != b'\t')?;
+        let value = &after[ows..];
+        let cr = value.iter().position(|&c| !FIELD_VALUE[usize::from(c)])?;
+        if value[cr] != b'\r' || value.get(cr + 1)? != &b'\n' {
+            spare.clear();
+            return None;
+        }
+        let trimmed = value[..cr]
+            .iter()
+            .rposition(|&c| c != b' ' && c != b'\t')
+            .map_or(0, |i| i + 1);
+        let value_start = p + colon + 1 + ows;
+        spare.push(HeaderSpan {
+            name: Span::new(p, p + colon),
+            value: Span::new(value_start, value_start + trimmed),
+        });
+        p = value_start + cr + 2;
+    };
+    let head = &b[..end];
+    Some((
+        end,
+        apply_framing_rules(head, line, std::mem::take(spare), limits),
+    ))
+}
+
+/// Applies RFC 9112 §6.3 in order to the fields of a syntactically valid head.
+fn apply_framing_rules(
+    head: &[u8],
+    line: RequestLine,
+    headers: Vec<HeaderSpan>,
+    limits: &Limits,
+) -> Result<HeadParts, ParseError> {
     let mut hosts = 0usize;
     let mut content_length: Option<u64> = None;
     let mut te_seen = false;
@@ -843,17 +1008,18 @@ fn finish_head(
     let mut upgrade_header = false;
     let (mut expect_continue, mut unsupported_expectation) = (false, false);
 
-    for h in parsed {
-        if h.name.is_empty() {
+    for h in &headers {
+        let name = h.name.of(head);
+        if name.is_empty() {
             return Err(ParseError::BadHeaderName);
         }
-        let value = h.value;
-        headers.push(HeaderSpan {
-            name: span_of(h.name.as_bytes()),
-            value: span_of(value),
-        });
-        let name = h.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"host") {
+        let value = h.value.of(head);
+        // Most fields are none of these: one length compare rules out all but one name.
+        let is = |wanted: &[u8]| name.eq_ignore_ascii_case(wanted);
+        if !matches!(name.len(), 4 | 6 | 7 | 10 | 14 | 17) {
+            continue;
+        }
+        if is(b"host") {
             hosts += 1;
             if hosts > 1 {
                 return Err(ParseError::DuplicateHost);
@@ -861,7 +1027,7 @@ fn finish_head(
             if !is_valid_host(value) {
                 return Err(ParseError::BadHost);
             }
-        } else if name.eq_ignore_ascii_case(b"content-length") {
+        } else if is(b"content-length") {
             // RFC 9110 §8.6: a list of identical values may be taken as one.
             let mut any = false;
             for_each_element(value, |element| {
@@ -878,7 +1044,7 @@ fn finish_head(
             if !any || value.ends_with(b",") || value.starts_with(b",") {
                 return Err(ParseError::BadContentLength);
             }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        } else if is(b"transfer-encoding") {
             te_seen = true;
             for_each_element(value, |element| {
                 let coding = transfer_coding(element).ok_or(ParseError::BadTransferEncoding)?;
@@ -892,16 +1058,16 @@ fn finish_head(
                 te_codings += 1;
                 Ok(())
             })?;
-        } else if name.eq_ignore_ascii_case(b"connection") {
+        } else if is(b"connection") {
             for_each_element(value, |token| {
                 close |= token.eq_ignore_ascii_case(b"close");
                 keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
                 upgrade_token |= token.eq_ignore_ascii_case(b"upgrade");
                 Ok(())
             })?;
-        } else if name.eq_ignore_ascii_case(b"upgrade") {
+        } else if is(b"upgrade") {
             upgrade_header = true;
-        } else if name.eq_ignore_ascii_case(b"expect") && line.version == Version::Http11 {
+        } else if is(b"expect") && line.version == Version::Http11 {
             if value.eq_ignore_ascii_case(b"100-continue") {
                 expect_continue = true;
             } else {
@@ -1484,6 +1650,72 @@ mod tests {
             // And one byte at a time.
             let every: Vec<usize> = (1..input.len()).collect();
             assert_eq!(feed_in_pieces(input, &every), whole, "{input:?} bytewise");
+        }
+    }
+
+    /// Everything a head exposes, or the error.
+    fn observed(r: Result<Option<RequestHead>, ParseError>) -> String {
+        match r {
+            Ok(Some(h)) => format!(
+                "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {} {} {} {} {:?}",
+                h.method(),
+                h.target(),
+                h.path(),
+                h.query(),
+                h.version(),
+                h.headers().collect::<Vec<_>>(),
+                h.body_kind(),
+                h.keep_alive(),
+                h.expect_continue(),
+                h.has_unsupported_expectation(),
+                h.is_upgrade(),
+                h.as_bytes(),
+            ),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_one_pass_parse_agrees_with_the_two_step_parse() {
+        let inputs: &[&[u8]] = &[
+            b"GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1:3000\r\n\r\nGET",
+            b"GET /a?b=c#d HTTP/1.1\r\nHost: h\r\nX:  v  \t\r\nY:\r\nZ: \t \r\n\r\n",
+            b"GET /a#b?c HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+            b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
+            b"POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nHost: h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: [::1]:80\r\nExpect: 100-continue\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nExpect: other\r\nConnection: Upgrade, close\r\nUpgrade: x\r\n\r\n",
+            b"GET http://h/p?q HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n",
+            b"M-SEARCH * HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nX: caf\xc3\xa9\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nX: a\x7f\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nX : a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\n folded\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\n:a\r\n\r\n",
+            b"GET  / HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"get / HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nA: b\r\r\n\r\n",
+        ];
+        for input in inputs {
+            // Whole: the one-pass parse; the first byte alone first: the two-step parse.
+            let fast = parse(input);
+            let mut buf = BytesMut::from(&input[..1]);
+            let mut parser = HeadParser::new();
+            let first = parser.parse(&mut buf, &Limits::default());
+            let slow = match first {
+                Ok(None) => {
+                    buf.extend_from_slice(&input[1..]);
+                    parser.parse(&mut buf, &Limits::default())
+                }
+                other => other,
+            };
+            assert_eq!(observed(fast), observed(slow), "{input:?}");
         }
     }
 

@@ -201,10 +201,20 @@ impl Response {
         value: HeaderValue,
         replace: bool,
     ) -> Result<(), HeaderError> {
-        if !encode::validate_header_name(&name) {
+        let name_ok = match &name {
+            Cow::Borrowed(name) => valid_static(name.as_bytes(), |n| {
+                std::str::from_utf8(n).is_ok_and(encode::validate_header_name)
+            }),
+            Cow::Owned(name) => encode::validate_header_name(name),
+        };
+        if !name_ok {
             return Err(HeaderError::InvalidName);
         }
-        if !encode::validate_header_value(&value) {
+        let value_ok = match &value {
+            Cow::Borrowed(value) => valid_static(value, encode::validate_header_value),
+            Cow::Owned(value) => encode::validate_header_value(value),
+        };
+        if !value_ok {
             return Err(HeaderError::InvalidValue);
         }
         self.with(|ex| {
@@ -417,6 +427,38 @@ impl Response {
     }
 }
 
+/// `'static` bytes that passed a header check on this thread, as (address, length): `'static`
+/// data never changes, so a literal such as `"content-type"` is validated once per slot, not
+/// on every response. A few slots, replaced in turn.
+struct StaticMemo {
+    slots: [(usize, usize); 8],
+    next: usize,
+}
+
+thread_local! {
+    static VALIDATED: std::cell::RefCell<StaticMemo> = const {
+        std::cell::RefCell::new(StaticMemo { slots: [(0, 0); 8], next: 0 })
+    };
+}
+
+/// `check(bytes)`, remembered for `'static` bytes that pass (see [`StaticMemo`]).
+fn valid_static(bytes: &'static [u8], check: impl FnOnce(&[u8]) -> bool) -> bool {
+    let key = (bytes.as_ptr() as usize, bytes.len());
+    VALIDATED.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        if memo.slots.contains(&key) {
+            return true;
+        }
+        if !check(bytes) {
+            return false;
+        }
+        let next = memo.next;
+        memo.slots[next] = key;
+        memo.next = (next + 1) % memo.slots.len();
+        true
+    })
+}
+
 /// Serializes the status line and header block. `known_len` is the whole body's length when
 /// `end` is called before any `write`. `force_close`: the server is closing gracefully, so
 /// this is the connection's last response.
@@ -434,11 +476,20 @@ fn write_head(
     let res = &mut ex.res;
     res.headers_sent = true;
     let status = res.status;
-    encode::write_status_line(out, Version::Http11, status, reason_phrase(status));
+    if status == 200 {
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+    } else {
+        encode::write_status_line(out, Version::Http11, status, reason_phrase(status));
+    }
     let mut has_date = false;
     let mut has_len = false;
     let mut user_chunked = false;
     for (name, value) in &res.headers {
+        // The names handled below are 4, 10, 14 or 17 bytes long: one compare passes others.
+        if !matches!(name.len(), 4 | 10 | 14 | 17) {
+            encode::write_header(out, name, value);
+            continue;
+        }
         if name.eq_ignore_ascii_case("connection") {
             if value
                 .split(|&b| b == b',')
