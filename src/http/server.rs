@@ -59,6 +59,9 @@ pub(crate) struct Shared {
     pub(crate) response_headers: VecPool<(Cow<'static, str>, HeaderValue)>,
     /// Empty output buffers: a connection hands its buffer back when it goes idle.
     pub(crate) out_buffers: Pool<BytesMut>,
+    /// Empty input buffers: likewise, handed back by a connection that goes idle with no
+    /// unparsed input.
+    pub(crate) in_buffers: Pool<BytesMut>,
     /// Exchange boxes: a connection takes one per request and gives it back when it ends.
     pub(crate) exchanges: BoxPool<Exchange>,
     /// Request body bytes buffered by `Request::collect`, all connections together.
@@ -233,6 +236,7 @@ pub fn create_server_with(
             request_fields: VecPool::new(32),
             response_headers: VecPool::new(32),
             out_buffers: Pool::new(8 * 1024),
+            in_buffers: Pool::new(16 * 1024),
             exchanges: BoxPool::new(),
         }),
     }

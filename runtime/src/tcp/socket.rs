@@ -65,7 +65,10 @@ type EventCallback = Box<dyn FnMut(&mut Loop, TcpId)>;
 type ErrorCallback = Box<dyn FnMut(&mut Loop, TcpId, &io::Error)>;
 type CloseCallback = Box<dyn FnOnce(&mut Loop, TcpId, bool)>;
 
+/// `repr(C)` with `on_data` first: it is the one every read calls, and it then sits in the
+/// socket's second cache line with the other hot fields (see `Socket`).
 #[derive(Default)]
+#[repr(C)]
 pub(crate) struct Callbacks {
     on_data: Option<DataCallback>,
     on_end: Option<EventCallback>,
@@ -92,37 +95,48 @@ struct IdleTimeout {
     last_active: u64,
 }
 
+/// `repr(C)`, hot fields first: a request on a keep-alive socket (one read, one write) touches
+/// only the first two cache lines (`align(64)`): the fields up to `callbacks.on_data`. With
+/// 10,000 connections no socket is still in the cache when its next request comes, so every
+/// further line touched is a miss (see docs/benchmarks.md, "10,000 connections"). Checked in
+/// the release build (`offset_of!`); some other builds lay out a field larger, so no
+/// compile-time assertion holds it (yet).
+#[repr(C, align(64))]
 pub(crate) struct Socket {
+    // -- line 1 --
     /// TCP or Unix: the only field that differs between the two.
     pub(crate) stream: Stream,
-    pub(crate) server: Option<ServerId>,
     pub(crate) connecting: bool,
     pub(crate) paused: bool,
     pub(crate) read_ended: bool,
     pub(crate) write_side: WriteSide,
-    pub(crate) queue: VecDeque<Bytes>,
-    /// Bytes written and not yet accepted by the kernel: the write queue, plus (on a TLS
-    /// socket) plaintext written before the handshake completed.
-    pub(crate) queued: usize,
     pub(crate) need_drain: bool,
     /// `tcp_cork` nesting depth; while above 0, writes are queued without a syscall (on a TLS
     /// socket: plaintext is held back before encryption, see `tls/`).
     pub(crate) corked: u32,
+    /// The TLS session when the socket is encrypted: reads are decrypted before `on_data`,
+    /// writes encrypted before the queue (see `crate::tls`).
+    pub(crate) tls: Option<Box<TlsLayer>>,
+    timeout: Option<IdleTimeout>,
+    // -- line 2 --
+    pub(crate) queue: VecDeque<Bytes>,
+    bytes_read: u64,
+    bytes_written: u64,
+    /// `on_data` first (see `Callbacks`).
+    callbacks: Callbacks,
+    // -- cold: set once, or read only when the queue is used --
+    /// Bytes written and not yet accepted by the kernel: the write queue, plus (on a TLS
+    /// socket) plaintext written before the handshake completed.
+    pub(crate) queued: usize,
+    pub(crate) server: Option<ServerId>,
     /// Bytes queued while corked: not yet offered to the kernel, so they do not count toward
     /// the high-water mark (see [`Loop::tcp_cork`]).
     corked_bytes: usize,
     pub(crate) options: SocketOptions,
-    timeout: Option<IdleTimeout>,
-    callbacks: Callbacks,
-    bytes_read: u64,
-    bytes_written: u64,
     pub(crate) refed: bool,
     pub(crate) created_at: &'static Location<'static>,
     /// The child process this socket is a stdio stream of: told when the socket closes.
     pub(crate) process: Option<ProcessId>,
-    /// The TLS session when the socket is encrypted: reads are decrypted before `on_data`,
-    /// writes encrypted before the queue (see `crate::tls`).
-    pub(crate) tls: Option<Box<TlsLayer>>,
 }
 
 /// Takes a callback out of its slot, runs it with the loop, and puts it back unless the socket
