@@ -34,8 +34,10 @@ use std::sync::Arc;
 pub use filter::{parse_level, Filter};
 pub use format::pino_level;
 #[cfg(test)]
+pub(crate) use format::push_json_f64;
+#[cfg(test)]
 pub(crate) use format::{json_bindings, json_line, push_json_head};
-pub(crate) use format::{push_json_f64, push_json_ip, push_json_string};
+pub(crate) use format::{push_json_ip, push_json_millis, push_json_string};
 use writer::LineWriter;
 
 /// The line format.
@@ -188,10 +190,14 @@ struct DirectJson {
 
 static DIRECT_JSON: std::sync::OnceLock<DirectJson> = std::sync::OnceLock::new();
 
-/// Whether the access log can take the direct JSON path: a JSON [`Logger`] of this module is
-/// installed. Otherwise access lines go through `log::log!` (text format, another logger).
-pub(crate) fn direct_json_installed() -> bool {
-    DIRECT_JSON.get().is_some()
+/// Whether the access log can take the direct JSON path: `Some(most verbose level the access
+/// target logs at)` when a JSON [`Logger`] of this module is installed (the filter was
+/// resolved for [`ACCESS_TARGET`] at install, so no per-request target matching). `None`:
+/// access lines go through `log::log!` (text format, another logger).
+pub(crate) fn direct_access_max() -> Option<log::LevelFilter> {
+    DIRECT_JSON
+        .get()
+        .map(|d| d.access_max.min(log::max_level()))
 }
 
 /// Writes one JSON line at `level` for [`ACCESS_TARGET`] through the installed JSON logger:
