@@ -25,7 +25,7 @@ pub fn logger() -> Middleware {
             Some(max) if max < log::Level::Error => return next.call(),
             Some(_) => true,
         };
-        let started = Instant::now();
+        let started = req.start_time();
         let id = req.id;
         let peer = req.http().and_then(|r| r.remote_addr());
         if direct {

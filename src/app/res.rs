@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use oneloop_runtime::{Loop, LoopHandle};
 use serde::Serialize;
+use smallvec::SmallVec;
 
 use crate::http;
 
@@ -134,7 +135,8 @@ struct Core {
     is_head: bool,
     if_none_match: Option<String>,
     etag: bool,
-    finish_hooks: RefCell<Vec<FinishHook>>,
+    /// Two inline (the metrics middleware's and the access log's: no allocation for the list).
+    finish_hooks: RefCell<SmallVec<[FinishHook; 2]>>,
     /// The app's JSON scratch buffer (see `AppInner::json_scratch`).
     json_scratch: Rc<Cell<Vec<u8>>>,
     handle: LoopHandle,
@@ -277,7 +279,7 @@ impl Res {
                 is_head,
                 if_none_match,
                 etag,
-                finish_hooks: RefCell::new(Vec::new()),
+                finish_hooks: RefCell::new(SmallVec::new()),
                 json_scratch,
                 handle,
                 panic_reply: false,

@@ -48,7 +48,7 @@ pub mod process;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use oneloop_runtime::Loop;
 use prometheus_client::registry::{Metric, Registry};
@@ -195,7 +195,7 @@ impl WorkerMetrics {
         let http = Rc::clone(&self.http);
         let unmatched = Rc::clone(&self.unmatched);
         move |req, res, next| {
-            let started = Instant::now();
+            let started = req.start_time();
             http.borrow_mut().in_flight += 1;
             let guard = InFlight(Rc::clone(&http));
             let method = method_label(req.method());
