@@ -3,9 +3,9 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::Duration;
 
-use super::Middleware;
+use super::{Middleware, Req};
 use crate::logging::{self, ACCESS_TARGET};
 
 /// Logs `"request completed"` at info level (target `oneloop::access`; 5xx at error level)
@@ -17,62 +17,103 @@ use crate::logging::{self, ACCESS_TARGET};
 /// Injected requests (no socket) have no `remoteAddress`/`remotePort`.
 pub fn logger() -> Middleware {
     Rc::new(|req, res, next| {
+        if let Some(line) = AccessLine::begin(req) {
+            let started = req.start_time();
+            res.on_finish(move |status, _bytes| line.finish(status, started.elapsed()));
+        }
+        next.call();
+    })
+}
+
+/// One request's access line between its start and its finish: what [`logger`] keeps, and
+/// what the metrics middleware keeps when it writes the line too
+/// ([`WorkerMetrics::middleware_with_access_log`](super::metrics::WorkerMetrics::middleware_with_access_log):
+/// one layer, one finish hook and one clock read at each end for both).
+pub(crate) enum AccessLine {
+    /// The installed JSON sink is ours: the request's part of the line, already formatted (it
+    /// replaces the copy of the URL the record path keeps); the rest is written at the finish.
+    Direct(String),
+    /// Another logger, or text lines: a `log` record at the finish.
+    Record(Box<RequestPart>),
+}
+
+/// What the record path keeps of the request.
+pub(crate) struct RequestPart {
+    id: u64,
+    method: Cow<'static, str>,
+    url: String,
+    peer: Option<std::net::SocketAddr>,
+}
+
+impl AccessLine {
+    /// The request's part of its line, or `None` when the access target logs nothing.
+    pub(crate) fn begin(req: &Req) -> Option<AccessLine> {
         let direct = match logging::direct_access_max() {
-            None if !log::log_enabled!(target: ACCESS_TARGET, log::Level::Error) => {
-                return next.call()
-            }
-            None => false,
-            Some(max) if max < log::Level::Error => return next.call(),
-            Some(_) => true,
+            Some(max) if max >= log::Level::Error => true,
+            Some(_) => return None,
+            None if log::log_enabled!(target: ACCESS_TARGET, log::Level::Error) => false,
+            None => return None,
         };
-        let started = req.start_time();
         let id = req.id;
         let peer = req.http().and_then(|r| r.remote_addr());
         if direct {
-            // The JSON sink is ours: format the request's part of the line now (it replaces
-            // the copy of the URL the record path keeps) and the rest when it finishes.
             let url = req.url();
             let mut line = spare_line(128 + url.len());
             push_request_fields(&mut line, id, req.method(), url, peer);
-            res.on_finish(move |status, _bytes| {
-                let us = response_us(started);
+            return Some(AccessLine::Direct(line));
+        }
+        // The standard methods without an allocation; any other as sent.
+        let method = match super::metrics::http_stats::method_label(req.method()) {
+            "OTHER" => Cow::Owned(req.method().to_string()),
+            known => Cow::Borrowed(known),
+        };
+        Some(AccessLine::Record(Box::new(RequestPart {
+            id,
+            method,
+            url: req.url().to_string(),
+            peer,
+        })))
+    }
+
+    /// Writes the line of a response finished with `status` after `elapsed`.
+    pub(crate) fn finish(self, status: u16, elapsed: Duration) {
+        let us = micros(elapsed);
+        match self {
+            AccessLine::Direct(line) => {
                 logging::write_access_json(level_for(status), |out| {
                     out.push_str(&line);
                     push_response_fields(out, status, us);
                 });
                 give_back_line(line);
-            });
-            return next.call();
-        }
-        // The standard methods without an allocation; any other as sent.
-        let method: Cow<'static, str> = match super::metrics::http_stats::method_label(req.method())
-        {
-            "OTHER" => Cow::Owned(req.method().to_string()),
-            known => Cow::Borrowed(known),
-        };
-        let url = req.url().to_string();
-        res.on_finish(move |status, _bytes| {
-            let ms = response_us(started) as f64 / 1e3;
-            let level = level_for(status);
-            match peer {
-                Some(peer) => {
-                    let ip = peer.ip();
-                    log::log!(target: ACCESS_TARGET, level,
-                        reqId = id, "req.id" = id, "req.method" = &*method,
-                        "req.url" = url.as_str(), "req.remoteAddress" :% = ip,
-                        "req.remotePort" = peer.port(), "res.statusCode" = status,
-                        responseTime = ms; "request completed");
-                }
-                None => {
-                    log::log!(target: ACCESS_TARGET, level,
-                        reqId = id, "req.id" = id, "req.method" = &*method,
-                        "req.url" = url.as_str(), "res.statusCode" = status,
-                        responseTime = ms; "request completed");
+            }
+            AccessLine::Record(part) => {
+                let RequestPart {
+                    id,
+                    method,
+                    url,
+                    peer,
+                } = *part;
+                let ms = us as f64 / 1e3;
+                let level = level_for(status);
+                match peer {
+                    Some(peer) => {
+                        let ip = peer.ip();
+                        log::log!(target: ACCESS_TARGET, level,
+                            reqId = id, "req.id" = id, "req.method" = &*method,
+                            "req.url" = url.as_str(), "req.remoteAddress" :% = ip,
+                            "req.remotePort" = peer.port(), "res.statusCode" = status,
+                            responseTime = ms; "request completed");
+                    }
+                    None => {
+                        log::log!(target: ACCESS_TARGET, level,
+                            reqId = id, "req.id" = id, "req.method" = &*method,
+                            "req.url" = url.as_str(), "res.statusCode" = status,
+                            responseTime = ms; "request completed");
+                    }
                 }
             }
-        });
-        next.call();
-    })
+        }
+    }
 }
 
 /// Request halves of access lines kept for reuse on this thread (a fresh `String` per request
@@ -115,9 +156,8 @@ fn level_for(status: u16) -> log::Level {
     }
 }
 
-/// Microseconds since `started`, rounded (`responseTime` is this in milliseconds).
-fn response_us(started: Instant) -> u64 {
-    let d = started.elapsed();
+/// `d` in microseconds, rounded (`responseTime` is this in milliseconds).
+fn micros(d: Duration) -> u64 {
     d.as_secs() * 1_000_000 + u64::from(d.subsec_nanos() + 500) / 1000
 }
 

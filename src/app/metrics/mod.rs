@@ -56,6 +56,7 @@ use prometheus_client::registry::{Metric, Registry};
 use self::collector::{OneloopCollector, Shared};
 use self::http_stats::{method_label, HttpStats, UNMATCHED_ROUTE};
 use self::loop_sample::LoopSampler;
+use super::logger::AccessLine;
 use super::{App, Middleware, Req, Res};
 use crate::http;
 use crate::logging::LogHandle;
@@ -192,6 +193,18 @@ impl WorkerMetrics {
     /// status) and `http_requests_in_flight`. Put it first, so the duration covers the other
     /// middleware.
     pub fn middleware(&self) -> impl Fn(&mut Req, &mut Res, super::Next) + 'static {
+        self.timing(false)
+    }
+
+    /// [`WorkerMetrics::middleware`] and the access log ([`logger`](super::logger::logger))
+    /// as one middleware: the same series and the same lines, for one chain layer, one finish
+    /// hook and one clock read at each end instead of two of each (about a tenth of the CPU a
+    /// request costs in `hello_app --observe`, docs/benchmarks.md). Put it first.
+    pub fn middleware_with_access_log(&self) -> impl Fn(&mut Req, &mut Res, super::Next) + 'static {
+        self.timing(true)
+    }
+
+    fn timing(&self, access_log: bool) -> impl Fn(&mut Req, &mut Res, super::Next) + 'static {
         let http = Rc::clone(&self.http);
         let unmatched = Rc::clone(&self.unmatched);
         move |req, res, next| {
@@ -200,13 +213,21 @@ impl WorkerMetrics {
             let guard = InFlight(Rc::clone(&http));
             let method = method_label(req.method());
             let route = req.route_shared().unwrap_or_else(|| Rc::clone(&unmatched));
+            let line = if access_log {
+                AccessLine::begin(req)
+            } else {
+                None
+            };
             res.on_finish(move |status, _bytes| {
-                let seconds = started.elapsed().as_secs_f64();
+                let elapsed = started.elapsed();
                 guard
                     .0
                     .borrow_mut()
-                    .observe((method, route, status), seconds);
+                    .observe((method, route, status), elapsed.as_secs_f64());
                 drop(guard);
+                if let Some(line) = line {
+                    line.finish(status, elapsed);
+                }
             });
             next.call();
         }
@@ -238,6 +259,13 @@ impl WorkerMetrics {
     /// The middleware first, `GET /metrics`.
     pub fn install(&self, app: &mut App) {
         app.use_(self.middleware());
+        app.get("/metrics", self.handler());
+    }
+
+    /// [`WorkerMetrics::middleware_with_access_log`] first, `GET /metrics`: what
+    /// [`WorkerMetrics::install`] then `app.use_(logger())` do, cheaper.
+    pub fn install_with_access_log(&self, app: &mut App) {
+        app.use_(self.middleware_with_access_log());
         app.get("/metrics", self.handler());
     }
 
