@@ -215,9 +215,9 @@ pub(crate) fn push_json_millis(out: &mut String, micros: u64) {
     out.push_str(itoa::Buffer::new().format(micros / 1000));
     let frac = (micros % 1000) as u32;
     let digits = [frac / 100, frac / 10 % 10, frac % 10];
-    let len = if frac % 100 == 0 {
+    let len = if frac.is_multiple_of(100) {
         1
-    } else if frac % 10 == 0 {
+    } else if frac.is_multiple_of(10) {
         2
     } else {
         3

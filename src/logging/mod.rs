@@ -34,8 +34,6 @@ use std::sync::Arc;
 pub use filter::{parse_level, Filter};
 pub use format::pino_level;
 #[cfg(test)]
-pub(crate) use format::push_json_f64;
-#[cfg(test)]
 pub(crate) use format::{json_bindings, json_line, push_json_head};
 pub(crate) use format::{push_json_ip, push_json_millis, push_json_string};
 use writer::LineWriter;

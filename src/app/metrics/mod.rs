@@ -284,3 +284,38 @@ impl WorkerMetrics {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::InjectRequest;
+
+    #[test]
+    fn middleware_with_access_log_records_what_the_metrics_middleware_records() {
+        let mut lp = Loop::new().unwrap();
+        let metrics = Metrics::new();
+        let worker = metrics.worker(&mut lp, 0);
+        let mut app = App::new();
+        worker.install_with_access_log(&mut app);
+        app.get("/api/users/:id", |req, res| {
+            res.send_text(req.param("id").unwrap_or_default())
+        });
+        for path in ["/api/users/7", "/api/users/8", "/nowhere"] {
+            app.inject(&mut lp, InjectRequest::new("GET", path))
+                .unwrap();
+        }
+        let scrape = app
+            .inject(&mut lp, InjectRequest::new("GET", "/metrics"))
+            .unwrap()
+            .text();
+        for series in [
+            r#"http_request_duration_seconds_count{worker="0",method="GET",route="/api/users/:id",status_code="200"} 2"#,
+            r#"http_request_duration_seconds_count{worker="0",method="GET",route="unmatched",status_code="404"} 1"#,
+            // The scrape itself is in flight while it is encoded.
+            r#"http_requests_in_flight{worker="0"} 1"#,
+        ] {
+            assert!(scrape.contains(series), "{series} not in\n{scrape}");
+        }
+        assert_eq!(worker.http.borrow().in_flight, 0);
+    }
+}
