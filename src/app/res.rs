@@ -796,8 +796,15 @@ impl Res {
                 r.finished = true;
             }
         }
+        if !self.core.finish_hooks.borrow().is_empty() {
+            self.run_finish_hooks(status, self.core.streamed.get() + wire_body.len());
+        }
+    }
+
+    /// Out of line: keeps [`Res::raw_finish`] small for responses without hooks.
+    #[inline(never)]
+    fn run_finish_hooks(&self, status: u16, sent: usize) {
         let hooks = std::mem::take(&mut *self.core.finish_hooks.borrow_mut());
-        let sent = self.core.streamed.get() + wire_body.len();
         for hook in hooks {
             hook(status, sent);
         }
