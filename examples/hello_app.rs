@@ -12,7 +12,7 @@
 //! so the benchmark row measures the bare app.
 mod common;
 
-use oneloop::app::{health, logger, metrics::Metrics, App};
+use oneloop::app::{health, metrics::Metrics, App};
 use oneloop::health::Readiness;
 use oneloop::http::ServerConfig;
 use oneloop_runtime::Loop;
@@ -35,9 +35,9 @@ fn main() -> std::io::Result<()> {
         let metrics = Metrics::new();
         metrics.watch_log(logs);
         let worker = metrics.worker(&mut lp, 0);
-        worker.install(&mut app);
-        let access_log = logger::logger();
-        app.use_(move |req, res, next| access_log(req, res, next));
+        // The metrics middleware and the access log as one layer (the same series and lines
+        // as `worker.install(&mut app)` then `app.use_(logger::logger())`).
+        worker.install_with_access_log(&mut app);
         health::install(&mut app, &ready);
         tracked = Some(worker);
     }

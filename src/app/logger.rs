@@ -1,10 +1,11 @@
 //! The access log on the `log` crate: one record per finished response with pino-http's fields.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::Duration;
 
-use super::Middleware;
+use super::{Middleware, Req};
 use crate::logging::{self, ACCESS_TARGET};
 
 /// Logs `"request completed"` at info level (target `oneloop::access`; 5xx at error level)
@@ -16,55 +17,134 @@ use crate::logging::{self, ACCESS_TARGET};
 /// Injected requests (no socket) have no `remoteAddress`/`remotePort`.
 pub fn logger() -> Middleware {
     Rc::new(|req, res, next| {
-        if !log::log_enabled!(target: ACCESS_TARGET, log::Level::Error) {
-            return next.call();
+        if let Some(line) = AccessLine::begin(req) {
+            let started = req.start_time();
+            res.on_finish(move |status, _bytes| line.finish(status, started.elapsed()));
         }
-        let started = Instant::now();
+        next.call();
+    })
+}
+
+/// One request's access line between its start and its finish: what [`logger`] keeps, and
+/// what the metrics middleware keeps when it writes the line too
+/// ([`WorkerMetrics::middleware_with_access_log`](super::metrics::WorkerMetrics::middleware_with_access_log):
+/// one layer, one finish hook and one clock read at each end for both).
+pub(crate) enum AccessLine {
+    /// The installed JSON sink is ours: the request's part of the line, already formatted (it
+    /// replaces the copy of the URL the record path keeps); the rest is written at the finish.
+    Direct(String),
+    /// Another logger, or text lines: a `log` record at the finish.
+    Record(Box<RequestPart>),
+}
+
+/// What the record path keeps of the request.
+pub(crate) struct RequestPart {
+    id: u64,
+    method: Cow<'static, str>,
+    url: String,
+    peer: Option<std::net::SocketAddr>,
+}
+
+impl AccessLine {
+    /// The request's part of its line, or `None` when the access target logs nothing.
+    pub(crate) fn begin(req: &Req) -> Option<AccessLine> {
+        let direct = match logging::direct_access_max() {
+            Some(max) if max >= log::Level::Error => true,
+            Some(_) => return None,
+            None if log::log_enabled!(target: ACCESS_TARGET, log::Level::Error) => false,
+            None => return None,
+        };
         let id = req.id;
         let peer = req.http().and_then(|r| r.remote_addr());
-        if logging::direct_json_installed() {
-            // The JSON sink is ours: format the request's part of the line now (it replaces
-            // the copy of the URL the record path keeps) and the rest when it finishes.
-            let mut line = String::with_capacity(128 + req.url().len());
-            push_request_fields(&mut line, id, req.method(), req.url(), peer);
-            res.on_finish(move |status, _bytes| {
-                let ms = response_ms(started);
-                logging::write_access_json(level_for(status), |out| {
-                    out.push_str(&line);
-                    push_response_fields(out, status, ms);
-                });
-            });
-            return next.call();
+        if direct {
+            let url = req.url();
+            let mut line = spare_line(128 + url.len());
+            push_request_fields(&mut line, id, req.method(), url, peer);
+            return Some(AccessLine::Direct(line));
         }
         // The standard methods without an allocation; any other as sent.
-        let method: Cow<'static, str> = match super::metrics::http_stats::method_label(req.method())
-        {
+        let method = match super::metrics::http_stats::method_label(req.method()) {
             "OTHER" => Cow::Owned(req.method().to_string()),
             known => Cow::Borrowed(known),
         };
-        let url = req.url().to_string();
-        res.on_finish(move |status, _bytes| {
-            let ms = response_ms(started);
-            let level = level_for(status);
-            match peer {
-                Some(peer) => {
-                    let ip = peer.ip();
-                    log::log!(target: ACCESS_TARGET, level,
-                        reqId = id, "req.id" = id, "req.method" = &*method,
-                        "req.url" = url.as_str(), "req.remoteAddress" :% = ip,
-                        "req.remotePort" = peer.port(), "res.statusCode" = status,
-                        responseTime = ms; "request completed");
-                }
-                None => {
-                    log::log!(target: ACCESS_TARGET, level,
-                        reqId = id, "req.id" = id, "req.method" = &*method,
-                        "req.url" = url.as_str(), "res.statusCode" = status,
-                        responseTime = ms; "request completed");
+        Some(AccessLine::Record(Box::new(RequestPart {
+            id,
+            method,
+            url: req.url().to_string(),
+            peer,
+        })))
+    }
+
+    /// Writes the line of a response finished with `status` after `elapsed`.
+    pub(crate) fn finish(self, status: u16, elapsed: Duration) {
+        let us = micros(elapsed);
+        match self {
+            AccessLine::Direct(line) => {
+                logging::write_access_json(level_for(status), |out| {
+                    out.push_str(&line);
+                    push_response_fields(out, status, us);
+                });
+                give_back_line(line);
+            }
+            AccessLine::Record(part) => {
+                let RequestPart {
+                    id,
+                    method,
+                    url,
+                    peer,
+                } = *part;
+                let ms = us as f64 / 1e3;
+                let level = level_for(status);
+                match peer {
+                    Some(peer) => {
+                        let ip = peer.ip();
+                        log::log!(target: ACCESS_TARGET, level,
+                            reqId = id, "req.id" = id, "req.method" = &*method,
+                            "req.url" = url.as_str(), "req.remoteAddress" :% = ip,
+                            "req.remotePort" = peer.port(), "res.statusCode" = status,
+                            responseTime = ms; "request completed");
+                    }
+                    None => {
+                        log::log!(target: ACCESS_TARGET, level,
+                            reqId = id, "req.id" = id, "req.method" = &*method,
+                            "req.url" = url.as_str(), "res.statusCode" = status,
+                            responseTime = ms; "request completed");
+                    }
                 }
             }
+        }
+    }
+}
+
+/// Request halves of access lines kept for reuse on this thread (a fresh `String` per request
+/// cost a `malloc` and a `free`): at most [`SPARE_LINES`] of them, none larger than
+/// [`SPARE_LINE_BYTES`].
+const SPARE_LINES: usize = 256;
+const SPARE_LINE_BYTES: usize = 4096;
+
+thread_local! {
+    static SPARE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty string with room for `bytes`, reused when one is spare.
+fn spare_line(bytes: usize) -> String {
+    let mut line = SPARE
+        .with_borrow_mut(|spare| spare.pop())
+        .unwrap_or_default();
+    line.reserve(bytes);
+    line
+}
+
+/// Keeps `line` for [`spare_line`] (within the bounds).
+fn give_back_line(mut line: String) {
+    if line.capacity() <= SPARE_LINE_BYTES {
+        line.clear();
+        SPARE.with_borrow_mut(|spare| {
+            if spare.len() < SPARE_LINES {
+                spare.push(line);
+            }
         });
-        next.call();
-    })
+    }
 }
 
 /// 5xx at error level, the rest at info (pino-http's default `customLogLevel`).
@@ -76,9 +156,9 @@ fn level_for(status: u16) -> log::Level {
     }
 }
 
-/// Milliseconds since `started`, rounded to the microsecond.
-fn response_ms(started: Instant) -> f64 {
-    (started.elapsed().as_secs_f64() * 1e6).round() / 1e3
+/// `d` in microseconds, rounded (`responseTime` is this in milliseconds).
+fn micros(d: Duration) -> u64 {
+    d.as_secs() * 1_000_000 + u64::from(d.subsec_nanos() + 500) / 1000
 }
 
 /// `"reqId":ID,"req":{"id":ID,"method":..,"url":..[,"remoteAddress":..,"remotePort":..]},`:
@@ -91,10 +171,11 @@ fn push_request_fields(
     peer: Option<std::net::SocketAddr>,
 ) {
     let mut n = itoa::Buffer::new();
+    let id = n.format(id);
     out.push_str("\"reqId\":");
-    out.push_str(n.format(id));
+    out.push_str(id);
     out.push_str(",\"req\":{\"id\":");
-    out.push_str(n.format(id));
+    out.push_str(id);
     out.push_str(",\"method\":");
     logging::push_json_string(out, method);
     out.push_str(",\"url\":");
@@ -103,17 +184,18 @@ fn push_request_fields(
         out.push_str(",\"remoteAddress\":");
         logging::push_json_ip(out, peer.ip());
         out.push_str(",\"remotePort\":");
-        out.push_str(n.format(peer.port()));
+        out.push_str(itoa::Buffer::new().format(peer.port()));
     }
     out.push_str("},");
 }
 
-/// `"res":{"statusCode":S},"responseTime":MS,`.
-fn push_response_fields(out: &mut String, status: u16, ms: f64) {
+/// `"res":{"statusCode":S},"responseTime":MS,` (`MS` from `us`, as the record path writes
+/// `us as f64 / 1e3`).
+fn push_response_fields(out: &mut String, status: u16, us: u64) {
     out.push_str("\"res\":{\"statusCode\":");
     out.push_str(itoa::Buffer::new().format(status));
     out.push_str("},\"responseTime\":");
-    logging::push_json_f64(out, ms);
+    logging::push_json_millis(out, us);
     out.push(',');
 }
 
@@ -165,12 +247,12 @@ mod tests {
         url: &str,
         peer: Option<std::net::SocketAddr>,
         status: u16,
-        ms: f64,
+        us: u64,
     ) -> String {
         let mut out = String::new();
         logging::push_json_head(&mut out, level, 1234, &logging::json_bindings(7, "host"));
         push_request_fields(&mut out, id, method, url, peer);
-        push_response_fields(&mut out, status, ms);
+        push_response_fields(&mut out, status, us);
         out.push_str("\"msg\":\"request completed\"}\n");
         out
     }
@@ -180,7 +262,7 @@ mod tests {
         let v4 = Some("127.0.0.1:50412".parse().unwrap());
         let v6 = Some("[::1]:8080".parse().unwrap());
         let cases = [
-            (log::Level::Info, 1, "GET", "/", v4, 200, 0.21),
+            (log::Level::Info, 1, "GET", "/", v4, 200, 210),
             (
                 log::Level::Error,
                 99,
@@ -188,7 +270,7 @@ mod tests {
                 "/a?b=\"c\"\n\\",
                 v6,
                 503,
-                1.0,
+                1000,
             ),
             (
                 log::Level::Info,
@@ -197,13 +279,15 @@ mod tests {
                 "/caf\u{e9}",
                 None,
                 404,
-                0.0,
+                0,
             ),
-            (log::Level::Info, 3, "GET", "/x", v4, 200, 12345.678),
+            (log::Level::Info, 3, "GET", "/x", v4, 200, 12_345_678),
+            (log::Level::Info, 4, "GET", "/y", v4, 200, 1),
+            (log::Level::Info, 5, "GET", "/z", v4, 200, 20_050),
         ];
-        for (level, id, method, url, peer, status, ms) in cases {
-            let generic = record_line(level, id, method, url, peer, status, ms);
-            let direct = direct_line(level, id, method, url, peer, status, ms);
+        for (level, id, method, url, peer, status, us) in cases {
+            let generic = record_line(level, id, method, url, peer, status, us as f64 / 1e3);
+            let direct = direct_line(level, id, method, url, peer, status, us);
             assert_eq!(direct, generic);
             serde_json::from_str::<serde_json::Value>(&direct).unwrap();
         }

@@ -3,6 +3,7 @@
 use std::any::Any;
 use std::cell::OnceCell;
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use oneloop_runtime::{Loop, LoopHandle};
@@ -158,6 +159,8 @@ pub struct Req {
     pub(crate) body_taken: bool,
     /// The matched route's pattern (set by the chain before any middleware runs).
     pub(crate) route: Option<Rc<str>>,
+    /// [`Req::start_time`], read on first use.
+    started: OnceCell<Instant>,
 }
 
 impl Req {
@@ -175,7 +178,15 @@ impl Req {
             handle,
             body_taken: false,
             route: None,
+            started: OnceCell::new(),
         }
+    }
+
+    /// When the first middleware that times this request asked: the clock is read once per
+    /// request however many middleware measure its duration (the metrics middleware and the
+    /// access log both do). Put the timing middleware first, so this is the chain's start.
+    pub fn start_time(&self) -> Instant {
+        *self.started.get_or_init(Instant::now)
     }
 
     /// An id for this request that is unique across workers and restarts: the client's

@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use oneloop_runtime::{Loop, LoopHandle};
 use serde::Serialize;
+use smallvec::SmallVec;
 
 use crate::http;
 
@@ -134,7 +135,8 @@ struct Core {
     is_head: bool,
     if_none_match: Option<String>,
     etag: bool,
-    finish_hooks: RefCell<Vec<FinishHook>>,
+    /// Two inline (the metrics middleware's and the access log's: no allocation for the list).
+    finish_hooks: RefCell<SmallVec<[FinishHook; 2]>>,
     /// The app's JSON scratch buffer (see `AppInner::json_scratch`).
     json_scratch: Rc<Cell<Vec<u8>>>,
     handle: LoopHandle,
@@ -277,7 +279,7 @@ impl Res {
                 is_head,
                 if_none_match,
                 etag,
-                finish_hooks: RefCell::new(Vec::new()),
+                finish_hooks: RefCell::new(SmallVec::new()),
                 json_scratch,
                 handle,
                 panic_reply: false,
@@ -794,8 +796,15 @@ impl Res {
                 r.finished = true;
             }
         }
+        if !self.core.finish_hooks.borrow().is_empty() {
+            self.run_finish_hooks(status, self.core.streamed.get() + wire_body.len());
+        }
+    }
+
+    /// Out of line: keeps [`Res::raw_finish`] small for responses without hooks.
+    #[inline(never)]
+    fn run_finish_hooks(&self, status: u16, sent: usize) {
         let hooks = std::mem::take(&mut *self.core.finish_hooks.borrow_mut());
-        let sent = self.core.streamed.get() + wire_body.len();
         for hook in hooks {
             hook(status, sent);
         }

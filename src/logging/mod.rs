@@ -35,7 +35,7 @@ pub use filter::{parse_level, Filter};
 pub use format::pino_level;
 #[cfg(test)]
 pub(crate) use format::{json_bindings, json_line, push_json_head};
-pub(crate) use format::{push_json_f64, push_json_ip, push_json_string};
+pub(crate) use format::{push_json_ip, push_json_millis, push_json_string};
 use writer::LineWriter;
 
 /// The line format.
@@ -188,10 +188,14 @@ struct DirectJson {
 
 static DIRECT_JSON: std::sync::OnceLock<DirectJson> = std::sync::OnceLock::new();
 
-/// Whether the access log can take the direct JSON path: a JSON [`Logger`] of this module is
-/// installed. Otherwise access lines go through `log::log!` (text format, another logger).
-pub(crate) fn direct_json_installed() -> bool {
-    DIRECT_JSON.get().is_some()
+/// Whether the access log can take the direct JSON path: `Some(most verbose level the access
+/// target logs at)` when a JSON [`Logger`] of this module is installed (the filter was
+/// resolved for [`ACCESS_TARGET`] at install, so no per-request target matching). `None`:
+/// access lines go through `log::log!` (text format, another logger).
+pub(crate) fn direct_access_max() -> Option<log::LevelFilter> {
+    DIRECT_JSON
+        .get()
+        .map(|d| d.access_max.min(log::max_level()))
 }
 
 /// Writes one JSON line at `level` for [`ACCESS_TARGET`] through the installed JSON logger:
@@ -208,12 +212,39 @@ pub(crate) fn write_access_json(level: log::Level, fields: impl FnOnce(&mut Stri
         return true;
     }
     let time = format::epoch_ms();
-    direct.writer.write_line(|out| {
-        format::push_json_head(out, level, time, &direct.bindings);
-        fields(out);
-        out.push_str("\"msg\":\"request completed\"}\n");
+    HEAD.with_borrow_mut(|head| {
+        if head.time != time || head.level != level {
+            head.bytes.clear();
+            format::push_json_head(&mut head.bytes, level, time, &direct.bindings);
+            head.time = time;
+            head.level = level;
+        }
+        direct.writer.write_line(|out| {
+            out.push_str(&head.bytes);
+            fields(out);
+            out.push_str("\"msg\":\"request completed\"}\n");
+        });
     });
     true
+}
+
+/// The last access-line head formatted on this thread (`{"level":..,"time":..` and the
+/// bindings) with its level and millisecond: the lines of one millisecond copy it instead of
+/// formatting the level, the 13-digit time and the bindings again.
+struct Head {
+    time: u64,
+    level: log::Level,
+    bytes: String,
+}
+
+thread_local! {
+    static HEAD: std::cell::RefCell<Head> = const {
+        std::cell::RefCell::new(Head {
+            time: u64::MAX,
+            level: log::Level::Info,
+            bytes: String::new(),
+        })
+    };
 }
 
 /// Installs a logger to stdout with `format` and `filter`.
