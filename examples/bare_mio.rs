@@ -8,7 +8,7 @@
 //! fraction of it. It is not a server to use (request bodies would be misread as requests).
 //!
 //! Listens on `PORT` (default 3001) on `HOST` (default 127.0.0.1); `--port N` and `--host H`
-//! override.
+//! override. `--backlog N` sets the listen backlog (default 1024, mio's).
 mod common;
 
 use std::collections::HashMap;
@@ -99,6 +99,20 @@ impl Conn {
     }
 }
 
+/// A non-blocking listener on `addr` with `backlog` (what `TcpListener::bind` does, with 1024).
+fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
 fn main() -> io::Result<()> {
     let args = common::Args::from_env();
     let port = args.port(3001);
@@ -108,7 +122,17 @@ fn main() -> io::Result<()> {
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
 
     let mut poll = Poll::new()?;
-    let mut listener = TcpListener::bind(addr)?;
+    let backlog = match args.value("--backlog").map(|v| v.parse::<i32>()) {
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "--backlog wants a positive number",
+            ))
+        }
+        None => 1024,
+    };
+    let mut listener = listen(addr, backlog)?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
     println!("bare_mio: listening on http://{}", listener.local_addr()?);

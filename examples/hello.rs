@@ -19,6 +19,9 @@
 //! loop's, connection and process metrics of every worker; per-route request histograms need
 //! the app layer: see `hello_app --observe`), `GET /healthz` and `GET /readyz` (503 from the
 //! first SIGTERM on).
+//! `--backlog N` sets the listen backlog (default 511, Node's; the kernel caps it at
+//! `net.core.somaxconn`): a burst of thousands of connects overflows 511 and the dropped SYNs
+//! are retried by the clients' kernels a second or more later.
 //! `--workers N` runs N loops on N threads sharing the port (SO_REUSEPORT; 0 = one per core).
 //! SIGTERM or SIGINT drains gracefully (in-flight requests finish, idle connections close,
 //! WebSockets get a Close 1001 "going away", 10 s deadline: `--drain-deadline-ms N` changes
@@ -141,6 +144,16 @@ fn main() -> std::io::Result<()> {
     let port = args.port(3000);
     let host = args.host();
     let echo_all = args.flag("--echo-all");
+    let backlog = match arg("--backlog").map(|v| v.parse::<i32>()) {
+        Some(Ok(n)) if n > 0 => Some(n),
+        Some(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "--backlog wants a positive number",
+            ))
+        }
+        None => None,
+    };
     let workers: usize = arg("--workers").and_then(|w| w.parse().ok()).unwrap_or(1);
     let many = cluster::worker_count(workers) > 1;
     let drain_deadline = match arg("--drain-deadline-ms").map(|ms| ms.parse::<u64>()) {
@@ -181,6 +194,9 @@ fn main() -> std::io::Result<()> {
         }
         let mut config = ServerConfig::default();
         config.listen.reuse_port = many;
+        if let Some(backlog) = backlog {
+            config.listen.backlog = backlog;
+        }
         let observed = metrics.as_ref().map(|m| m.worker(lp, worker));
         let (obs, r) = (observed.clone(), ready.clone());
         let handler = move |_lp: &mut oneloop::runtime::Loop,

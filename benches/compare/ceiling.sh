@@ -10,6 +10,7 @@
 #   benches/compare/ceiling.sh [--runs N] [--duration S] [--skip-build]      # ~3 min with 3 x 4 s
 #
 # PIPELINE=16 adds a pipelined cell (depth 16, 256 connections) per server and round.
+# BACKLOG=N sets the listen backlog of oneloop and bare_mio (default 4096; see below).
 #
 # Needs node, taskset, python3; builds the examples, oneloop-load, benches/compare/hyper_hello
 # and benches/compare/may_hello (each with its own Cargo.lock) in $CARGO_TARGET_DIR (default:
@@ -41,11 +42,17 @@ if [ "$SKIP_BUILD" = 0 ]; then
   (cd "$HERE/may_hello" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --locked --quiet)
 fi
 PIPELINE="${PIPELINE:-0}"
+# Listen backlog of the two servers built here. 10,000 clients connecting at once overflow a
+# backlog of 511 (Node's default) or 1,024 (mio's, tokio's): the kernel drops the SYNs that
+# find the accept queue full, and a SYN dropped twice misses oneloop-load's 2 s connect
+# timeout (a connect error). 4,096 is this machine's somaxconn. hyper and may_minihttp keep
+# their own (1,024); Node keeps 511.
+BACKLOG="${BACKLOG:-4096}"
 LOAD="$TARGET_DIR/release/oneloop-load"
 
 declare -A CMD=(
-  [oneloop]="$TARGET_DIR/release/examples/hello"
-  [bare_mio]="$TARGET_DIR/release/examples/bare_mio"
+  [oneloop]="$TARGET_DIR/release/examples/hello --backlog $BACKLOG"
+  [bare_mio]="$TARGET_DIR/release/examples/bare_mio --backlog $BACKLOG"
   [hyper]="$TARGET_DIR/release/hyper_hello"
   [may_minihttp]="$TARGET_DIR/release/may_hello"
   [node_http]="node $HERE/node_http.js"
