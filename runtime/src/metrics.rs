@@ -187,11 +187,14 @@ impl LoopStats {
         self.open = Some((phase, now));
     }
 
-    pub(crate) fn callback(&mut self, now: u64, phase: Phase, kind: CallbackKind) {
-        if !matches!(self.open, Some((p, _)) if p == phase) {
-            // Main or before-exit: phases entered without a phase event.
-            self.enter(now, phase);
-        }
+    /// Whether `phase` is the open one. A callback outside it (main or before-exit: phases
+    /// entered without a phase event) must [`enter`](Self::enter) it first.
+    pub(crate) fn in_phase(&self, phase: Phase) -> bool {
+        matches!(self.open, Some((p, _)) if p == phase)
+    }
+
+    /// A callback of `kind` runs in `phase`, which is open (see [`in_phase`](Self::in_phase)).
+    pub(crate) fn callback(&mut self, phase: Phase, kind: CallbackKind) {
         self.phases[phase.index()].callbacks += 1;
         self.by_kind[kind.index()] += 1;
     }

@@ -325,16 +325,25 @@ impl Observer {
         if let Some(log) = self.step_log.as_mut() {
             log.push(kind);
         }
-        if self.timed() {
+        // The clock is read only when something uses the time: the Chrome trace stamps every
+        // callback, the stats only the first of a phase they did not see entered (a callback
+        // in an open phase is just counted: no clock read per callback with metrics on).
+        let stats_enter = self.stats.as_ref().is_some_and(|s| !s.in_phase(phase));
+        if self.chrome.is_some() || stats_enter {
             let now = self.now();
             if let Some(c) = self.chrome.as_mut() {
                 c.callback(now, iteration, phase, kind);
             }
-            if let Some(s) = self.stats.as_mut() {
-                s.callback(now, phase, kind);
-                if let Some(late) = late_ns {
-                    s.timer_late(late);
+            if stats_enter {
+                if let Some(s) = self.stats.as_mut() {
+                    s.enter(now, phase);
                 }
+            }
+        }
+        if let Some(s) = self.stats.as_mut() {
+            s.callback(phase, kind);
+            if let Some(late) = late_ns {
+                s.timer_late(late);
             }
         }
     }

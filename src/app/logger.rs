@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Middleware, Req};
 use crate::logging::{self, ACCESS_TARGET};
@@ -19,7 +19,10 @@ pub fn logger() -> Middleware {
     Rc::new(|req, res, next| {
         if let Some(line) = AccessLine::begin(req) {
             let started = req.start_time();
-            res.on_finish(move |status, _bytes| line.finish(status, started.elapsed()));
+            res.on_finish(move |status, _bytes| {
+                let now = Instant::now();
+                line.finish(status, now.saturating_duration_since(started), now);
+            });
         }
         next.call();
     })
@@ -75,12 +78,13 @@ impl AccessLine {
         })))
     }
 
-    /// Writes the line of a response finished with `status` after `elapsed`.
-    pub(crate) fn finish(self, status: u16, elapsed: Duration) {
+    /// Writes the line of a response finished with `status` at `now`, `elapsed` after it
+    /// started.
+    pub(crate) fn finish(self, status: u16, elapsed: Duration, now: Instant) {
         let us = micros(elapsed);
         match self {
             AccessLine::Direct(line) => {
-                logging::write_access_json(level_for(status), |out| {
+                logging::write_access_json(level_for(status), now, |out| {
                     out.push_str(&line);
                     push_response_fields(out, status, us);
                 });

@@ -27,9 +27,11 @@ mod filter;
 mod format;
 pub mod writer;
 
+use std::cell::Cell;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use filter::{parse_level, Filter};
 pub use format::pino_level;
@@ -202,16 +204,21 @@ pub(crate) fn direct_access_max() -> Option<log::LevelFilter> {
 /// `{"level":..,"time":..,"pid":..,"hostname":..,` then what `fields` writes (members, each
 /// followed by a comma), then `"msg":"request completed"}`. The same bytes as the generic path
 /// (`format::push_json_line` of a record with the same key-values), checked by a test.
-/// Returns false (writing nothing) if no JSON logger is installed; true if the level is
-/// filtered out.
-pub(crate) fn write_access_json(level: log::Level, fields: impl FnOnce(&mut String)) -> bool {
+/// `now` is the monotonic time the line is for (the clock read that also timed the
+/// response): `time` is derived from it ([`epoch_ms_at`]). Returns false (writing nothing)
+/// if no JSON logger is installed; true if the level is filtered out.
+pub(crate) fn write_access_json(
+    level: log::Level,
+    now: Instant,
+    fields: impl FnOnce(&mut String),
+) -> bool {
     let Some(direct) = DIRECT_JSON.get() else {
         return false;
     };
     if level > direct.access_max {
         return true;
     }
-    let time = format::epoch_ms();
+    let time = epoch_ms_at(now);
     HEAD.with_borrow_mut(|head| {
         if head.time != time || head.level != level {
             head.bytes.clear();
@@ -226,6 +233,40 @@ pub(crate) fn write_access_json(level: log::Level, fields: impl FnOnce(&mut Stri
         });
     });
     true
+}
+
+/// How long a pairing of the monotonic clock with the wall clock is used by [`epoch_ms_at`]
+/// before the wall clock is read again.
+const WALL_CLOCK_REREAD: Duration = Duration::from_secs(1);
+
+thread_local! {
+    /// (monotonic instant, wall-clock nanoseconds since the epoch at that instant).
+    static WALL_ANCHOR: Cell<Option<(Instant, u64)>> = const { Cell::new(None) };
+}
+
+/// Milliseconds since the Unix epoch at the monotonic instant `now`, for the access lines'
+/// `time`: the wall clock is read at most once per [`WALL_CLOCK_REREAD`] on each thread and
+/// the monotonic clock's progress since then added (one clock read per line instead of two:
+/// the response's timing already read `now`). Bound: a wall-clock step (settimeofday, an NTP
+/// step) shows within a second; NTP's slewing (at most 500 ppm) moves the two clocks apart by
+/// at most 0.5 ms in that second. `now` must be a fresh reading (an older one re-anchors the
+/// wall clock to it).
+pub(crate) fn epoch_ms_at(now: Instant) -> u64 {
+    WALL_ANCHOR.with(|anchor| {
+        if let Some((at, wall_ns)) = anchor.get() {
+            match now.checked_duration_since(at) {
+                Some(since) if since < WALL_CLOCK_REREAD => {
+                    return (wall_ns + since.as_nanos() as u64) / 1_000_000;
+                }
+                _ => {}
+            }
+        }
+        let wall_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        anchor.set(Some((now, wall_ns)));
+        wall_ns / 1_000_000
+    })
 }
 
 /// The last access-line head formatted on this thread (`{"level":..,"time":..` and the
@@ -266,4 +307,27 @@ pub fn init_from_env() -> io::Result<LogHandle> {
         Format::from_env().map_err(bad)?,
         Filter::from_env().map_err(bad)?,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_line_time_is_the_wall_clock_advanced_by_the_monotonic_one() {
+        let now = Instant::now();
+        let wall = format::epoch_ms();
+        let at_now = epoch_ms_at(now);
+        assert!(at_now.abs_diff(wall) <= 2, "{at_now} vs wall clock {wall}");
+        // Within the re-read interval the time is derived, millisecond for millisecond.
+        let later = epoch_ms_at(now + Duration::from_millis(300));
+        assert!(
+            (299..=301).contains(&(later - at_now)),
+            "{later} - {at_now}"
+        );
+        // An instant before the anchor re-reads the wall clock instead of going backwards
+        // through an underflow.
+        let before = now.checked_sub(Duration::from_millis(5)).unwrap_or(now);
+        assert!(epoch_ms_at(before).abs_diff(format::epoch_ms()) <= 2);
+    }
 }

@@ -48,7 +48,7 @@ pub mod process;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use oneloop_runtime::Loop;
 use prometheus_client::registry::{Metric, Registry};
@@ -219,14 +219,15 @@ impl WorkerMetrics {
                 None
             };
             res.on_finish(move |status, _bytes| {
-                let elapsed = started.elapsed();
+                let now = Instant::now();
+                let elapsed = now.saturating_duration_since(started);
                 guard
                     .0
                     .borrow_mut()
                     .observe((method, route, status), elapsed.as_secs_f64());
                 drop(guard);
                 if let Some(line) = line {
-                    line.finish(status, elapsed);
+                    line.finish(status, elapsed, now);
                 }
             });
             next.call();
