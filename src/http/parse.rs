@@ -183,20 +183,40 @@ static TCHAR: [bool; 256] = {
     table
 };
 
-/// A byte range into the head.
+/// The largest head a [`Span`] can address: 4 GiB - 1 (a larger one is 431, whatever
+/// `max_head_size` says).
+const MAX_SPAN_HEAD: usize = u32::MAX as usize;
+
+/// A byte range into the head. `u32` offsets keep a [`RequestHead`] (and the `Request` that
+/// holds it) small enough to move without a `memcpy` call; heads are at most
+/// [`MAX_SPAN_HEAD`] bytes (`parse_reusing` refuses longer ones).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Span {
-    start: usize,
-    end: usize,
+    start: u32,
+    end: u32,
 }
 
 impl Span {
     fn new(start: usize, end: usize) -> Span {
-        Span { start, end }
+        debug_assert!(end <= MAX_SPAN_HEAD);
+        // Saturating, never reached: no head is longer than MAX_SPAN_HEAD.
+        let offset = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Span {
+            start: offset(start),
+            end: offset(end),
+        }
+    }
+
+    fn start(self) -> usize {
+        self.start as usize
+    }
+
+    fn end(self) -> usize {
+        self.end as usize
     }
 
     fn of(self, bytes: &[u8]) -> &[u8] {
-        bytes.get(self.start..self.end).unwrap_or(&[])
+        bytes.get(self.start()..self.end()).unwrap_or(&[])
     }
 
     fn str_of(self, bytes: &[u8]) -> &str {
@@ -430,7 +450,7 @@ impl HeadParser {
                 Ok(None)
             }
             Scan::Complete(end) => {
-                if end > limits.max_head_size {
+                if end > limits.max_head_size || end > MAX_SPAN_HEAD {
                     return Err(ParseError::HeadTooLarge);
                 }
                 // `scan` completes a head only after it parsed the request line.
@@ -577,7 +597,7 @@ fn parse_request_line(line: &[u8]) -> Result<RequestLine, ParseError> {
     let method = Method::from_bytes(method).ok_or(ParseError::UnknownMethod)?;
     let t_end = t_start + sp2;
     let (path, query) = split_target(method, target).ok_or(bad)?;
-    let shift = |s: Span| Span::new(s.start + t_start, s.end + t_start);
+    let shift = |s: Span| Span::new(s.start() + t_start, s.end() + t_start);
     Ok(RequestLine {
         method,
         version,
@@ -697,6 +717,40 @@ fn is_valid_host(value: &[u8]) -> bool {
         None => true,
         Some(i) => value[i] == b':' && value[i + 1..].iter().all(u8::is_ascii_digit),
     }
+}
+
+/// The longest `Host` value [`is_valid_host_memo`] remembers.
+const HOST_MEMO_LEN: usize = 64;
+
+thread_local! {
+    /// The last `Host` value that passed [`is_valid_host`] on this thread (length, bytes).
+    static VALID_HOST: std::cell::RefCell<Option<(usize, [u8; HOST_MEMO_LEN])>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// [`is_valid_host`], remembering the last value that passed: a server's clients send the
+/// same few `Host` values request after request, and byte-equal input has the same verdict,
+/// so a repeated value costs one compare instead of a check per byte.
+fn is_valid_host_memo(value: &[u8]) -> bool {
+    VALID_HOST.with(|memo| {
+        let Ok(mut memo) = memo.try_borrow_mut() else {
+            return is_valid_host(value);
+        };
+        if let Some((len, bytes)) = &*memo {
+            if bytes.get(..*len) == Some(value) {
+                return true;
+            }
+        }
+        if !is_valid_host(value) {
+            return false;
+        }
+        if value.len() <= HOST_MEMO_LEN {
+            let mut bytes = [0; HOST_MEMO_LEN];
+            bytes[..value.len()].copy_from_slice(value);
+            *memo = Some((value.len(), bytes));
+        }
+        true
+    })
 }
 
 /// The bytes of a `reg-name` (RFC 3986 §3.2.2): unreserved, `%` (of pct-encoded) and
@@ -887,7 +941,7 @@ fn parse_complete_simple(
 ) -> Option<(usize, Result<HeadParts, ParseError>)> {
     // Past the head limit the two-step parse answers (431); within it, every byte the head
     // needs must be here, or the head is partial.
-    let b = buf.get(..buf.len().min(limits.max_head_size))?;
+    let b = buf.get(..buf.len().min(limits.max_head_size).min(MAX_SPAN_HEAD))?;
     // Request line: method SP request-target SP HTTP-version CRLF, each part as
     // `parse_request_line` accepts it. Loops are `position` over tables: no bounds checks.
     let sp1 = b.iter().position(|&c| !is_tchar(c))?;
@@ -938,7 +992,7 @@ fn parse_complete_simple(
     } else {
         split_target(method, target)?
     };
-    let shift = |s: Span| Span::new(s.start + t_start, s.end + t_start);
+    let shift = |s: Span| Span::new(s.start() + t_start, s.end() + t_start);
     let line = RequestLine {
         method,
         version,
@@ -1024,7 +1078,7 @@ fn apply_framing_rules(
             if hosts > 1 {
                 return Err(ParseError::DuplicateHost);
             }
-            if !is_valid_host(value) {
+            if !is_valid_host_memo(value) {
                 return Err(ParseError::BadHost);
             }
         } else if is(b"content-length") {
