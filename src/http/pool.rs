@@ -100,23 +100,15 @@ impl<T> BoxPool<T> {
         }
     }
 
-    /// `value` in a box given back earlier (no allocation) or in a new one.
-    pub(crate) fn boxed(&self, value: T) -> Box<T> {
-        match self
-            .free
+    /// A box given back earlier, still holding its last value (for the caller to refill in
+    /// place), or `None` when the pool is empty.
+    pub(crate) fn take(&self) -> Option<Box<T>> {
+        self.free
             .try_borrow_mut()
             .ok()
             .and_then(|mut free| free.pop())
-        {
-            Some(mut b) => {
-                *b = value;
-                b
-            }
-            None => Box::new(value),
-        }
     }
 
-    /// Keeps `b` for a later [`boxed`](Self::boxed), unless the pool is full.
     pub(crate) fn give(&self, b: Box<T>) {
         if let Ok(mut free) = self.free.try_borrow_mut() {
             if free.len() < MAX_POOLED {
@@ -163,14 +155,17 @@ mod tests {
     #[test]
     fn a_box_given_back_is_reused_for_the_next_value() {
         let pool: BoxPool<[u64; 4]> = BoxPool::new();
-        let b = pool.boxed([1; 4]);
+        assert!(pool.take().is_none(), "empty at first");
+        let b = Box::new([1; 4]);
         let ptr: *const [u64; 4] = &*b;
         pool.give(b);
-        let again = pool.boxed([2; 4]);
-        assert_eq!(*again, [2; 4]);
+        let again = pool.take().expect("the box given back");
+        assert_eq!(
+            *again, [1; 4],
+            "it still holds its last value, to refill in place"
+        );
         assert!(std::ptr::eq(&*again, ptr), "the same allocation");
-        let fresh = pool.boxed([3; 4]);
-        assert!(!std::ptr::eq(&*fresh, ptr), "the pool was empty: a new box");
+        assert!(pool.take().is_none(), "the pool is empty again");
     }
 
     #[test]

@@ -57,22 +57,11 @@ pub struct Request {
     head: RequestHead,
     conn: ConnRef,
     seq: u64,
-    remote: Option<SocketAddr>,
 }
 
 impl Request {
-    pub(crate) fn new(
-        head: RequestHead,
-        conn: ConnRef,
-        seq: u64,
-        remote: Option<SocketAddr>,
-    ) -> Request {
-        Request {
-            head,
-            conn,
-            seq,
-            remote,
-        }
+    pub(crate) fn new(head: RequestHead, conn: ConnRef, seq: u64) -> Request {
+        Request { head, conn, seq }
     }
 
     /// The method, e.g. `"GET"`.
@@ -130,7 +119,7 @@ impl Request {
 
     /// The peer's address.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
-        self.remote
+        self.conn.borrow().remote()
     }
 
     /// The parsed head.
