@@ -1092,6 +1092,19 @@ fn parse_complete_simple(
     ))
 }
 
+/// `name.eq_ignore_ascii_case(lower)` for a `lower` made of lowercase letters and `-`:
+/// OR-ing in 0x20 maps exactly a letter's two cases onto the lowercase one, and `-` is
+/// compared as is. One OR and one compare per byte instead of two case conversions.
+#[inline]
+fn name_is(name: &[u8], lower: &[u8]) -> bool {
+    debug_assert!(lower.iter().all(|&b| b.is_ascii_lowercase() || b == b'-'));
+    name.len() == lower.len()
+        && name
+            .iter()
+            .zip(lower)
+            .all(|(&a, &b)| if b == b'-' { a == b } else { a | 0x20 == b })
+}
+
 /// Applies RFC 9112 §6.3 in order to the fields of a syntactically valid head.
 fn apply_framing_rules(
     head: &[u8],
@@ -1116,7 +1129,7 @@ fn apply_framing_rules(
         }
         let value = h.value.of(head);
         // Most fields are none of these: one length compare rules out all but one name.
-        let is = |wanted: &[u8]| name.eq_ignore_ascii_case(wanted);
+        let is = |wanted: &[u8]| name_is(name, wanted);
         if !matches!(name.len(), 4 | 6 | 7 | 10 | 14 | 17) {
             continue;
         }
@@ -1244,6 +1257,32 @@ pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_is_agrees_with_eq_ignore_ascii_case() {
+        let names: [&[u8]; 6] = [
+            b"host",
+            b"content-length",
+            b"transfer-encoding",
+            b"connection",
+            b"upgrade",
+            b"expect",
+        ];
+        for lower in names {
+            for pos in 0..lower.len() {
+                for b in 0..=255u8 {
+                    let mut name = lower.to_vec();
+                    name[pos] = b;
+                    assert_eq!(
+                        name_is(&name, lower),
+                        name.eq_ignore_ascii_case(lower),
+                        "{name:?}"
+                    );
+                }
+            }
+            assert!(!name_is(&lower[1..], lower));
+        }
+    }
 
     #[test]
     fn word_scans_agree_with_a_byte_by_byte_position() {
