@@ -636,7 +636,9 @@ fn write_head(
     let key = HeadKey::of(&ex.res, body_len, ex.keep_alive, date_secs);
     let start = out.len();
     write_head_fields(out, ex, known_len, shared);
-    if let Some(key) = key {
+    // Kept only if the Date written is the second in the key (without the date timer, the
+    // clock may have moved on while the head was written).
+    if let Some(key) = key.filter(|_| shared.date_secs() == date_secs) {
         cache.bytes.clear();
         cache
             .bytes
