@@ -1286,7 +1286,8 @@ mod tests {
 
     #[test]
     fn word_scans_agree_with_a_byte_by_byte_position() {
-        let scans: [(&[bool; 256], fn(u64) -> bool); 2] = [
+        type Scan = (&'static [bool; 256], fn(u64) -> bool);
+        let scans: [Scan; 2] = [
             (&TARGET_PATH, target_path_word),
             (&FIELD_VALUE, field_value_word),
         ];
