@@ -179,6 +179,7 @@ impl Conn {
 
     /// Takes an output buffer from the server's pool if this connection handed its own back
     /// while idle; call before writing to `out`.
+    #[inline]
     pub(crate) fn refill_out(&mut self) {
         if self.out.capacity() == 0 {
             self.out = self.shared.out_buffers.take();
@@ -656,12 +657,19 @@ fn finish_exchange(lp: &mut Loop, conn: &ConnRef) -> bool {
     };
     let keep = ex.keep_alive && !ex.res.close_delimited && !c.close_after;
     // Nothing that can own state (callbacks holding the Response) stays in a pooled box.
-    let callbacks = (
-        ex.body.on_data.take(),
-        ex.body.on_end.take(),
-        ex.res.on_drain.take(),
-        std::mem::take(&mut ex.res.on_abort),
-    );
+    // (Checked first: most exchanges have none, and the tuple's drop is not free.)
+    let has_callbacks = ex.body.on_data.is_some()
+        || ex.body.on_end.is_some()
+        || ex.res.on_drain.is_some()
+        || !ex.res.on_abort.is_empty();
+    let callbacks = has_callbacks.then(|| {
+        (
+            ex.body.on_data.take(),
+            ex.body.on_end.take(),
+            ex.res.on_drain.take(),
+            std::mem::take(&mut ex.res.on_abort),
+        )
+    });
     ex.body.decoder = BodyDecoder::Done;
     // The header list stays in the box for the next exchange (cleared; dropped if large).
     ex.res.recycle_headers();
@@ -872,6 +880,7 @@ pub(crate) fn on_deadline(lp: &mut Loop, conn: &ConnRef, kind: Deadline) {
 }
 
 /// The response just finished (from `Response::end`): move on now or from a tick.
+#[inline]
 pub(crate) fn response_finished(conn: &ConnRef) {
     schedule(conn);
 }

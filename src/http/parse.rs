@@ -215,10 +215,12 @@ impl Span {
         self.end as usize
     }
 
+    #[inline]
     fn of(self, bytes: &[u8]) -> &[u8] {
         bytes.get(self.start()..self.end()).unwrap_or(&[])
     }
 
+    #[inline]
     fn str_of(self, bytes: &[u8]) -> &str {
         // Spans given to `str_of` cover ASCII only (validated when parsed).
         std::str::from_utf8(self.of(bytes)).unwrap_or("")
@@ -264,11 +266,13 @@ impl RequestHead {
     }
 
     /// The request method.
+    #[inline]
     pub fn method(&self) -> Method {
         self.method
     }
 
     /// The request-target exactly as sent (Node's `req.url`).
+    #[inline]
     pub fn target(&self) -> &str {
         self.target.str_of(&self.bytes)
     }
@@ -277,6 +281,7 @@ impl RequestHead {
     /// (`http://h/p?q`) it is the path part (`/p`, or `/` when empty); for
     /// asterisk-form it is `*`; for authority-form (CONNECT) the whole
     /// `host:port`.
+    #[inline]
     pub fn path(&self) -> &str {
         match self.path {
             Some(span) => span.str_of(&self.bytes),
@@ -1106,6 +1111,7 @@ fn name_is(name: &[u8], lower: &[u8]) -> bool {
 }
 
 /// Applies RFC 9112 §6.3 in order to the fields of a syntactically valid head.
+#[inline(always)]
 fn apply_framing_rules(
     head: &[u8],
     line: RequestLine,

@@ -60,6 +60,7 @@ impl<C: Reusable> Pool<C> {
 
     /// An empty buffer: one given back earlier (with its capacity) if any, else a new one
     /// (which allocates nothing until used).
+    #[inline]
     pub(crate) fn take(&self) -> C {
         self.free
             .try_borrow_mut()
@@ -70,6 +71,7 @@ impl<C: Reusable> Pool<C> {
 
     /// Clears `v` and keeps it for a later [`take`](Self::take), unless it never allocated, is
     /// larger than `max_capacity`, or the pool is full; then it is dropped.
+    #[inline]
     pub(crate) fn give(&self, mut v: C) {
         if v.capacity() == 0 || v.capacity() > self.max_capacity {
             return;
@@ -102,6 +104,7 @@ impl<T> BoxPool<T> {
 
     /// A box given back earlier, still holding its last value (for the caller to refill in
     /// place), or `None` when the pool is empty.
+    #[inline]
     pub(crate) fn take(&self) -> Option<Box<T>> {
         self.free
             .try_borrow_mut()
@@ -109,6 +112,7 @@ impl<T> BoxPool<T> {
             .and_then(|mut free| free.pop())
     }
 
+    #[inline]
     pub(crate) fn give(&self, b: Box<T>) {
         if let Ok(mut free) = self.free.try_borrow_mut() {
             if free.len() < MAX_POOLED {

@@ -65,31 +65,37 @@ impl Request {
     }
 
     /// The method, e.g. `"GET"`.
+    #[inline]
     pub fn method(&self) -> &'static str {
         self.head.method().as_str()
     }
 
     /// The method as an enum.
+    #[inline]
     pub fn method_kind(&self) -> Method {
         self.head.method()
     }
 
     /// The request target as sent (origin-form `/a?b`, or absolute-form).
+    #[inline]
     pub fn target(&self) -> &str {
         self.head.target()
     }
 
     /// The path without the query (`/p` for `http://host/p?q`).
+    #[inline]
     pub fn path(&self) -> &str {
         self.head.path()
     }
 
     /// The query string without `?`, if any.
+    #[inline]
     pub fn query(&self) -> Option<&str> {
         self.head.query()
     }
 
     /// HTTP/1.0 or HTTP/1.1.
+    #[inline]
     pub fn version(&self) -> Version {
         self.head.version()
     }

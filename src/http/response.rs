@@ -91,6 +91,7 @@ impl ResponseState {
 
     /// Ready for a new exchange, in place: status 200, nothing set or sent. The header list
     /// keeps its capacity.
+    #[inline]
     pub(crate) fn reset(&mut self) {
         self.status = 200;
         self.headers.clear();
@@ -105,6 +106,7 @@ impl ResponseState {
 
     /// Empties the header list for reuse by the next exchange in the same pooled box; a list
     /// grown past [`MAX_POOLED_HEADERS`] entries is freed instead (as the header pools do).
+    #[inline]
     pub(crate) fn recycle_headers(&mut self) {
         if self.headers.capacity() > MAX_POOLED_HEADERS {
             self.headers = Vec::new();
@@ -158,6 +160,7 @@ pub struct Response {
     handle: LoopHandle,
 }
 
+#[inline]
 fn no_body_status(status: u16) -> bool {
     (100..200).contains(&status) || status == 204 || status == 304
 }
@@ -472,6 +475,7 @@ thread_local! {
 
 impl StaticMemo {
     /// `check(bytes)`, remembered when it passes.
+    #[inline]
     fn valid(&mut self, bytes: &'static [u8], check: impl FnOnce(&[u8]) -> bool) -> bool {
         let key = (bytes.as_ptr() as usize, bytes.len());
         if self.slots.contains(&key) {
@@ -719,6 +723,7 @@ fn write_head_fields(
     }
 }
 
+#[inline]
 fn write_body_piece(out: &mut bytes::BytesMut, ex: &Exchange, piece: &[u8]) {
     if piece.is_empty() || ex.is_head || no_body_status(ex.res.status) {
         return;
