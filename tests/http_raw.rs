@@ -411,6 +411,51 @@ fn hundred_pipelined_requests_are_answered_in_order() {
     assert!(c.is_open_for(Duration::from_millis(50)));
 }
 
+/// Repeated heads are copied from the server's head cache: every change of status, body
+/// length or keep-alive must still give its own head (and the same request the same one).
+#[test]
+fn pipelined_heads_follow_status_length_and_keep_alive() {
+    let mut c = server().connect();
+    let requests = [
+        ("/n/ab", 200, "ab"),
+        ("/n/ab", 200, "ab"),
+        ("/status/404", 404, "x"),
+        ("/n/ab", 200, "ab"),
+        ("/n/abc", 200, "abc"),
+        ("/status/204", 204, ""),
+        ("/n/abc", 200, "abc"),
+    ];
+    let mut all = String::new();
+    for (path, _, _) in requests {
+        all.push_str(&format!("GET {path} HTTP/1.1\r\n{H}\r\n"));
+    }
+    all.push_str(&format!(
+        "GET /n/abc HTTP/1.1\r\n{H}Connection: close\r\n\r\n"
+    ));
+    c.send(all);
+    for (path, status, body) in requests {
+        let r = c.read_response();
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (status, body.as_bytes()),
+            "{path}"
+        );
+        let len = (status != 204).then(|| body.len().to_string());
+        assert_eq!(r.header("content-length"), len.as_deref(), "{path}");
+        assert!(r.header("date").is_some(), "{path}");
+        assert!(!r.closes(), "{path}");
+    }
+    let last = c.read_response();
+    assert_eq!(last.body, b"abc");
+    assert!(
+        last.closes(),
+        "the last response says close: {:?}",
+        last.headers
+    );
+    assert!(last.header("keep-alive").is_none());
+    assert!(c.is_closed());
+}
+
 #[test]
 fn a_slow_pipelined_response_still_comes_before_the_next() {
     let mut c = server().connect();

@@ -179,6 +179,7 @@ impl Conn {
 
     /// Takes an output buffer from the server's pool if this connection handed its own back
     /// while idle; call before writing to `out`.
+    #[inline]
     pub(crate) fn refill_out(&mut self) {
         if self.out.capacity() == 0 {
             self.out = self.shared.out_buffers.take();
@@ -210,6 +211,11 @@ impl Conn {
     /// `Server::close` up for clients that never close.
     pub(crate) fn linger_ms(&self) -> u64 {
         self.shared.config.keep_alive_timeout_ms.min(1000)
+    }
+
+    /// The peer's address, read once at accept.
+    pub(crate) fn remote(&self) -> Option<std::net::SocketAddr> {
+        self.remote
     }
 
     /// The current exchange, if `seq` still names it.
@@ -433,7 +439,7 @@ fn answer_without_handler(res: Response, status: u16) {
 /// Starts an exchange and calls the user's handler.
 fn dispatch(lp: &mut Loop, conn: &ConnRef, head: RequestHead, body_kind: BodyKind) {
     let now = lp.now();
-    let (seq, shared, handle, remote) = {
+    let (seq, shared, handle) = {
         let mut c = conn.borrow_mut();
         c.seq += 1;
         c.served += 1;
@@ -451,29 +457,51 @@ fn dispatch(lp: &mut Loop, conn: &ConnRef, head: RequestHead, body_kind: BodyKin
             Some((now + cfg.request_timeout_ms, Deadline::Request))
         };
         let seq = c.seq;
-        c.ex = Some(c.shared.exchanges.boxed(Exchange {
-            seq,
-            version: head.version(),
-            is_head: head.method() == Method::Head,
-            keep_alive,
-            body: BodyState {
-                decoder: BodyDecoder::new(body_kind),
-                on_data: None,
-                on_end: None,
-                consumed: false,
-                done: body_done,
-                received: 0,
-                continue_owed,
-            },
-            // A header Vec from the server's pool: no allocation per request.
-            res: ResponseState::with_headers(c.shared.response_headers.take()),
-        }));
+        let decoder = BodyDecoder::new(body_kind);
+        // A box from the server's pool, refilled in place: its header list keeps its
+        // capacity, so there is no allocation (and no move of a whole `Exchange`) per request.
+        let is_head = head.method() == Method::Head;
+        let ex = match c.shared.exchanges.take() {
+            Some(mut ex) => {
+                ex.seq = seq;
+                ex.version = head.version();
+                ex.is_head = is_head;
+                ex.keep_alive = keep_alive;
+                // Field by field: the pooled box's callbacks are already gone (taken by
+                // `finish_exchange`), so there is nothing to drop.
+                debug_assert!(ex.body.on_data.is_none() && ex.body.on_end.is_none());
+                ex.body.decoder = decoder;
+                ex.body.consumed = false;
+                ex.body.done = body_done;
+                ex.body.received = 0;
+                ex.body.continue_owed = continue_owed;
+                ex.res.reset();
+                ex
+            }
+            None => Box::new(Exchange {
+                seq,
+                version: head.version(),
+                is_head,
+                keep_alive,
+                body: BodyState {
+                    decoder,
+                    on_data: None,
+                    on_end: None,
+                    consumed: false,
+                    done: body_done,
+                    received: 0,
+                    continue_owed,
+                },
+                res: ResponseState::with_headers(Vec::new()),
+            }),
+        };
+        c.ex = Some(ex);
         c.phase = Phase::InFlight;
         c.in_dispatch = true;
-        (seq, Rc::clone(&c.shared), c.handle.clone(), c.remote)
+        (seq, Rc::clone(&c.shared), c.handle.clone())
     };
     let unsupported_expectation = head.has_unsupported_expectation();
-    let req = Request::new(head, Rc::clone(conn), seq, remote);
+    let req = Request::new(head, Rc::clone(conn), seq);
     let res = Response::new(Rc::clone(conn), seq, handle);
     if unsupported_expectation {
         answer_without_handler(res, ParseError::ExpectationFailed.status());
@@ -627,18 +655,24 @@ fn finish_exchange(lp: &mut Loop, conn: &ConnRef) -> bool {
     let Some(mut ex) = c.ex.take() else {
         return false;
     };
-    c.shared
-        .response_headers
-        .give(std::mem::take(&mut ex.res.headers));
     let keep = ex.keep_alive && !ex.res.close_delimited && !c.close_after;
     // Nothing that can own state (callbacks holding the Response) stays in a pooled box.
-    let callbacks = (
-        ex.body.on_data.take(),
-        ex.body.on_end.take(),
-        ex.res.on_drain.take(),
-        std::mem::take(&mut ex.res.on_abort),
-    );
+    // (Checked first: most exchanges have none, and the tuple's drop is not free.)
+    let has_callbacks = ex.body.on_data.is_some()
+        || ex.body.on_end.is_some()
+        || ex.res.on_drain.is_some()
+        || !ex.res.on_abort.is_empty();
+    let callbacks = has_callbacks.then(|| {
+        (
+            ex.body.on_data.take(),
+            ex.body.on_end.take(),
+            ex.res.on_drain.take(),
+            std::mem::take(&mut ex.res.on_abort),
+        )
+    });
     ex.body.decoder = BodyDecoder::Done;
+    // The header list stays in the box for the next exchange (cleared; dropped if large).
+    ex.res.recycle_headers();
     c.shared.exchanges.give(ex);
     if keep {
         c.phase = Phase::Idle;
@@ -818,8 +852,7 @@ fn upgrade(lp: &mut Loop, conn: &ConnRef, head: RequestHead) {
         let _ = lp.tcp_destroy(id);
         return;
     }
-    let remote = conn.borrow().remote;
-    let req = Request::new(head, Rc::clone(conn), seq, remote);
+    let req = Request::new(head, Rc::clone(conn), seq);
     shared.track_upgraded(lp, id);
     shared.call_upgrade(lp, req, id, rest);
 }
@@ -847,6 +880,7 @@ pub(crate) fn on_deadline(lp: &mut Loop, conn: &ConnRef, kind: Deadline) {
 }
 
 /// The response just finished (from `Response::end`): move on now or from a tick.
+#[inline]
 pub(crate) fn response_finished(conn: &ConnRef) {
     schedule(conn);
 }

@@ -51,6 +51,11 @@ impl DateCache {
         }
     }
 
+    /// The unix second formatted last (`None` before the first [`update`](Self::update)).
+    pub fn secs(&self) -> Option<u64> {
+        self.secs
+    }
+
     /// The formatted date, [`DATE_LEN`] ASCII bytes without CRLF.
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf

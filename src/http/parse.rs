@@ -183,22 +183,44 @@ static TCHAR: [bool; 256] = {
     table
 };
 
-/// A byte range into the head.
+/// The largest head a [`Span`] can address: 4 GiB - 1 (a larger one is 431, whatever
+/// `max_head_size` says).
+const MAX_SPAN_HEAD: usize = u32::MAX as usize;
+
+/// A byte range into the head. `u32` offsets keep a [`RequestHead`] (and the `Request` that
+/// holds it) small enough to move without a `memcpy` call; heads are at most
+/// [`MAX_SPAN_HEAD`] bytes (`parse_reusing` refuses longer ones).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Span {
-    start: usize,
-    end: usize,
+    start: u32,
+    end: u32,
 }
 
 impl Span {
     fn new(start: usize, end: usize) -> Span {
-        Span { start, end }
+        // Lossless: offsets are within a head, and no head is longer than MAX_SPAN_HEAD
+        // (u32::MAX) bytes.
+        debug_assert!(start <= end && end <= MAX_SPAN_HEAD);
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
     }
 
+    fn start(self) -> usize {
+        self.start as usize
+    }
+
+    fn end(self) -> usize {
+        self.end as usize
+    }
+
+    #[inline]
     fn of(self, bytes: &[u8]) -> &[u8] {
-        bytes.get(self.start..self.end).unwrap_or(&[])
+        bytes.get(self.start()..self.end()).unwrap_or(&[])
     }
 
+    #[inline]
     fn str_of(self, bytes: &[u8]) -> &str {
         // Spans given to `str_of` cover ASCII only (validated when parsed).
         std::str::from_utf8(self.of(bytes)).unwrap_or("")
@@ -244,11 +266,13 @@ impl RequestHead {
     }
 
     /// The request method.
+    #[inline]
     pub fn method(&self) -> Method {
         self.method
     }
 
     /// The request-target exactly as sent (Node's `req.url`).
+    #[inline]
     pub fn target(&self) -> &str {
         self.target.str_of(&self.bytes)
     }
@@ -257,6 +281,7 @@ impl RequestHead {
     /// (`http://h/p?q`) it is the path part (`/p`, or `/` when empty); for
     /// asterisk-form it is `*`; for authority-form (CONNECT) the whole
     /// `host:port`.
+    #[inline]
     pub fn path(&self) -> &str {
         match self.path {
             Some(span) => span.str_of(&self.bytes),
@@ -430,7 +455,7 @@ impl HeadParser {
                 Ok(None)
             }
             Scan::Complete(end) => {
-                if end > limits.max_head_size {
+                if end > limits.max_head_size || end > MAX_SPAN_HEAD {
                     return Err(ParseError::HeadTooLarge);
                 }
                 // `scan` completes a head only after it parsed the request line.
@@ -577,7 +602,7 @@ fn parse_request_line(line: &[u8]) -> Result<RequestLine, ParseError> {
     let method = Method::from_bytes(method).ok_or(ParseError::UnknownMethod)?;
     let t_end = t_start + sp2;
     let (path, query) = split_target(method, target).ok_or(bad)?;
-    let shift = |s: Span| Span::new(s.start + t_start, s.end + t_start);
+    let shift = |s: Span| Span::new(s.start() + t_start, s.end() + t_start);
     Ok(RequestLine {
         method,
         version,
@@ -647,6 +672,53 @@ fn is_authority_form(target: &[u8]) -> bool {
     }
 }
 
+/// `0x01` in every byte of a word.
+const ONES: u64 = u64::from_ne_bytes([1; 8]);
+
+/// Whether some byte of `x` is below `n` (`n <= 0x80`): exact as a yes/no (the classic
+/// word-at-a-time test; a borrow can only mark bytes above a true one).
+fn word_has_less(x: u64, n: u8) -> bool {
+    x.wrapping_sub(ONES * u64::from(n)) & !x & (ONES << 7) != 0
+}
+
+/// Whether some byte of `x` is `b`.
+fn word_has(x: u64, b: u8) -> bool {
+    word_has_less(x ^ (ONES * u64::from(b)), 1)
+}
+
+/// Whether all 8 bytes of `x` are in [`TARGET_PATH`]: visible ASCII but `?` and `#`.
+fn target_path_word(x: u64) -> bool {
+    x & (ONES << 7) == 0
+        && !word_has_less(x, 0x21)
+        && !word_has(x, 0x7f)
+        && !word_has(x, b'?')
+        && !word_has(x, b'#')
+}
+
+/// Whether all 8 bytes of `x` are in [`FIELD_VALUE`] other than HTAB: SP or visible ASCII
+/// (a word with HTAB is scanned byte by byte, which takes it).
+fn field_value_word(x: u64) -> bool {
+    x & (ONES << 7) == 0 && !word_has_less(x, 0x20) && !word_has(x, 0x7f)
+}
+
+/// The index of the first byte `table` rejects (`bytes.iter().position(|&c| !table[c])`),
+/// eight bytes per step while `word` says all eight pass, then one at a time. `word(x)`
+/// must be true only when `table` takes every byte of `x`.
+#[inline(always)]
+fn scan_words(bytes: &[u8], table: &[bool; 256], word: fn(u64) -> bool) -> Option<usize> {
+    let mut i = 0;
+    while let Some(Ok(chunk)) = bytes.get(i..i + 8).map(<[u8; 8]>::try_from) {
+        if !word(u64::from_le_bytes(chunk)) {
+            break;
+        }
+        i += 8;
+    }
+    let rest = bytes.get(i..)?;
+    rest.iter()
+        .position(|&c| !table[usize::from(c)])
+        .map(|j| i + j)
+}
+
 /// Target bytes that cannot end an origin-form path: visible ASCII but `?` and `#`.
 static TARGET_PATH: [bool; 256] = {
     let mut table = [false; 256];
@@ -697,6 +769,40 @@ fn is_valid_host(value: &[u8]) -> bool {
         None => true,
         Some(i) => value[i] == b':' && value[i + 1..].iter().all(u8::is_ascii_digit),
     }
+}
+
+/// The longest `Host` value [`is_valid_host_memo`] remembers.
+const HOST_MEMO_LEN: usize = 64;
+
+thread_local! {
+    /// The last `Host` value that passed [`is_valid_host`] on this thread (length, bytes).
+    static VALID_HOST: std::cell::RefCell<Option<(usize, [u8; HOST_MEMO_LEN])>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// [`is_valid_host`], remembering the last value that passed: a server's clients send the
+/// same few `Host` values request after request, and byte-equal input has the same verdict,
+/// so a repeated value costs one compare instead of a check per byte.
+fn is_valid_host_memo(value: &[u8]) -> bool {
+    VALID_HOST.with(|memo| {
+        let Ok(mut memo) = memo.try_borrow_mut() else {
+            return is_valid_host(value);
+        };
+        if let Some((len, bytes)) = &*memo {
+            if bytes.get(..*len) == Some(value) {
+                return true;
+            }
+        }
+        if !is_valid_host(value) {
+            return false;
+        }
+        if value.len() <= HOST_MEMO_LEN {
+            let mut bytes = [0; HOST_MEMO_LEN];
+            bytes[..value.len()].copy_from_slice(value);
+            *memo = Some((value.len(), bytes));
+        }
+        true
+    })
 }
 
 /// The bytes of a `reg-name` (RFC 3986 §3.2.2): unreserved, `%` (of pct-encoded) and
@@ -887,7 +993,7 @@ fn parse_complete_simple(
 ) -> Option<(usize, Result<HeadParts, ParseError>)> {
     // Past the head limit the two-step parse answers (431); within it, every byte the head
     // needs must be here, or the head is partial.
-    let b = buf.get(..buf.len().min(limits.max_head_size))?;
+    let b = buf.get(..buf.len().min(limits.max_head_size).min(MAX_SPAN_HEAD))?;
     // Request line: method SP request-target SP HTTP-version CRLF, each part as
     // `parse_request_line` accepts it. Loops are `position` over tables: no bounds checks.
     let sp1 = b.iter().position(|&c| !is_tchar(c))?;
@@ -901,7 +1007,7 @@ fn parse_complete_simple(
     let t_start = sp1 + 1;
     // Visible ASCII up to the first `?` or `#` (where an origin-form path ends), then up to SP.
     let rest = &b[t_start..];
-    let plain = rest.iter().position(|&c| !TARGET_PATH[usize::from(c)])?;
+    let plain = scan_words(rest, &TARGET_PATH, target_path_word)?;
     let (path_end, t_len) = match rest[plain] {
         b' ' => (None, plain),
         b'?' | b'#' => {
@@ -938,7 +1044,7 @@ fn parse_complete_simple(
     } else {
         split_target(method, target)?
     };
-    let shift = |s: Span| Span::new(s.start + t_start, s.end + t_start);
+    let shift = |s: Span| Span::new(s.start() + t_start, s.end() + t_start);
     let line = RequestLine {
         method,
         version,
@@ -968,7 +1074,7 @@ fn parse_complete_simple(
         let after = &line[colon + 1..];
         let ows = after.iter().position(|&c| c != b' ' && c != b'\t')?;
         let value = &after[ows..];
-        let cr = value.iter().position(|&c| !FIELD_VALUE[usize::from(c)])?;
+        let cr = scan_words(value, &FIELD_VALUE, field_value_word)?;
         if value[cr] != b'\r' || value.get(cr + 1)? != &b'\n' {
             spare.clear();
             return None;
@@ -991,7 +1097,21 @@ fn parse_complete_simple(
     ))
 }
 
+/// `name.eq_ignore_ascii_case(lower)` for a `lower` made of lowercase letters and `-`:
+/// OR-ing in 0x20 maps exactly a letter's two cases onto the lowercase one, and `-` is
+/// compared as is. One OR and one compare per byte instead of two case conversions.
+#[inline]
+fn name_is(name: &[u8], lower: &[u8]) -> bool {
+    debug_assert!(lower.iter().all(|&b| b.is_ascii_lowercase() || b == b'-'));
+    name.len() == lower.len()
+        && name
+            .iter()
+            .zip(lower)
+            .all(|(&a, &b)| if b == b'-' { a == b } else { a | 0x20 == b })
+}
+
 /// Applies RFC 9112 §6.3 in order to the fields of a syntactically valid head.
+#[inline(always)]
 fn apply_framing_rules(
     head: &[u8],
     line: RequestLine,
@@ -1015,7 +1135,7 @@ fn apply_framing_rules(
         }
         let value = h.value.of(head);
         // Most fields are none of these: one length compare rules out all but one name.
-        let is = |wanted: &[u8]| name.eq_ignore_ascii_case(wanted);
+        let is = |wanted: &[u8]| name_is(name, wanted);
         if !matches!(name.len(), 4 | 6 | 7 | 10 | 14 | 17) {
             continue;
         }
@@ -1024,7 +1144,7 @@ fn apply_framing_rules(
             if hosts > 1 {
                 return Err(ParseError::DuplicateHost);
             }
-            if !is_valid_host(value) {
+            if !is_valid_host_memo(value) {
                 return Err(ParseError::BadHost);
             }
         } else if is(b"content-length") {
@@ -1143,6 +1263,67 @@ pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_is_agrees_with_eq_ignore_ascii_case() {
+        let names: [&[u8]; 6] = [
+            b"host",
+            b"content-length",
+            b"transfer-encoding",
+            b"connection",
+            b"upgrade",
+            b"expect",
+        ];
+        for lower in names {
+            for pos in 0..lower.len() {
+                for b in 0..=255u8 {
+                    let mut name = lower.to_vec();
+                    name[pos] = b;
+                    assert_eq!(
+                        name_is(&name, lower),
+                        name.eq_ignore_ascii_case(lower),
+                        "{name:?}"
+                    );
+                }
+            }
+            assert!(!name_is(&lower[1..], lower));
+        }
+    }
+
+    #[test]
+    fn word_scans_agree_with_a_byte_by_byte_position() {
+        type Scan = (&'static [bool; 256], fn(u64) -> bool);
+        let scans: [Scan; 2] = [
+            (&TARGET_PATH, target_path_word),
+            (&FIELD_VALUE, field_value_word),
+        ];
+        // Every byte value at every position of a run of accepted bytes, at many lengths.
+        for len in 0..24 {
+            for pos in 0..len {
+                for bad in 0..=255u8 {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[pos] = bad;
+                    for (table, word) in scans {
+                        let naive = bytes.iter().position(|&c| !table[usize::from(c)]);
+                        assert_eq!(scan_words(&bytes, table, word), naive, "{bytes:?}");
+                    }
+                }
+            }
+        }
+        // Two odd bytes in one word, in either order.
+        for a in 0..=255u8 {
+            for b in [0u8, 0x09, 0x1f, 0x20, 0x23, 0x3f, 0x7e, 0x7f, 0x80, 0xff] {
+                for bytes in [[b'a', a, b'a', b, b'a', b'a', b'a', b'a', b'a'], [b; 9]] {
+                    let mut bytes = bytes;
+                    bytes[8] = a;
+                    for (table, word) in scans {
+                        let naive = bytes.iter().position(|&c| !table[usize::from(c)]);
+                        assert_eq!(scan_words(&bytes, table, word), naive, "{bytes:?}");
+                    }
+                }
+            }
+        }
+    }
     use ParseError::*;
 
     fn parse(input: &[u8]) -> Result<Option<RequestHead>, ParseError> {

@@ -60,6 +60,7 @@ impl<C: Reusable> Pool<C> {
 
     /// An empty buffer: one given back earlier (with its capacity) if any, else a new one
     /// (which allocates nothing until used).
+    #[inline]
     pub(crate) fn take(&self) -> C {
         self.free
             .try_borrow_mut()
@@ -70,6 +71,7 @@ impl<C: Reusable> Pool<C> {
 
     /// Clears `v` and keeps it for a later [`take`](Self::take), unless it never allocated, is
     /// larger than `max_capacity`, or the pool is full; then it is dropped.
+    #[inline]
     pub(crate) fn give(&self, mut v: C) {
         if v.capacity() == 0 || v.capacity() > self.max_capacity {
             return;
@@ -100,23 +102,17 @@ impl<T> BoxPool<T> {
         }
     }
 
-    /// `value` in a box given back earlier (no allocation) or in a new one.
-    pub(crate) fn boxed(&self, value: T) -> Box<T> {
-        match self
-            .free
+    /// A box given back earlier, still holding its last value (for the caller to refill in
+    /// place), or `None` when the pool is empty.
+    #[inline]
+    pub(crate) fn take(&self) -> Option<Box<T>> {
+        self.free
             .try_borrow_mut()
             .ok()
             .and_then(|mut free| free.pop())
-        {
-            Some(mut b) => {
-                *b = value;
-                b
-            }
-            None => Box::new(value),
-        }
     }
 
-    /// Keeps `b` for a later [`boxed`](Self::boxed), unless the pool is full.
+    #[inline]
     pub(crate) fn give(&self, b: Box<T>) {
         if let Ok(mut free) = self.free.try_borrow_mut() {
             if free.len() < MAX_POOLED {
@@ -163,14 +159,17 @@ mod tests {
     #[test]
     fn a_box_given_back_is_reused_for_the_next_value() {
         let pool: BoxPool<[u64; 4]> = BoxPool::new();
-        let b = pool.boxed([1; 4]);
+        assert!(pool.take().is_none(), "empty at first");
+        let b = Box::new([1; 4]);
         let ptr: *const [u64; 4] = &*b;
         pool.give(b);
-        let again = pool.boxed([2; 4]);
-        assert_eq!(*again, [2; 4]);
+        let again = pool.take().expect("the box given back");
+        assert_eq!(
+            *again, [1; 4],
+            "it still holds its last value, to refill in place"
+        );
         assert!(std::ptr::eq(&*again, ptr), "the same allocation");
-        let fresh = pool.boxed([3; 4]);
-        assert!(!std::ptr::eq(&*fresh, ptr), "the pool was empty: a new box");
+        assert!(pool.take().is_none(), "the pool is empty again");
     }
 
     #[test]

@@ -57,50 +57,45 @@ pub struct Request {
     head: RequestHead,
     conn: ConnRef,
     seq: u64,
-    remote: Option<SocketAddr>,
 }
 
 impl Request {
-    pub(crate) fn new(
-        head: RequestHead,
-        conn: ConnRef,
-        seq: u64,
-        remote: Option<SocketAddr>,
-    ) -> Request {
-        Request {
-            head,
-            conn,
-            seq,
-            remote,
-        }
+    pub(crate) fn new(head: RequestHead, conn: ConnRef, seq: u64) -> Request {
+        Request { head, conn, seq }
     }
 
     /// The method, e.g. `"GET"`.
+    #[inline]
     pub fn method(&self) -> &'static str {
         self.head.method().as_str()
     }
 
     /// The method as an enum.
+    #[inline]
     pub fn method_kind(&self) -> Method {
         self.head.method()
     }
 
     /// The request target as sent (origin-form `/a?b`, or absolute-form).
+    #[inline]
     pub fn target(&self) -> &str {
         self.head.target()
     }
 
     /// The path without the query (`/p` for `http://host/p?q`).
+    #[inline]
     pub fn path(&self) -> &str {
         self.head.path()
     }
 
     /// The query string without `?`, if any.
+    #[inline]
     pub fn query(&self) -> Option<&str> {
         self.head.query()
     }
 
     /// HTTP/1.0 or HTTP/1.1.
+    #[inline]
     pub fn version(&self) -> Version {
         self.head.version()
     }
@@ -130,7 +125,7 @@ impl Request {
 
     /// The peer's address.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
-        self.remote
+        self.conn.borrow().remote()
     }
 
     /// The parsed head.

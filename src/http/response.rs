@@ -8,6 +8,7 @@ use oneloop_runtime::{Loop, LoopHandle};
 use super::conn::{self, ConnRef, Exchange};
 use super::encode;
 use super::parse::Version;
+use super::server::Shared;
 use super::status::reason_phrase;
 
 /// A header value: borrowed `'static` bytes cost no allocation.
@@ -53,6 +54,9 @@ impl IntoHeaderValue for HeaderValue {
 type DrainCb = Box<dyn FnMut(&mut Loop)>;
 pub(crate) type AbortCb = Box<dyn FnOnce(&mut Loop)>;
 
+/// The largest header list a pooled exchange keeps (entries).
+const MAX_POOLED_HEADERS: usize = 32;
+
 /// Per-exchange response state, owned by the connection.
 pub(crate) struct ResponseState {
     pub(crate) status: u16,
@@ -82,6 +86,35 @@ impl ResponseState {
             on_drain: None,
             on_abort: Vec::new(),
             trailers: Vec::new(),
+        }
+    }
+
+    /// Ready for a new exchange, in place: status 200, nothing set or sent. The header list
+    /// keeps its capacity.
+    #[inline]
+    pub(crate) fn reset(&mut self) {
+        self.status = 200;
+        self.headers.clear();
+        self.headers_sent = false;
+        self.chunked = false;
+        self.close_delimited = false;
+        self.finished = false;
+        self.on_drain = None;
+        self.on_abort.clear();
+        self.trailers.clear();
+    }
+
+    /// Empties the header list for reuse by the next exchange in the same pooled box; a list
+    /// grown past [`MAX_POOLED_HEADERS`] entries is freed instead (as the header pools do).
+    #[inline]
+    pub(crate) fn recycle_headers(&mut self) {
+        if self.headers.capacity() > MAX_POOLED_HEADERS {
+            self.headers = Vec::new();
+        } else {
+            self.headers.clear();
+        }
+        if self.trailers.capacity() > 0 {
+            self.trailers = Vec::new();
         }
     }
 
@@ -127,6 +160,7 @@ pub struct Response {
     handle: LoopHandle,
 }
 
+#[inline]
 fn no_body_status(status: u16) -> bool {
     (100..200).contains(&status) || status == 204 || status == 304
 }
@@ -201,19 +235,26 @@ impl Response {
         value: HeaderValue,
         replace: bool,
     ) -> Result<(), HeaderError> {
-        let name_ok = match &name {
-            Cow::Borrowed(name) => valid_static(name.as_bytes(), |n| {
-                std::str::from_utf8(n).is_ok_and(encode::validate_header_name)
-            }),
-            Cow::Owned(name) => encode::validate_header_name(name),
+        let (name_ok, value_ok) = match (&name, &value) {
+            (Cow::Borrowed(name), Cow::Borrowed(value)) => valid_static_field(name, value),
+            _ => {
+                let name_ok = match &name {
+                    Cow::Borrowed(name) => valid_static(name.as_bytes(), |n| {
+                        std::str::from_utf8(n).is_ok_and(encode::validate_header_name)
+                    }),
+                    Cow::Owned(name) => encode::validate_header_name(name),
+                };
+                let value_ok = name_ok
+                    && match &value {
+                        Cow::Borrowed(value) => valid_static(value, encode::validate_header_value),
+                        Cow::Owned(value) => encode::validate_header_value(value),
+                    };
+                (name_ok, value_ok)
+            }
         };
         if !name_ok {
             return Err(HeaderError::InvalidName);
         }
-        let value_ok = match &value {
-            Cow::Borrowed(value) => valid_static(value, encode::validate_header_value),
-            Cow::Owned(value) => encode::validate_header_value(value),
-        };
         if !value_ok {
             return Err(HeaderError::InvalidValue);
         }
@@ -333,9 +374,8 @@ impl Response {
             let mut c = self.conn.borrow_mut();
             let c = &mut *c;
             c.refill_out();
-            let date_line = c.shared.date_line();
-            let ka_end = &c.shared.keep_alive_end;
-            let max_drain = c.shared.config.max_drain_bytes;
+            let shared = &*c.shared;
+            let max_drain = shared.config.max_drain_bytes;
             let force_close = c.close_after;
             let Some(ex) = c.ex.as_mut().filter(|e| e.seq == self.seq) else {
                 return false;
@@ -347,7 +387,7 @@ impl Response {
             // response is the connection's last.
             let force_close = force_close || ex.body.unread_ends_connection(max_drain);
             if !ex.res.headers_sent {
-                write_head(&mut c.out, ex, None, &date_line, ka_end, force_close);
+                write_head(&mut c.out, ex, None, shared, force_close);
             }
             write_body_piece(&mut c.out, ex, chunk);
             let ok = !c.write_blocked && c.out.len() < c.shared.config.max_pipeline_buffer;
@@ -368,9 +408,8 @@ impl Response {
             let mut c = self.conn.borrow_mut();
             let c = &mut *c;
             c.refill_out();
-            let date_line = c.shared.date_line();
-            let ka_end = &c.shared.keep_alive_end;
-            let max_drain = c.shared.config.max_drain_bytes;
+            let shared = &*c.shared;
+            let max_drain = shared.config.max_drain_bytes;
             let force_close = c.close_after;
             let Some(ex) = c.ex.as_mut().filter(|e| e.seq == self.seq) else {
                 return;
@@ -382,14 +421,7 @@ impl Response {
             // response is the connection's last.
             let force_close = force_close || ex.body.unread_ends_connection(max_drain);
             if !ex.res.headers_sent {
-                write_head(
-                    &mut c.out,
-                    ex,
-                    Some(body.len()),
-                    &date_line,
-                    ka_end,
-                    force_close,
-                );
+                write_head(&mut c.out, ex, Some(body.len()), shared, force_close);
             }
             write_body_piece(&mut c.out, ex, body);
             if ex.res.chunked && !ex.is_head {
@@ -441,22 +473,140 @@ thread_local! {
     };
 }
 
-/// `check(bytes)`, remembered for `'static` bytes that pass (see [`StaticMemo`]).
-fn valid_static(bytes: &'static [u8], check: impl FnOnce(&[u8]) -> bool) -> bool {
-    let key = (bytes.as_ptr() as usize, bytes.len());
-    VALIDATED.with(|memo| {
-        let mut memo = memo.borrow_mut();
-        if memo.slots.contains(&key) {
+impl StaticMemo {
+    /// `check(bytes)`, remembered when it passes.
+    #[inline]
+    fn valid(&mut self, bytes: &'static [u8], check: impl FnOnce(&[u8]) -> bool) -> bool {
+        let key = (bytes.as_ptr() as usize, bytes.len());
+        if self.slots.contains(&key) {
             return true;
         }
         if !check(bytes) {
             return false;
         }
-        let next = memo.next;
-        memo.slots[next] = key;
-        memo.next = (next + 1) % memo.slots.len();
+        self.slots[self.next] = key;
+        self.next = (self.next + 1) % self.slots.len();
         true
+    }
+}
+
+/// `check(bytes)`, remembered for `'static` bytes that pass (see [`StaticMemo`]).
+fn valid_static(bytes: &'static [u8], check: impl FnOnce(&[u8]) -> bool) -> bool {
+    VALIDATED.with(|memo| memo.borrow_mut().valid(bytes, check))
+}
+
+/// Whether a `'static` name and value pass their checks, remembered as [`valid_static`]
+/// does, with one look-up of the memo for both.
+fn valid_static_field(name: &'static str, value: &'static [u8]) -> (bool, bool) {
+    VALIDATED.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        let name_ok = memo.valid(name.as_bytes(), |n| {
+            std::str::from_utf8(n).is_ok_and(encode::validate_header_name)
+        });
+        (name_ok, memo.valid(value, encode::validate_header_value))
     })
+}
+
+/// Most fields a head can have to be cached (see [`HeadCache`]).
+const CACHED_FIELDS: usize = 4;
+
+/// What a head made of `'static` fields only depends on: the same key, the same bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct HeadKey {
+    status: u16,
+    keep_alive: bool,
+    body_len: usize,
+    date_secs: Option<u64>,
+    /// (address, length) of each name and value, in order; unused slots are zero.
+    fields: [(usize, usize, usize, usize); CACHED_FIELDS],
+    count: usize,
+}
+
+/// The last response head written by `end` whose fields were all `'static` (literals) and
+/// none of those `write_head` interprets (Connection, Keep-Alive, Date, Content-Length,
+/// Transfer-Encoding): such a head is a pure function of status, fields, body length,
+/// keep-alive and the Date second, so the next one with the same key is copied whole instead
+/// of assembled piece by piece. `'static` bytes never change, so comparing their addresses is
+/// exact. One entry per server; the buffer keeps its capacity (no allocation per request).
+#[derive(Default)]
+pub(crate) struct HeadCache {
+    key: Option<HeadKey>,
+    bytes: Vec<u8>,
+}
+
+impl HeadKey {
+    /// The key of the head `write_head` is about to write, if it may be cached.
+    fn of(
+        res: &ResponseState,
+        body_len: usize,
+        keep_alive: bool,
+        date_secs: Option<u64>,
+    ) -> Option<HeadKey> {
+        if res.headers.len() > CACHED_FIELDS {
+            return None;
+        }
+        let mut fields = [(0, 0, 0, 0); CACHED_FIELDS];
+        for (slot, (name, value)) in fields.iter_mut().zip(&res.headers) {
+            let (Cow::Borrowed(name), Cow::Borrowed(value)) = (name, value) else {
+                return None;
+            };
+            // The names `write_head` interprets are 4, 10, 14 or 17 bytes long.
+            if matches!(name.len(), 4 | 10 | 14 | 17) {
+                return None;
+            }
+            *slot = static_field(name, value);
+        }
+        Some(HeadKey {
+            status: res.status,
+            keep_alive,
+            body_len,
+            date_secs,
+            fields,
+            count: res.headers.len(),
+        })
+    }
+}
+
+/// (address, length) of a `'static` name and value.
+fn static_field(name: &'static str, value: &'static [u8]) -> (usize, usize, usize, usize) {
+    let name = name.as_bytes();
+    (
+        name.as_ptr() as usize,
+        name.len(),
+        value.as_ptr() as usize,
+        value.len(),
+    )
+}
+
+impl HeadCache {
+    /// Whether the cached head is the one `write_head` would write now: compared field by
+    /// field without building a key (this runs on every response).
+    fn hit(
+        &self,
+        res: &ResponseState,
+        body_len: usize,
+        keep_alive: bool,
+        date_secs: Option<u64>,
+    ) -> bool {
+        let Some(key) = &self.key else {
+            return false;
+        };
+        key.status == res.status
+            && key.body_len == body_len
+            && key.keep_alive == keep_alive
+            && key.count == res.headers.len()
+            && key.date_secs == date_secs
+            && res
+                .headers
+                .iter()
+                .zip(&key.fields)
+                .all(|(field, cached)| match field {
+                    (Cow::Borrowed(name), Cow::Borrowed(value)) => {
+                        static_field(name, value) == *cached
+                    }
+                    _ => false,
+                })
+    }
 }
 
 /// Serializes the status line and header block. `known_len` is the whole body's length when
@@ -466,13 +616,48 @@ fn write_head(
     out: &mut bytes::BytesMut,
     ex: &mut Exchange,
     known_len: Option<usize>,
-    date_line: &[u8],
-    keep_alive_end: &[u8],
+    shared: &Shared,
     force_close: bool,
 ) {
     if force_close {
         ex.keep_alive = false;
     }
+    let Some(body_len) = known_len else {
+        write_head_fields(out, ex, known_len, shared);
+        return;
+    };
+    let Ok(mut cache) = shared.head_cache.try_borrow_mut() else {
+        write_head_fields(out, ex, known_len, shared);
+        return;
+    };
+    let date_secs = shared.date_secs();
+    if cache.hit(&ex.res, body_len, ex.keep_alive, date_secs) {
+        // Nothing in such a head changes the exchange but `headers_sent`.
+        ex.res.headers_sent = true;
+        out.extend_from_slice(&cache.bytes);
+        return;
+    }
+    let key = HeadKey::of(&ex.res, body_len, ex.keep_alive, date_secs);
+    let start = out.len();
+    write_head_fields(out, ex, known_len, shared);
+    // Kept only if the Date written is the second in the key (without the date timer, the
+    // clock may have moved on while the head was written).
+    if let Some(key) = key.filter(|_| shared.date_secs() == date_secs) {
+        cache.bytes.clear();
+        cache
+            .bytes
+            .extend_from_slice(out.get(start..).unwrap_or(&[]));
+        cache.key = Some(key);
+    }
+}
+
+/// `write_head` without the cache: the status line and each field, one by one.
+fn write_head_fields(
+    out: &mut bytes::BytesMut,
+    ex: &mut Exchange,
+    known_len: Option<usize>,
+    shared: &Shared,
+) {
     let res = &mut ex.res;
     res.headers_sent = true;
     let status = res.status;
@@ -512,7 +697,7 @@ fn write_head(
         encode::write_header(out, name, value);
     }
     if !has_date {
-        out.extend_from_slice(date_line);
+        out.extend_from_slice(&shared.date_line());
     }
     let no_body = no_body_status(status);
     if !no_body && !has_len && !user_chunked {
@@ -532,12 +717,13 @@ fn write_head(
     }
     // The connection field and the CRLF that ends the head, in one copy.
     if ex.keep_alive {
-        out.extend_from_slice(keep_alive_end);
+        out.extend_from_slice(&shared.keep_alive_end);
     } else {
         out.extend_from_slice(b"Connection: close\r\n\r\n");
     }
 }
 
+#[inline]
 fn write_body_piece(out: &mut bytes::BytesMut, ex: &Exchange, piece: &[u8]) {
     if piece.is_empty() || ex.is_head || no_body_status(ex.res.status) {
         return;

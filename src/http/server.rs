@@ -1,6 +1,5 @@
 //! The server: listening, the connection registry, the deadline sweep, graceful close.
 
-use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
@@ -22,7 +21,7 @@ use super::conn::Exchange;
 use super::parse::{HeaderSpan, Method, RequestHead};
 use super::pool::{BoxPool, Pool, VecPool};
 use super::request::Request;
-use super::response::{HeaderValue, Response};
+use super::response::{HeadCache, Response};
 
 /// The request handler: `|lp, req, res| ..` (Node's `'request'` listener).
 pub type Handler = Box<dyn FnMut(&mut Loop, Request, Response)>;
@@ -39,7 +38,7 @@ pub(crate) struct Shared {
     /// `Connection: keep-alive\r\nKeep-Alive: timeout=N\r\n\r\n` (with the CRLF that ends the
     /// head: one copy per response), formatted once.
     pub(crate) keep_alive_end: Vec<u8>,
-    handler: RefCell<Option<Handler>>,
+    handler: RefCell<Handler>,
     upgrade: RefCell<Option<UpgradeHandler>>,
     should_upgrade: RefCell<Option<ShouldUpgrade>>,
     /// Sockets handed to the upgrade handler (maybe closed since: ids are generation-checked, so
@@ -48,6 +47,8 @@ pub(crate) struct Shared {
     closing_hooks: RefCell<Vec<ClosingHook>>,
     conns: RefCell<HashMap<TcpId, ConnRef>>,
     date: RefCell<DateCache>,
+    /// The last response head built from `'static` fields only, for the next one like it.
+    pub(crate) head_cache: RefCell<HeadCache>,
     tcp: Cell<Option<ServerId>>,
     local: Cell<Option<SocketAddr>>,
     closing: Cell<bool>,
@@ -55,14 +56,13 @@ pub(crate) struct Shared {
     date_timer: Cell<Option<TimerId>>,
     /// Empty request field lists, reused head after head.
     pub(crate) request_fields: VecPool<HeaderSpan>,
-    /// Empty response header lists, reused response after response.
-    pub(crate) response_headers: VecPool<(Cow<'static, str>, HeaderValue)>,
     /// Empty output buffers: a connection hands its buffer back when it goes idle.
     pub(crate) out_buffers: Pool<BytesMut>,
     /// Empty input buffers: likewise, handed back by a connection that goes idle with no
     /// unparsed input.
     pub(crate) in_buffers: Pool<BytesMut>,
-    /// Exchange boxes: a connection takes one per request and gives it back when it ends.
+    /// Exchange boxes: a connection takes one per request and gives it back when it ends; each
+    /// keeps its (emptied) response header list, reused response after response.
     pub(crate) exchanges: BoxPool<Exchange>,
     /// Request body bytes buffered by `Request::collect`, all connections together.
     pub(crate) body_budget: Rc<BodyBudget>,
@@ -87,6 +87,16 @@ impl Shared {
         out
     }
 
+    /// The unix second of the cached date (refreshed first when no timer does it): a head
+    /// cached with the same second has the same `Date` line.
+    pub(crate) fn date_secs(&self) -> Option<u64> {
+        let mut cache = self.date.borrow_mut();
+        if self.date_timer.get().is_none() {
+            cache.update(SystemTime::now());
+        }
+        cache.secs()
+    }
+
     /// `Date: <IMF-fixdate>\r\n` from the same cache: the field line a response copies in one
     /// piece.
     pub(crate) fn date_line(&self) -> [u8; DATE_LINE_LEN] {
@@ -98,16 +108,12 @@ impl Shared {
     }
 
     pub(crate) fn call_handler(&self, lp: &mut Loop, req: Request, res: Response) {
-        let taken = self.handler.borrow_mut().take();
-        match taken {
-            Some(mut handler) => {
-                handler(lp, req, res);
-                let mut slot = self.handler.borrow_mut();
-                if slot.is_none() {
-                    *slot = Some(handler);
-                }
-            }
-            None => {
+        // Called in place (nothing replaces the handler): borrowed for the call, not taken out
+        // of its cell and put back.
+        match self.handler.try_borrow_mut() {
+            Ok(mut handler) => handler(lp, req, res),
+            Err(_) => {
+                let _req = req;
                 // Only reachable if a handler re-enters the loop (e.g. calls run_once).
                 log::error!("http: handler re-entered; answering 503");
                 res.status(503).end("");
@@ -221,20 +227,20 @@ pub fn create_server_with(
             body_budget,
             config,
             keep_alive_end,
-            handler: RefCell::new(Some(Box::new(handler))),
+            handler: RefCell::new(Box::new(handler)),
             upgrade: RefCell::new(None),
             should_upgrade: RefCell::new(None),
             upgraded: RefCell::new(Vec::new()),
             closing_hooks: RefCell::new(Vec::new()),
             conns: RefCell::new(HashMap::new()),
             date: RefCell::new(DateCache::new()),
+            head_cache: RefCell::new(HeadCache::default()),
             tcp: Cell::new(None),
             local: Cell::new(None),
             closing: Cell::new(false),
             sweep: Cell::new(None),
             date_timer: Cell::new(None),
             request_fields: VecPool::new(32),
-            response_headers: VecPool::new(32),
             out_buffers: Pool::new(8 * 1024),
             in_buffers: Pool::new(16 * 1024),
             exchanges: BoxPool::new(),
