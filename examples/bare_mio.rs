@@ -122,16 +122,7 @@ fn main() -> io::Result<()> {
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
 
     let mut poll = Poll::new()?;
-    let backlog = match args.value("--backlog").map(|v| v.parse::<i32>()) {
-        Some(Ok(n)) if n > 0 => n,
-        Some(_) => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "--backlog wants a positive number",
-            ))
-        }
-        None => 1024,
-    };
+    let backlog = args.backlog()?.unwrap_or(1024);
     let mut listener = listen(addr, backlog)?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;

@@ -144,16 +144,7 @@ fn main() -> std::io::Result<()> {
     let port = args.port(3000);
     let host = args.host();
     let echo_all = args.flag("--echo-all");
-    let backlog = match arg("--backlog").map(|v| v.parse::<i32>()) {
-        Some(Ok(n)) if n > 0 => Some(n),
-        Some(_) => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "--backlog wants a positive number",
-            ))
-        }
-        None => None,
-    };
+    let backlog = args.backlog()?;
     let workers: usize = arg("--workers").and_then(|w| w.parse().ok()).unwrap_or(1);
     let many = cluster::worker_count(workers) > 1;
     let drain_deadline = match arg("--drain-deadline-ms").map(|ms| ms.parse::<u64>()) {

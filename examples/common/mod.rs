@@ -42,6 +42,18 @@ impl Args {
             .unwrap_or_else(|| default.to_string())
     }
 
+    /// `--backlog N` (a positive listen backlog), if given; an error for anything else.
+    pub fn backlog(&self) -> std::io::Result<Option<i32>> {
+        match self.value("--backlog").map(|v| v.parse::<i32>()) {
+            Some(Ok(n)) if n > 0 => Ok(Some(n)),
+            Some(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "--backlog wants a positive number",
+            )),
+            None => Ok(None),
+        }
+    }
+
     /// `host:port` from [`Args::host`] and [`Args::port`].
     pub fn listen_addr(&self, default_port: u16) -> String {
         format!("{}:{}", self.host(), self.port(default_port))
