@@ -1642,6 +1642,13 @@ impl Loop {
         }
     }
 
+    /// Counts `n` callbacks that ran without [`Loop::trace_callback`] (awaits that continued in
+    /// place: only when nothing observes each callback).
+    #[inline]
+    pub(crate) fn count_untraced_callbacks(&mut self, n: u64) {
+        self.metrics.callbacks += n;
+    }
+
     #[cold]
     #[inline(never)]
     fn observe_callback(&mut self, kind: CallbackKind) {

@@ -130,6 +130,57 @@ fn chained_awaits_interleave_with_then_chains_and_next_ticks() {
     });
 }
 
+/// `async function f(name, n)` of `async_settled_awaits.js`: `await null`, then `n` awaits of
+/// the settled `p`, a nextTick after the second and a queueMicrotask after the third. `g` is
+/// spawned inline in the timer: its first await runs in the timer's callback.
+fn settled_awaits(log: &Log, p: &P<i32>, name: &'static str, n: usize) {
+    let l = log.clone();
+    let p = p.clone();
+    task::spawn(async move {
+        task::yield_now().await;
+        for i in 0..n {
+            p.clone().await.unwrap();
+            push(&l, &format!("{name}{i}"));
+            if i == 1 {
+                let l2 = l.clone();
+                task::next_tick(move |_| push(&l2, &format!("{name}.tick")));
+            }
+            if i == 2 {
+                let l2 = l.clone();
+                task::queue_microtask(move |_| push(&l2, &format!("{name}.micro")));
+            }
+        }
+        push(&l, &format!("{name} done"));
+    })
+    .detach();
+}
+
+#[test]
+fn awaits_of_a_settled_promise_in_resumed_tasks_keep_node_order() {
+    assert_same_as_node("async_settled_awaits", |lp, log| {
+        let p: P<i32> = Promise::resolved(7);
+        settled_awaits(log, &p, "a", 4);
+        then_chain(log, &["p1", "p2", "p3"]);
+        settled_awaits(log, &p, "b", 3);
+        let l = log.clone();
+        lp.set_timeout(0, move |_| {
+            push(&l, "t1");
+            let (l2, p2) = (l.clone(), p.clone());
+            task::spawn(async move {
+                p2.await.unwrap();
+                push(&l2, "g resumed");
+            })
+            .detach();
+            settled_awaits(&l, &p, "c", 4);
+            push(&l, "t1 end");
+        });
+        lp.set_timeout(0, say(log, "t2"));
+        lp.set_immediate(say(log, "immediate"));
+        push(log, "sync");
+        spin(lp, 5);
+    });
+}
+
 #[test]
 fn async_function_run_by_a_timer_drains_before_the_next_timer() {
     assert_same_as_node("async_from_timer", |lp, log| {

@@ -380,3 +380,43 @@ fn spawning_a_detached_task_in_steady_state_allocates_only_its_future() {
     }
     assert_eq!(counted, Some(TASKS), "{TASKS} spawns: one box each");
 }
+
+/// Callbacks counted by `lp.metrics()` for one task that yields once, then awaits a settled
+/// promise `awaits` times: with `traced`, a trace observer is attached (every resumption then
+/// suspends and is traced as its own microtask); without, the awaits go on in place.
+fn callbacks_for_settled_awaits(traced: bool, awaits: usize) -> u64 {
+    let mut lp = virtual_loop();
+    let trace = std::env::temp_dir().join(format!(
+        "oneloop-awaits-{}-{traced}.trace",
+        std::process::id()
+    ));
+    if traced {
+        lp.start_trace_file(&trace).unwrap();
+    }
+    let before = lp.metrics().callbacks;
+    let settled = Promise::<u64, ()>::resolved(1);
+    let handle = lp.spawn_task(async move {
+        task::yield_now().await;
+        let mut sum = 0;
+        for _ in 0..awaits {
+            sum += settled.clone().await.unwrap();
+        }
+        sum
+    });
+    lp.run().unwrap();
+    assert!(handle.is_finished());
+    let counted = lp.metrics().callbacks - before;
+    if traced {
+        lp.finish_trace().unwrap();
+        let _ = std::fs::remove_file(&trace);
+    }
+    counted
+}
+
+#[test]
+fn awaits_that_go_on_in_place_still_count_as_one_microtask_each() {
+    let in_place = callbacks_for_settled_awaits(false, 50);
+    let traced = callbacks_for_settled_awaits(true, 50);
+    assert_eq!(in_place, traced, "same callbacks with and without a trace");
+    assert!(in_place >= 51, "the yield and the 50 awaits: {in_place}");
+}

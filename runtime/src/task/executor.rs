@@ -242,8 +242,10 @@ struct PollingScope<'a> {
 
 impl<'a> PollingScope<'a> {
     #[inline]
-    fn enter(jobs: &'a Jobs, key: Key, waker: &Waker) -> PollingScope<'a> {
-        let outer = jobs.polling.replace(Some(Polling::new(key, waker)));
+    fn enter(jobs: &'a Jobs, key: Key, waker: &Waker, resumed: bool) -> PollingScope<'a> {
+        let outer = jobs
+            .polling
+            .replace(Some(Polling::new(key, waker, resumed)));
         if let Some(outer) = outer {
             lend_owed(jobs, outer);
         }
@@ -339,7 +341,7 @@ fn put_back(jobs: &Jobs, key: Key, future: BoxedTask, waker: Waker, done: bool, 
 
 /// Polls a new task once, outside every borrow, and stores it (its first poll, from `spawn`).
 fn poll_task(jobs: &Jobs, key: Key, mut future: BoxedTask, waker: Waker) {
-    let scope = PollingScope::enter(jobs, key, &waker);
+    let scope = PollingScope::enter(jobs, key, &waker, false);
     let done = future
         .as_mut()
         .poll(&mut Context::from_waker(&waker))
@@ -407,7 +409,10 @@ impl Loop {
             return; // cancelled, or (re-entrantly) being polled
         };
         let jobs = Rc::clone(&self.jobs);
-        let scope = PollingScope::enter(&jobs, key, &waker);
+        // Awaits may continue in place only where nothing watches each microtask and nothing
+        // is held back for the next callback (see `Jobs::continue_in_place`).
+        let in_place = self.observer.is_none() && self.held_after_panic.is_none();
+        let scope = PollingScope::enter(&jobs, key, &waker, in_place);
         loop {
             let mut polled = None;
             self.invoke(CallbackKind::Microtask, |_| {
@@ -482,7 +487,12 @@ impl Loop {
         self.trace_callback(CallbackKind::Microtask);
         match job {
             Microtask::Callback(task) => self.invoke(CallbackKind::Microtask, task),
-            Microtask::Resume(key) => self.resume_task(key),
+            Microtask::Resume(key) => {
+                self.resume_task(key);
+                // Awaits that continued in place count as the microtasks they stand for.
+                let n = self.jobs.resumed_in_place.take();
+                self.count_untraced_callbacks(n);
+            }
         }
     }
 }

@@ -94,13 +94,19 @@ pub(crate) struct Unhandled {
 pub(crate) struct Polling {
     pub(crate) key: Key,
     waker: (*const (), *const RawWakerVTable),
+    /// Polled by its `Resume` microtask in the drain, with no observer and nothing held after a
+    /// panic: an `await` whose resumption would be the very next microtask may continue in place
+    /// (see [`Jobs::continue_in_place`]). `false` for a task's first poll (`spawn`), which runs
+    /// inside the caller's callback: what follows its first `await` must wait for the drain.
+    resumed: bool,
 }
 
 impl Polling {
-    pub(crate) fn new(key: Key, waker: &Waker) -> Polling {
+    pub(crate) fn new(key: Key, waker: &Waker, resumed: bool) -> Polling {
         Polling {
             key,
             waker: (waker.data(), waker.vtable()),
+            resumed,
         }
     }
 }
@@ -149,6 +155,9 @@ pub(crate) struct Jobs {
     pub(crate) unhandled: RefCell<Vec<Unhandled>>,
     /// Finished tasks whose slot waits for their `JoinHandle` (not alive: see `tasks_alive`).
     pub(crate) finished: Cell<usize>,
+    /// Resumptions run in place ([`Jobs::continue_in_place`]) since the loop last counted them
+    /// as microtask callbacks.
+    pub(crate) resumed_in_place: Cell<u64>,
     /// Task wakers no clone is left of, for the next spawns (at most one per slot the task
     /// slab ever had, as the slab keeps its capacity).
     pub(crate) spare_wakers: RefCell<Vec<Arc<TaskWaker>>>,
@@ -173,6 +182,7 @@ impl Jobs {
             ops: RefCell::new(VecDeque::new()),
             unhandled: RefCell::new(Vec::new()),
             finished: Cell::new(0),
+            resumed_in_place: Cell::new(0),
             spare_wakers: RefCell::new(Vec::new()),
             remote: Arc::new(RemoteWakes {
                 keys: Mutex::new(Vec::new()),
@@ -265,6 +275,31 @@ impl Jobs {
         match self.polling.get() {
             Some(polling) if polling.waker == (waker.data(), waker.vtable() as *const _) => {
                 self.schedule_polling();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// An `await` of something already settled, by the task being polled with `waker`: returns
+    /// `true` (and counts one microtask) if its one resumption microtask would be the next job
+    /// of the drain, so the task may go on in place instead of suspending: the task was resumed
+    /// by the drain, is not woken yet, and the microtask queue and the deferred loop operations
+    /// are empty. Nothing can run between the suspension and the resumption then (the drain
+    /// runs microtasks back to back, as V8's `RunMicrotasks` does; ticks wait until it is
+    /// empty), so the order of every callback is the same as with the suspension; only the
+    /// poll, the queue push and pop and the state-machine round trip are saved.
+    #[inline]
+    pub(crate) fn continue_in_place(&self, waker: &Waker) -> bool {
+        match self.polling.get() {
+            Some(polling)
+                if polling.resumed
+                    && polling.waker == (waker.data(), waker.vtable() as *const _)
+                    && self.owed.get() == Owed::No
+                    && self.microtasks.borrow().is_empty()
+                    && self.ops.borrow().is_empty() =>
+            {
+                self.resumed_in_place.set(self.resumed_in_place.get() + 1);
                 true
             }
             _ => false,

@@ -403,6 +403,12 @@ impl<T: Clone + 'static, E: Clone + Debug + 'static> Future for Awaiting<T, E> {
         let this = &mut *self;
         let inner = this.promise.inner.borrow();
         if !this.registered {
+            if let (State::Settled(r), None) = (&inner.state, &inner.unhandled) {
+                if inner.jobs.continue_in_place(cx.waker()) {
+                    // Its resumption would be the next microtask: go on now (same order).
+                    return Poll::Ready(r.clone());
+                }
+            }
             this.registered = true;
             if let (State::Settled(_), None) = (&inner.state, &inner.unhandled) {
                 // Settled: the one reaction job is queued now (fast path of `react`, without
