@@ -3,7 +3,8 @@
 //!
 //! - `await_settled`: one `await` of an already-fulfilled promise (the task suspends, a
 //!   `Resume` microtask is queued, the drain polls it again), timed over BATCH awaits in one
-//!   task: Node's `for (..) await p`.
+//!   task: Node's `for (..) await p`. `await_settled_promise_ref`: the same awaiting `&p`
+//!   (no clone of the promise's `Rc`, as `await p` takes none).
 //! - `spawn_and_finish`: spawning a task that awaits once and finishes (Node: calling an
 //!   `async function` with one `await` and letting it return), BATCH per run.
 //! - `floor: ...`: what any executor pays per resumption on this machine, without the loop: a
@@ -41,6 +42,22 @@ fn await_settled(lp: &mut Loop, iters: u64) -> Duration {
         let mut sum = 0;
         for _ in 0..iters {
             sum += p.clone().await.unwrap();
+        }
+        black_box(sum);
+    })
+    .detach();
+    lp.run().unwrap();
+    started.elapsed()
+}
+
+/// The same, awaiting `&p` (JavaScript's `await p` does not consume `p`: no `Rc` clone).
+fn await_settled_ref(lp: &mut Loop, iters: u64) -> Duration {
+    let p = Promise::<u64, ()>::resolved(1);
+    let started = Instant::now();
+    lp.spawn_task(async move {
+        let mut sum = 0;
+        for _ in 0..iters {
+            sum += (&p).await.unwrap();
         }
         black_box(sum);
     })
@@ -127,6 +144,9 @@ fn benches(c: &mut Criterion) {
     let mut lp = new_loop();
     c.bench_function("task/await_settled_promise", |b| {
         b.iter_custom(|iters| await_settled(&mut lp, iters))
+    });
+    c.bench_function("task/await_settled_promise_ref", |b| {
+        b.iter_custom(|iters| await_settled_ref(&mut lp, iters))
     });
     c.bench_function("task/spawn_await_once_finish", |b| {
         b.iter_custom(|iters| {

@@ -9,7 +9,7 @@
 //!
 //! Ops: `tick`, `immediate`, `timer` (10,000 one-delay timers armed, then fired by one
 //! `run_nowait`), `empty` (an iteration with nothing to do), `await` (10,000 awaits of a
-//! fulfilled promise in one task), `spawn` (10,000 tasks that await once and finish), and on a
+//! fulfilled promise in one task), `await-ref` (the same awaiting `&p`), `spawn` (10,000 tasks that await once and finish), and on a
 //! virtual clock (no sleeps):
 //! `v-timer-1` (10,000 timers, one delay), `v-timer-distinct` (10,000 timers, 10,000 delays: a
 //! list each), `arm-clear` (a 30 s timer armed and cleared, one after another).
@@ -94,6 +94,19 @@ fn main() {
                     let mut sum = 0;
                     for _ in 0..BATCH {
                         sum += p.clone().await.unwrap_or(0);
+                    }
+                    std::hint::black_box(sum);
+                })
+                .detach();
+                lp.run_nowait().expect("run");
+            }
+            "await-ref" => {
+                // The same, awaiting a reference (`(&p).await`: no `Rc` clone per await).
+                let p = Promise::<u64, ()>::resolved(1);
+                lp.spawn_task(async move {
+                    let mut sum = 0;
+                    for _ in 0..BATCH {
+                        sum += (&p).await.unwrap_or(0);
                     }
                     std::hint::black_box(sum);
                 })

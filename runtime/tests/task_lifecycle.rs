@@ -420,3 +420,27 @@ fn awaits_that_go_on_in_place_still_count_as_one_microtask_each() {
     assert_eq!(in_place, traced, "same callbacks with and without a trace");
     assert!(in_place >= 51, "the yield and the 50 awaits: {in_place}");
 }
+
+#[test]
+fn awaiting_a_reference_leaves_the_promise_usable_and_waits_like_awaiting_it() {
+    let mut lp = virtual_loop();
+    let (pending, resolver) = Promise::<u32, ()>::pending();
+    let order = Rc::new(std::cell::RefCell::new(Vec::new()));
+    let got = Rc::new(Cell::new(None));
+    let (o, g) = (Rc::clone(&order), Rc::clone(&got));
+    lp.spawn_task(async move {
+        let first = (&pending).await;
+        o.borrow_mut().push("resumed");
+        let again = (&pending).await; // settled now: the same value, the promise still here
+        g.set(Some((first, again, pending.is_pending())));
+    })
+    .detach();
+    let o = Rc::clone(&order);
+    lp.set_timeout(5, move |_| {
+        o.borrow_mut().push("timer");
+        resolver.resolve(7);
+    });
+    lp.run().unwrap();
+    assert_eq!(*order.borrow(), ["timer", "resumed"]);
+    assert_eq!(got.get(), Some((Ok(7), Ok(7), false)));
+}

@@ -29,7 +29,7 @@ mod tcp;
 pub use awaitables::{immediate, sleep, work, yield_now, Immediate, Sleep, Work, YieldNow};
 pub use combinators::{all, all_settled, any, race, AggregateError};
 pub use executor::{next_tick, queue_microtask, spawn, with_loop, JoinHandle};
-pub use promise::{Awaiting, Promise, Resolver, Thenable};
+pub use promise::{Awaiting, AwaitingRef, Promise, Resolver, Thenable};
 pub use tcp::{
     tcp_connect, Accept, Connect, Read, TcpListener, TcpStream, Write, ACCEPT_QUEUE_BOUND,
     READ_HIGH_WATER_MARK,

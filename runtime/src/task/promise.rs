@@ -372,26 +372,85 @@ impl<T: Clone + 'static, E: Clone + Debug + 'static> IntoFuture for Promise<T, E
     }
 }
 
-impl<T: Clone + 'static, E: Clone + Debug + 'static> Awaiting<T, E> {
-    /// First poll, when the fast path of `poll` does not apply: a pending promise (the task
-    /// becomes a reaction) or a rejection nobody handled yet (now handled).
-    #[cold]
-    #[inline(never)]
-    fn register(&mut self, cx: &mut Context<'_>) {
-        let mut inner = self.promise.inner.borrow_mut();
-        if let State::Settled(_) = inner.state {
-            if let Some(flag) = inner.unhandled.take() {
-                flag.set(true);
+/// The future of `(&promise).await`: [`Awaiting`] without taking the promise (JavaScript's
+/// `await p` leaves `p` usable; awaiting a reference saves the clone of the `Rc`).
+pub struct AwaitingRef<'a, T, E> {
+    promise: &'a Promise<T, E>,
+    registered: bool,
+}
+
+impl<'a, T: Clone + 'static, E: Clone + Debug + 'static> IntoFuture for &'a Promise<T, E> {
+    type Output = Result<T, E>;
+    type IntoFuture = AwaitingRef<'a, T, E>;
+
+    fn into_future(self) -> AwaitingRef<'a, T, E> {
+        AwaitingRef {
+            promise: self,
+            registered: false,
+        }
+    }
+}
+
+/// First poll, when the fast path of [`poll_await`] does not apply: a pending promise (the task
+/// becomes a reaction) or a rejection nobody handled yet (now handled).
+#[cold]
+#[inline(never)]
+fn register<T: Clone + 'static, E: Clone + Debug + 'static>(
+    promise: &Promise<T, E>,
+    cx: &mut Context<'_>,
+) {
+    let mut inner = promise.inner.borrow_mut();
+    if let State::Settled(_) = inner.state {
+        if let Some(flag) = inner.unhandled.take() {
+            flag.set(true);
+        }
+        let woke = inner.jobs.wake_polling(cx.waker());
+        drop(inner);
+        if !woke {
+            cx.waker().wake_by_ref();
+        }
+        return;
+    }
+    drop(inner);
+    promise.react(Reaction::Wake(cx.waker().clone()));
+}
+
+/// The poll of [`Awaiting`] and [`AwaitingRef`]: `registered` is whether an earlier poll
+/// queued the resumption (or became a reaction).
+#[inline(always)]
+fn poll_await<T: Clone + 'static, E: Clone + Debug + 'static>(
+    promise: &Promise<T, E>,
+    registered: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, E>> {
+    let inner = promise.inner.borrow();
+    if !*registered {
+        if let (State::Settled(r), None) = (&inner.state, &inner.unhandled) {
+            if inner.jobs.continue_in_place(cx.waker()) {
+                // Its resumption would be the next microtask: go on now (same order).
+                return Poll::Ready(r.clone());
             }
+        }
+        *registered = true;
+        if let (State::Settled(_), None) = (&inner.state, &inner.unhandled) {
+            // Settled: the one reaction job is queued now (fast path of `react`, without
+            // cloning the waker; through `Jobs` without calling it if it is the waker of
+            // the task being polled).
             let woke = inner.jobs.wake_polling(cx.waker());
             drop(inner);
             if !woke {
                 cx.waker().wake_by_ref();
             }
-            return;
+        } else {
+            drop(inner);
+            register(promise, cx);
         }
-        drop(inner);
-        self.promise.react(Reaction::Wake(cx.waker().clone()));
+        return Poll::Pending;
+    }
+    match &inner.state {
+        State::Settled(r) => Poll::Ready(r.clone()),
+        // A wake that was not ours (another future of the same task); ours is still due.
+        State::Pending(_) => Poll::Pending,
     }
 }
 
@@ -401,35 +460,17 @@ impl<T: Clone + 'static, E: Clone + Debug + 'static> Future for Awaiting<T, E> {
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let inner = this.promise.inner.borrow();
-        if !this.registered {
-            if let (State::Settled(r), None) = (&inner.state, &inner.unhandled) {
-                if inner.jobs.continue_in_place(cx.waker()) {
-                    // Its resumption would be the next microtask: go on now (same order).
-                    return Poll::Ready(r.clone());
-                }
-            }
-            this.registered = true;
-            if let (State::Settled(_), None) = (&inner.state, &inner.unhandled) {
-                // Settled: the one reaction job is queued now (fast path of `react`, without
-                // cloning the waker; through `Jobs` without calling it if it is the waker of
-                // the task being polled).
-                let woke = inner.jobs.wake_polling(cx.waker());
-                drop(inner);
-                if !woke {
-                    cx.waker().wake_by_ref();
-                }
-            } else {
-                drop(inner);
-                this.register(cx);
-            }
-            return Poll::Pending;
-        }
-        match &inner.state {
-            State::Settled(r) => Poll::Ready(r.clone()),
-            // A wake that was not ours (another future of the same task); ours is still due.
-            State::Pending(_) => Poll::Pending,
-        }
+        poll_await(&this.promise, &mut this.registered, cx)
+    }
+}
+
+impl<T: Clone + 'static, E: Clone + Debug + 'static> Future for AwaitingRef<'_, T, E> {
+    type Output = Result<T, E>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        poll_await(this.promise, &mut this.registered, cx)
     }
 }
 
