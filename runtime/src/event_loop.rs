@@ -745,7 +745,7 @@ impl Loop {
         self.update_time();
         let now = self.now_ms;
         self.refs += 1;
-        let (key, timer) = self.timers.insert_mut(|| Timer {
+        let (key, timer) = self.timers.insert_mut(|_| Timer {
             callback: Some(callback),
             seq: 0,
             delay: Timer::delay_from(delay),

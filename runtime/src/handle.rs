@@ -74,19 +74,7 @@ impl<T> GenSlab<T> {
     /// Inserts the value `make` builds from the key it will have (for values that name
     /// themselves, such as a task's waker).
     pub(crate) fn insert_with(&mut self, make: impl FnOnce(Key) -> T) -> Key {
-        let key = match self.free.last() {
-            Some(&index) => Key {
-                index,
-                gen: self.slots[index as usize].gen,
-            },
-            None => Key {
-                index: self.slots.len() as u32,
-                gen: 0,
-            },
-        };
-        let inserted = self.insert(make(key));
-        debug_assert_eq!(inserted, key);
-        inserted
+        self.insert_mut(make).0
     }
 
     pub(crate) fn insert(&mut self, value: T) -> Key {
@@ -109,12 +97,12 @@ impl<T> GenSlab<T> {
     }
 
     /// [`GenSlab::insert`], returning the stored value too (no second lookup). The value is
-    /// built by `make` once its slot is known, so the compiler can write it straight into the
+    /// built by `make` (from the key it will have) once its slot is known, so the compiler can write it straight into the
     /// slot: a value built first on the caller's stack with narrow field stores and then
     /// copied in 16-byte loads stalls store forwarding (docs/benchmarks.md, "Issue #23, third
     /// pass").
     #[inline]
-    pub(crate) fn insert_mut(&mut self, make: impl FnOnce() -> T) -> (Key, &mut T) {
+    pub(crate) fn insert_mut(&mut self, make: impl FnOnce(Key) -> T) -> (Key, &mut T) {
         self.len += 1;
         let (index, gen) = match self.free.pop() {
             Some(index) => (index, self.slots[index as usize].gen),
@@ -129,7 +117,10 @@ impl<T> GenSlab<T> {
         let value = &mut self.slots[index as usize].value;
         match value {
             // Nothing to drop before the write.
-            None => (Key { index, gen }, value.insert(make())),
+            None => {
+                let key = Key { index, gen };
+                (key, value.insert(make(key)))
+            }
             Some(_) => unreachable!("a free slot holds no value"),
         }
     }

@@ -363,6 +363,35 @@ fn a_waker_kept_after_its_task_finished_wakes_no_later_task() {
 }
 
 #[test]
+fn a_waker_kept_after_a_detached_task_finished_in_the_drain_wakes_no_later_task() {
+    // The task finishes in a resumption (detached by then), so its waker goes back with its
+    // slot: a clone kept elsewhere must keep it from being handed to the next task.
+    let mut lp = virtual_loop();
+    let kept = Rc::new(std::cell::RefCell::new(None::<Waker>));
+    let k = Rc::clone(&kept);
+    lp.spawn_task(async move {
+        task::yield_now().await;
+        std::future::poll_fn(|cx| {
+            *k.borrow_mut() = Some(cx.waker().clone());
+            Poll::Ready(())
+        })
+        .await;
+    })
+    .detach();
+    lp.run().unwrap();
+    let polls = Rc::new(Cell::new(0));
+    let p = Rc::clone(&polls);
+    let later = lp.spawn_task(std::future::poll_fn(move |_| {
+        p.set(p.get() + 1);
+        Poll::<()>::Pending
+    }));
+    kept.borrow().as_ref().unwrap().wake_by_ref();
+    lp.run().unwrap();
+    assert_eq!(polls.get(), 1, "polled by spawn only");
+    drop(later);
+}
+
+#[test]
 fn spawning_a_detached_task_in_steady_state_allocates_only_its_future() {
     const TASKS: u64 = 1_000;
     let mut lp = virtual_loop();

@@ -60,7 +60,7 @@ impl<T> JoinHandle<T> {
             let slot = tasks.remove(self.key);
             drop(tasks);
             if let Some(slot) = slot {
-                self.jobs.retire(slot);
+                self.jobs.retire(slot, None);
             }
         } else {
             slot.join.detached = true;
@@ -93,7 +93,7 @@ fn cancel_task(jobs: &Jobs, key: Key) -> bool {
     match slot {
         Some(slot) => {
             let running = !slot.join.finished;
-            jobs.retire(slot);
+            jobs.retire(slot, None);
             running
         }
         None => false,
@@ -144,7 +144,7 @@ impl<T: 'static> Future for JoinHandle<T> {
             unreachable!("the slot was just found")
         };
         let output = slot.join.output.take();
-        this.jobs.retire(slot);
+        this.jobs.retire(slot, None);
         this.taken = true;
         match output.map(|o| o.downcast::<T>()) {
             Some(Ok(output)) => Poll::Ready(*output),
@@ -182,13 +182,6 @@ where
 /// A task's future, boxed (its output goes to the JoinHandle).
 type BoxedTask = Pin<Box<dyn Future<Output = ()>>>;
 
-/// Takes back a spare waker `Arc` for task `key` (`None` if a clone of it appeared since,
-/// which cannot happen: only `Arc`s without clones are kept).
-fn reuse(mut waker: Arc<TaskWaker>, key: Key) -> Option<Arc<TaskWaker>> {
-    Arc::get_mut(&mut waker)?.key = key;
-    Some(waker)
-}
-
 /// Inserts `future` as a task of `jobs` (not polled yet); returns its handle, the boxed future
 /// and its waker, for the first poll.
 fn spawn_on<F>(jobs: &Rc<Jobs>, future: F) -> (JoinHandle<F::Output>, BoxedTask, Waker)
@@ -200,14 +193,18 @@ where
     let mut tasks = jobs.tasks.borrow_mut();
     let mut waker = None;
     let key = tasks.insert_with(|key| {
-        let arc = spare.and_then(|w| reuse(w, key)).unwrap_or_else(|| {
-            Arc::new(TaskWaker {
-                jobs_id: jobs.id,
-                key,
-                remote: Arc::clone(&jobs.remote),
-            })
-        });
-        waker = Some(Waker::from(Arc::clone(&arc)));
+        let arc = match spare {
+            Some((arc, spare_waker)) => {
+                arc.reassign(key);
+                waker = Some(spare_waker);
+                arc
+            }
+            None => {
+                let arc = Arc::new(TaskWaker::new(jobs.id, key, Arc::clone(&jobs.remote)));
+                waker = Some(Waker::from(Arc::clone(&arc)));
+                arc
+            }
+        };
         TaskSlot {
             parts: None, // being polled
             waker: arc,
@@ -327,9 +324,9 @@ fn put_back(jobs: &Jobs, key: Key, future: BoxedTask, waker: Waker, done: bool, 
         };
         drop(tasks);
         drop(future);
-        drop(waker);
-        if let Some(slot) = slot {
-            jobs.retire(slot);
+        match slot {
+            Some(slot) => jobs.retire(slot, Some(waker)),
+            None => drop(waker),
         }
     } else if let Some(slot) = tasks.get_mut(key) {
         slot.parts = Some((future, waker));
@@ -428,9 +425,9 @@ impl Loop {
                 drop(scope);
                 let slot = jobs.tasks.borrow_mut().remove(key);
                 drop(future);
-                drop(waker);
-                if let Some(slot) = slot {
-                    jobs.retire(slot);
+                match slot {
+                    Some(slot) => jobs.retire(slot, Some(waker)),
+                    None => drop(waker),
                 }
                 self.apply_task_ops();
                 return;

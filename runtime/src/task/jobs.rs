@@ -63,8 +63,38 @@ pub(crate) struct JoinSlot {
 /// reached through the loop thread's registry, never from another thread).
 pub(crate) struct TaskWaker {
     pub(crate) jobs_id: u64,
-    pub(crate) key: Key,
+    /// The task's [`Key`] (index in the low half, generation in the high half). Atomic only so
+    /// that a spare waker can be given to the next task without `Arc::get_mut`: it changes only
+    /// while the loop holds the only two references (see [`Jobs::retire`]).
+    key: AtomicU64,
     pub(crate) remote: Arc<RemoteWakes>,
+}
+
+impl TaskWaker {
+    pub(crate) fn new(jobs_id: u64, key: Key, remote: Arc<RemoteWakes>) -> TaskWaker {
+        TaskWaker {
+            jobs_id,
+            key: AtomicU64::new(Self::pack(key)),
+            remote,
+        }
+    }
+
+    fn pack(key: Key) -> u64 {
+        u64::from(key.index) | (u64::from(key.gen) << 32)
+    }
+
+    pub(crate) fn key(&self) -> Key {
+        let bits = self.key.load(Ordering::Relaxed);
+        Key {
+            index: bits as u32,
+            gen: (bits >> 32) as u32,
+        }
+    }
+
+    /// Points a spare waker at task `key` (only for a waker from [`Jobs::spare_wakers`]).
+    pub(crate) fn reassign(&self, key: Key) {
+        self.key.store(Self::pack(key), Ordering::Relaxed);
+    }
 }
 
 impl Wake for TaskWaker {
@@ -74,7 +104,7 @@ impl Wake for TaskWaker {
 
     #[inline]
     fn wake_by_ref(self: &Arc<Self>) {
-        let key = self.key;
+        let key = self.key();
         if !with_local(self.jobs_id, |jobs| jobs.schedule(key)) {
             self.remote.push(key);
         }
@@ -159,8 +189,10 @@ pub(crate) struct Jobs {
     /// as microtask callbacks.
     pub(crate) resumed_in_place: Cell<u64>,
     /// Task wakers no clone is left of, for the next spawns (at most one per slot the task
-    /// slab ever had, as the slab keeps its capacity).
-    pub(crate) spare_wakers: RefCell<Vec<Arc<TaskWaker>>>,
+    /// slab ever had, as the slab keeps its capacity): each `Arc` with the one `Waker` made
+    /// from it, its only two references, so a spawn reuses both without touching the
+    /// reference count (no atomic read-modify-write per spawn or finish).
+    pub(crate) spare_wakers: RefCell<Vec<(Arc<TaskWaker>, Waker)>>,
     pub(crate) remote: Arc<RemoteWakes>,
 }
 
@@ -207,22 +239,39 @@ impl Jobs {
     }
 
     /// Drops a slot removed from the task slab (call outside the slab's borrow: the future's
-    /// drops may spawn, wake or defer loop operations) and keeps its waker's `Arc` for reuse
-    /// if no clone of it is left.
-    pub(crate) fn retire(&self, slot: TaskSlot) {
+    /// drops may spawn, wake or defer loop operations) and keeps its waker for reuse if no
+    /// clone of it is left. `waker`: the task's `Waker` if the caller took it out of the slot
+    /// with the future.
+    pub(crate) fn retire(&self, slot: TaskSlot, waker: Option<Waker>) {
         let TaskSlot {
             parts,
-            mut waker,
+            waker: arc,
             join,
             ..
         } = slot;
         if join.finished {
             self.finished.set(self.finished.get() - 1);
         }
-        drop(parts);
+        let waker = match parts {
+            Some((future, waker)) => {
+                drop(future);
+                Some(waker)
+            }
+            None => waker,
+        };
         drop(join);
-        if Arc::get_mut(&mut waker).is_some() {
-            self.spare_wakers.borrow_mut().push(waker);
+        // Kept only if the slot's `Arc` and its `Waker` are the only references: then no
+        // other thread can make one, and the next task may take it over.
+        match waker {
+            Some(waker) if Arc::strong_count(&arc) == 2 => {
+                self.spare_wakers.borrow_mut().push((arc, waker));
+            }
+            // A finished task whose handle took its output: the waker went with the future.
+            None if Arc::strong_count(&arc) == 1 => {
+                let waker = Waker::from(Arc::clone(&arc));
+                self.spare_wakers.borrow_mut().push((arc, waker));
+            }
+            _ => {}
         }
     }
 
