@@ -26,12 +26,16 @@ use oneloop_runtime::{Loop, LoopHandle, TcpId};
 
 use super::decode::{BodyDecoder, DecodeLimits, Decoded};
 use super::error::ParseError;
-use super::parse::{BodyKind, HeadParser, Method, RequestHead, Version};
+use super::parse::{BodyKind, HeadParser, HeaderSpan, Method, RequestHead, Version};
 use super::request::Request;
 use super::response::{Response, ResponseState};
 use super::server::Shared;
 
 pub(crate) type ConnRef = Rc<RefCell<Conn>>;
+
+/// The largest field list (entries) a connection keeps for its next head: the bound of the
+/// server's field-list pool.
+pub(crate) const MAX_KEPT_FIELDS: usize = 32;
 
 /// Where the connection is in its request/response cycle.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -115,6 +119,11 @@ pub(crate) struct Conn {
     pub(crate) handle: LoopHandle,
     inbuf: BytesMut,
     parser: HeadParser,
+    /// The field list the next head is parsed into. A finished request's list comes back
+    /// here (`Request`'s drop), so a pipelined batch parses every head into one allocation
+    /// without a trip through the server's pool per request; it goes to that pool with the
+    /// input buffer when the connection turns idle (an idle connection holds none).
+    fields: Vec<HeaderSpan>,
     pub(crate) phase: Phase,
     /// Serialized response bytes not yet handed to the socket.
     pub(crate) out: BytesMut,
@@ -159,6 +168,7 @@ impl Conn {
             handle,
             inbuf: BytesMut::new(),
             parser: HeadParser::new(),
+            fields: Vec::new(),
             phase: Phase::Idle,
             out: BytesMut::new(),
             ex: None,
@@ -216,6 +226,18 @@ impl Conn {
     /// The peer's address, read once at accept.
     pub(crate) fn remote(&self) -> Option<std::net::SocketAddr> {
         self.remote
+    }
+
+    /// Takes back a finished request's field list for the next head (see `fields`); a
+    /// second one, or one grown past the pool's bound, goes to the server's pool (which
+    /// frees what it does not keep).
+    #[inline]
+    pub(crate) fn keep_fields(&mut self, fields: Vec<HeaderSpan>) {
+        if self.fields.capacity() == 0 && fields.capacity() <= MAX_KEPT_FIELDS {
+            self.fields = fields;
+        } else {
+            self.shared.request_fields.give(fields);
+        }
     }
 
     /// The current exchange, if `seq` still names it.
@@ -398,11 +420,11 @@ fn read_head(lp: &mut Loop, conn: &ConnRef) -> bool {
         }
         c.begin_head(lp.now());
         let limits = c.limits();
-        // The field list comes from the server's pool; unused, it goes straight back.
-        let mut fields = c.shared.request_fields.take();
-        let parsed = c.parser.parse_reusing(&mut c.inbuf, &limits, &mut fields);
-        c.shared.request_fields.give(fields);
-        parsed
+        // The previous request's field list, else one from the server's pool.
+        if c.fields.capacity() == 0 {
+            c.fields = c.shared.request_fields.take();
+        }
+        c.parser.parse_reusing(&mut c.inbuf, &limits, &mut c.fields)
     };
     let head = match parsed {
         Ok(None) => return false,
@@ -784,6 +806,8 @@ pub(crate) fn flush(lp: &mut Loop, conn: &ConnRef) {
             let mut inbuf = std::mem::take(&mut c.inbuf);
             let _ = inbuf.try_reclaim(1);
             c.shared.in_buffers.give(inbuf);
+            let fields = std::mem::take(&mut c.fields);
+            c.shared.request_fields.give(fields);
         }
     }
 }

@@ -240,7 +240,7 @@ pub fn create_server_with(
             closing: Cell::new(false),
             sweep: Cell::new(None),
             date_timer: Cell::new(None),
-            request_fields: VecPool::new(32),
+            request_fields: VecPool::new(super::conn::MAX_KEPT_FIELDS),
             out_buffers: Pool::new(8 * 1024),
             in_buffers: Pool::new(16 * 1024),
             exchanges: BoxPool::new(),
