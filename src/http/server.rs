@@ -21,7 +21,7 @@ use super::conn::Exchange;
 use super::parse::{HeaderSpan, Method, RequestHead};
 use super::pool::{BoxPool, Pool, VecPool};
 use super::request::Request;
-use super::response::{HeadCache, Response};
+use super::response::{HeadCache, Response, StaticMemo};
 
 /// The request handler: `|lp, req, res| ..` (Node's `'request'` listener).
 pub type Handler = Box<dyn FnMut(&mut Loop, Request, Response)>;
@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     date: RefCell<DateCache>,
     /// The last response head built from `'static` fields only, for the next one like it.
     pub(crate) head_cache: RefCell<HeadCache>,
+    /// `'static` header names and values already validated (see `StaticMemo`).
+    pub(crate) static_memo: StaticMemo,
     tcp: Cell<Option<ServerId>>,
     local: Cell<Option<SocketAddr>>,
     closing: Cell<bool>,
@@ -235,6 +237,7 @@ pub fn create_server_with(
             conns: RefCell::new(HashMap::new()),
             date: RefCell::new(DateCache::new()),
             head_cache: RefCell::new(HeadCache::default()),
+            static_memo: StaticMemo::default(),
             tcp: Cell::new(None),
             local: Cell::new(None),
             closing: Cell::new(false),
