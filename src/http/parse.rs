@@ -536,6 +536,13 @@ impl HeadParser {
     }
 }
 
+/// ` HTTP/1.`, the first 8 bytes of the version part of a request line (with its SP).
+const V_HEAD: u64 = u64::from_le_bytes(*b" HTTP/1.");
+/// `TP/1.1\r\n`: the last 8 bytes of ` HTTP/1.1\r\n`.
+const V11_TAIL: u64 = u64::from_le_bytes(*b"TP/1.1\r\n");
+/// `TP/1.0\r\n`: the last 8 bytes of ` HTTP/1.0\r\n`.
+const V10_TAIL: u64 = u64::from_le_bytes(*b"TP/1.0\r\n");
+
 /// Tries to parse one request head from the front of `buf`, scanning from
 /// the start. Same contract as [`HeadParser::parse`]; keep a `HeadParser`
 /// per connection instead to avoid re-scanning partial heads.
@@ -681,40 +688,42 @@ fn is_authority_form(target: &[u8]) -> bool {
 /// `0x01` in every byte of a word.
 const ONES: u64 = u64::from_ne_bytes([1; 8]);
 
-/// Whether some byte of `x` is below `n` (`n <= 0x80`): exact as a yes/no (the classic
-/// word-at-a-time test; a borrow can only mark bytes above a true one).
-fn word_has_less(x: u64, n: u8) -> bool {
-    x.wrapping_sub(ONES * u64::from(n)) & !x & (ONES << 7) != 0
+/// The high bit of each byte of `x` (little-endian) below `n` (`n <= 0x80`; bytes of 0x80
+/// and up are not marked). The classic word-at-a-time test: a borrow can only mark bytes
+/// above a truly marked one, so the LOWEST mark is exact (and "any mark" is exact).
+fn word_less(x: u64, n: u8) -> u64 {
+    x.wrapping_sub(ONES * u64::from(n)) & !x & (ONES << 7)
 }
 
-/// Whether some byte of `x` is `b`.
-fn word_has(x: u64, b: u8) -> bool {
-    word_has_less(x ^ (ONES * u64::from(b)), 1)
+/// The high bit of each byte of `x` equal to `b` (lowest mark exact, as [`word_less`]).
+fn word_eq(x: u64, b: u8) -> u64 {
+    word_less(x ^ (ONES * u64::from(b)), 1)
 }
 
-/// Whether all 8 bytes of `x` are in [`TARGET_PATH`]: visible ASCII but `?` and `#`.
-fn target_path_word(x: u64) -> bool {
-    x & (ONES << 7) == 0
-        && !word_has_less(x, 0x21)
-        && !word_has(x, 0x7f)
-        && !word_has(x, b'?')
-        && !word_has(x, b'#')
+/// Marks the bytes of `x` not in [`TARGET_PATH`]: below 0x21, DEL, non-ASCII, `?` and `#`
+/// (lowest mark exact: each term's lowest mark is a true one).
+fn target_path_flags(x: u64) -> u64 {
+    (x & (ONES << 7)) | word_less(x, 0x21) | word_eq(x, 0x7f) | word_eq(x, b'?') | word_eq(x, b'#')
 }
 
-/// Whether all 8 bytes of `x` are in [`FIELD_VALUE`] other than HTAB: SP or visible ASCII
-/// (a word with HTAB is scanned byte by byte, which takes it).
-fn field_value_word(x: u64) -> bool {
-    x & (ONES << 7) == 0 && !word_has_less(x, 0x20) && !word_has(x, 0x7f)
+/// Marks the bytes of `x` not in [`FIELD_VALUE`], and HTAB (which it takes: the byte-by-byte
+/// tail of [`scan_words`] decides it): CTLs, DEL and non-ASCII (lowest mark exact).
+fn field_value_flags(x: u64) -> u64 {
+    (x & (ONES << 7)) | word_less(x, 0x20) | word_eq(x, 0x7f)
 }
 
 /// The index of the first byte `table` rejects (`bytes.iter().position(|&c| !table[c])`),
-/// eight bytes per step while `word` says all eight pass, then one at a time. `word(x)`
-/// must be true only when `table` takes every byte of `x`.
+/// eight bytes per step until `flags` marks a byte, then one at a time from the first marked
+/// byte (usually the one rejected: one step). `flags(x)` must mark (high bit of the byte) a
+/// superset of the bytes `table` rejects, its lowest mark exact.
 #[inline(always)]
-fn scan_words(bytes: &[u8], table: &[bool; 256], word: fn(u64) -> bool) -> Option<usize> {
+fn scan_words(bytes: &[u8], table: &[bool; 256], flags: fn(u64) -> u64) -> Option<usize> {
     let mut i = 0;
     while let Some(Ok(chunk)) = bytes.get(i..i + 8).map(<[u8; 8]>::try_from) {
-        if !word(u64::from_le_bytes(chunk)) {
+        let marks = flags(u64::from_le_bytes(chunk));
+        if marks != 0 {
+            // Lossless: a bit index below 64, divided by 8.
+            i += (marks.trailing_zeros() / 8) as usize;
             break;
         }
         i += 8;
@@ -1036,18 +1045,19 @@ fn parse_complete_simple(
     let b = buf.get(..buf.len().min(limits.max_head_size).min(MAX_SPAN_HEAD))?;
     // Request line: method SP request-target SP HTTP-version CRLF, each part as
     // `parse_request_line` accepts it. Loops are `position` over tables: no bounds checks.
-    let sp1 = b.iter().position(|&c| !is_tchar(c))?;
-    if sp1 == 0 || b[sp1] != b' ' {
-        return None;
-    }
-    let method = match &b[..sp1] {
-        b"GET" => Method::Get,
-        other => Method::from_bytes(other)?,
+    let (sp1, method) = if b.starts_with(b"GET ") {
+        (3, Method::Get) // the common case: one 4-byte compare
+    } else {
+        let sp1 = b.iter().position(|&c| !is_tchar(c))?;
+        if sp1 == 0 || b[sp1] != b' ' {
+            return None;
+        }
+        (sp1, Method::from_bytes(&b[..sp1])?)
     };
     let t_start = sp1 + 1;
     // Visible ASCII up to the first `?` or `#` (where an origin-form path ends), then up to SP.
     let rest = &b[t_start..];
-    let plain = scan_words(rest, &TARGET_PATH, target_path_word)?;
+    let plain = scan_words(rest, &TARGET_PATH, target_path_flags)?;
     let (path_end, t_len) = match rest[plain] {
         b' ' => (None, plain),
         b'?' | b'#' => {
@@ -1059,9 +1069,15 @@ fn parse_complete_simple(
         _ => return None,
     };
     let t_end = t_start + t_len;
-    let version = match b.get(t_end..t_end + 11)? {
-        b" HTTP/1.1\r\n" => Version::Http11,
-        b" HTTP/1.0\r\n" => Version::Http10,
+    // ` HTTP/1.x\r\n` as two word compares (8 bytes, then the last 8, overlapping).
+    let word = |at: usize| {
+        b.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map(u64::from_le_bytes)
+    };
+    let version = match (word(t_end)?, word(t_end + 3)?) {
+        (V_HEAD, V11_TAIL) => Version::Http11,
+        (V_HEAD, V10_TAIL) => Version::Http10,
         _ => return None,
     };
     let line_end = t_end + 9; // the CR
@@ -1114,7 +1130,7 @@ fn parse_complete_simple(
         let after = &line[colon + 1..];
         let ows = after.iter().position(|&c| c != b' ' && c != b'\t')?;
         let value = &after[ows..];
-        let cr = scan_words(value, &FIELD_VALUE, field_value_word)?;
+        let cr = scan_words(value, &FIELD_VALUE, field_value_flags)?;
         if value[cr] != b'\r' || value.get(cr + 1)? != &b'\n' {
             spare.clear();
             return None;
@@ -1333,11 +1349,36 @@ mod tests {
 
     #[test]
     fn word_scans_agree_with_a_byte_by_byte_position() {
-        type Scan = (&'static [bool; 256], fn(u64) -> bool);
+        type Scan = (&'static [bool; 256], fn(u64) -> u64);
         let scans: [Scan; 2] = [
-            (&TARGET_PATH, target_path_word),
-            (&FIELD_VALUE, field_value_word),
+            (&TARGET_PATH, target_path_flags),
+            (&FIELD_VALUE, field_value_flags),
         ];
+        // Two odd bytes at any two positions of two words: a borrow from the first must not
+        // hide or move the first rejected byte.
+        let odd = [
+            0u8, 0x01, 0x09, 0x0d, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x3f, 0x40, 0x7e, 0x7f, 0x80,
+            0xa1, 0xff,
+        ];
+        for p in 0..16 {
+            for q in p + 1..16 {
+                for a in 0..=255u8 {
+                    for b in odd {
+                        let mut bytes = [b'a'; 16];
+                        bytes[p] = a;
+                        bytes[q] = b;
+                        for (table, word) in scans {
+                            let naive = bytes.iter().position(|&c| !table[usize::from(c)]);
+                            assert_eq!(scan_words(&bytes, table, word), naive, "{bytes:?}");
+                            bytes.swap(p, q);
+                            let naive = bytes.iter().position(|&c| !table[usize::from(c)]);
+                            assert_eq!(scan_words(&bytes, table, word), naive, "{bytes:?}");
+                            bytes.swap(p, q);
+                        }
+                    }
+                }
+            }
+        }
         // Every byte value at every position of a run of accepted bytes, at many lengths.
         for len in 0..24 {
             for pos in 0..len {
