@@ -240,6 +240,13 @@ impl Conn {
         }
     }
 
+    /// Whether `schedule` would queue a tick: no handler or body callback is running on this
+    /// connection's stack (it processes on return), none is queued, and the socket is ours.
+    #[inline]
+    pub(crate) fn needs_tick(&self) -> bool {
+        !(self.in_dispatch || self.tick_scheduled || self.phase == Phase::Detached)
+    }
+
     /// The current exchange, if `seq` still names it.
     pub(crate) fn exchange(&mut self, seq: u64) -> Option<&mut Exchange> {
         self.ex.as_deref_mut().filter(|e| e.seq == seq)
@@ -841,7 +848,7 @@ fn update_read_pause(lp: &mut Loop, conn: &ConnRef) {
 /// body callback attached later).
 pub(crate) fn schedule(conn: &ConnRef) {
     let mut c = conn.borrow_mut();
-    if c.in_dispatch || c.tick_scheduled || c.phase == Phase::Detached {
+    if !c.needs_tick() {
         return;
     }
     c.tick_scheduled = true;

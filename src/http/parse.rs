@@ -802,7 +802,7 @@ struct HostMemo {
 
 impl HostMemo {
     /// [`is_valid_host`]`(value)`, remembering the value when it passes.
-    #[inline]
+    #[inline(always)]
     fn valid(&mut self, value: &[u8]) -> bool {
         if usize::from(self.len) == value.len()
             && self

@@ -409,7 +409,7 @@ impl Response {
     /// `write`, the body goes out with a Content-Length.
     pub fn end(&self, body: impl AsRef<[u8]>) {
         let body = body.as_ref();
-        {
+        let needs_tick = {
             let mut c = self.conn.borrow_mut();
             let c = &mut *c;
             c.refill_out();
@@ -439,8 +439,13 @@ impl Response {
                 encode::write_last_chunk(&mut c.out, &trailers);
             }
             ex.res.finished = true;
+            // Decided under this borrow: a handler finishing on its own stack (the usual
+            // case) needs no tick, and no second borrow to find that out.
+            c.needs_tick()
+        };
+        if needs_tick {
+            conn::response_finished(&self.conn);
         }
-        conn::response_finished(&self.conn);
     }
 
     /// Destroys the connection (Node's `res.destroy()`), for a response that cannot be
