@@ -129,6 +129,10 @@ pub(crate) struct Conn {
     pub(crate) out: BytesMut,
     /// Boxed (from the server's pool) so an idle connection holds a pointer, not an exchange.
     pub(crate) ex: Option<Box<Exchange>>,
+    /// The last finished exchange's box, kept for the next pipelined request (refilled in
+    /// place) instead of a trip through the server's pool per request; it goes to that pool
+    /// with the input buffer when the connection turns idle (an idle connection holds none).
+    spare_ex: Option<Box<Exchange>>,
     seq: u64,
     served: u32,
     pub(crate) deadline: Option<(u64, Deadline)>,
@@ -172,6 +176,7 @@ impl Conn {
             phase: Phase::Idle,
             out: BytesMut::new(),
             ex: None,
+            spare_ex: None,
             seq: 0,
             served: 0,
             // A new connection must send its first head within headers_timeout.
@@ -490,7 +495,8 @@ fn dispatch(lp: &mut Loop, conn: &ConnRef, head: RequestHead, body_kind: BodyKin
         // A box from the server's pool, refilled in place: its header list keeps its
         // capacity, so there is no allocation (and no move of a whole `Exchange`) per request.
         let is_head = head.method() == Method::Head;
-        let ex = match c.shared.exchanges.take() {
+        let spare = c.spare_ex.take();
+        let ex = match spare.or_else(|| c.shared.exchanges.take()) {
             Some(mut ex) => {
                 ex.seq = seq;
                 ex.version = head.version();
@@ -702,7 +708,14 @@ fn finish_exchange(lp: &mut Loop, conn: &ConnRef) -> bool {
     ex.body.decoder = BodyDecoder::Done;
     // The header list stays in the box for the next exchange (cleared; dropped if large).
     ex.res.recycle_headers();
-    c.shared.exchanges.give(ex);
+    if keep && !c.inbuf.is_empty() {
+        // More pipelined input: the next request refills this box.
+        if let Some(old) = c.spare_ex.replace(ex) {
+            c.shared.exchanges.give(old);
+        }
+    } else {
+        c.shared.exchanges.give(ex);
+    }
     if keep {
         c.phase = Phase::Idle;
         let t = lp.now() + c.shared.config.keep_alive_timeout_ms;
@@ -815,6 +828,9 @@ pub(crate) fn flush(lp: &mut Loop, conn: &ConnRef) {
             c.shared.in_buffers.give(inbuf);
             let fields = std::mem::take(&mut c.fields);
             c.shared.request_fields.give(fields);
+            if let Some(ex) = c.spare_ex.take() {
+                c.shared.exchanges.give(ex);
+            }
         }
     }
 }
