@@ -1132,17 +1132,24 @@ fn parse_complete_simple(
             return None;
         }
         let after = &line[colon + 1..];
-        let ows = after.iter().position(|&c| c != b' ' && c != b'\t')?;
+        let is_ows = |c: u8| c == b' ' || c == b'\t';
+        let ows = match after {
+            [b' ', c, ..] if !is_ows(*c) => 1, // `name: value`, the usual spelling
+            _ => after.iter().position(|&c| !is_ows(c))?,
+        };
         let value = &after[ows..];
         let cr = scan_words(value, &FIELD_VALUE, field_value_flags)?;
         if value[cr] != b'\r' || value.get(cr + 1)? != &b'\n' {
             spare.clear();
             return None;
         }
-        let trimmed = value[..cr]
-            .iter()
-            .rposition(|&c| c != b' ' && c != b'\t')
-            .map_or(0, |i| i + 1);
+        let trimmed = match cr.checked_sub(1).map(|last| value[last]) {
+            Some(last) if !is_ows(last) => cr, // no trailing OWS, the usual case
+            _ => value[..cr]
+                .iter()
+                .rposition(|&c| !is_ows(c))
+                .map_or(0, |i| i + 1),
+        };
         let value_start = p + colon + 1 + ows;
         spare.push(HeaderSpan {
             name: Span::new(p, p + colon),
