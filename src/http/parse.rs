@@ -1975,6 +1975,32 @@ mod tests {
             b"GET  / HTTP/1.1\r\nHost: h\r\n\r\n",
             b"get / HTTP/1.1\r\nHost: h\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: h\r\nA: b\r\r\n\r\n",
+            // The usual spellings' shortcuts ("GET ", "Host:", one SP, no trailing OWS)
+            // next to what they must not take.
+            b"GET / HTTP/1.1\r\nHost:h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost:  h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: \th \t\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h \r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost:\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: \r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost : h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHostname: h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost:: h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\x01b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nhost: h\r\n\r\n",
+            b"GET / HTTP/1.2\r\nHost: h\r\n\r\n",
+            b"GET / HTTP/2.0\r\nHost: h\r\n\r\n",
+            b"GET / HTTP/1.1 \r\nHost: h\r\n\r\n",
+            b"GET / http/1.1\r\nHost: h\r\n\r\n",
+            b"GET /aaaaaaa?bbbbbbbbb#cccccccc HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /aaaaaaaaaaaaaaa\x7fb HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /aaaaaaaaaaaaaaa\x80b HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /aaaaaaa\tb HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nX: aaaaaaaaaaaaaaaaa\tbbbbbbbbbbbbb\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nX: aaaaaaaaaaaaaaaaa\nbbbbbbbbbbbbb\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nX: aaaaaaaaaaaaaaaaa\x00bbbbbbbbbbbbb\r\n\r\n",
+            b"GET\t/ HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GETX / HTTP/1.1\r\nHost: h\r\n\r\n",
         ];
         for input in inputs {
             // Whole: the one-pass parse; the first byte alone first: the two-step parse.
