@@ -721,7 +721,10 @@ fn finish_exchange(lp: &mut Loop, conn: &ConnRef) -> bool {
         let t = lp.now() + c.shared.config.keep_alive_timeout_ms;
         c.deadline = Some((t, Deadline::KeepAlive));
         drop(c);
-        drop(callbacks);
+        // Only `Some` goes to the (out-of-line) drop of the tuple: most exchanges have none.
+        if let Some(callbacks) = callbacks {
+            drop(callbacks);
+        }
         true
     } else {
         drop(c);
