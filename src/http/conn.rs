@@ -26,12 +26,16 @@ use oneloop_runtime::{Loop, LoopHandle, TcpId};
 
 use super::decode::{BodyDecoder, DecodeLimits, Decoded};
 use super::error::ParseError;
-use super::parse::{BodyKind, HeadParser, Method, RequestHead, Version};
+use super::parse::{BodyKind, HeadParser, HeaderSpan, Method, RequestHead, Version};
 use super::request::Request;
 use super::response::{Response, ResponseState};
 use super::server::Shared;
 
 pub(crate) type ConnRef = Rc<RefCell<Conn>>;
+
+/// The largest field list (entries) a connection keeps for its next head: the bound of the
+/// server's field-list pool.
+pub(crate) const MAX_KEPT_FIELDS: usize = 32;
 
 /// Where the connection is in its request/response cycle.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -115,11 +119,20 @@ pub(crate) struct Conn {
     pub(crate) handle: LoopHandle,
     inbuf: BytesMut,
     parser: HeadParser,
+    /// The field list the next head is parsed into. A finished request's list comes back
+    /// here (`Request`'s drop), so a pipelined batch parses every head into one allocation
+    /// without a trip through the server's pool per request; it goes to that pool with the
+    /// input buffer when the connection turns idle (an idle connection holds none).
+    fields: Vec<HeaderSpan>,
     pub(crate) phase: Phase,
     /// Serialized response bytes not yet handed to the socket.
     pub(crate) out: BytesMut,
     /// Boxed (from the server's pool) so an idle connection holds a pointer, not an exchange.
     pub(crate) ex: Option<Box<Exchange>>,
+    /// The last finished exchange's box, kept for the next pipelined request (refilled in
+    /// place) instead of a trip through the server's pool per request; it goes to that pool
+    /// with the input buffer when the connection turns idle (an idle connection holds none).
+    spare_ex: Option<Box<Exchange>>,
     seq: u64,
     served: u32,
     pub(crate) deadline: Option<(u64, Deadline)>,
@@ -159,9 +172,11 @@ impl Conn {
             handle,
             inbuf: BytesMut::new(),
             parser: HeadParser::new(),
+            fields: Vec::new(),
             phase: Phase::Idle,
             out: BytesMut::new(),
             ex: None,
+            spare_ex: None,
             seq: 0,
             served: 0,
             // A new connection must send its first head within headers_timeout.
@@ -216,6 +231,25 @@ impl Conn {
     /// The peer's address, read once at accept.
     pub(crate) fn remote(&self) -> Option<std::net::SocketAddr> {
         self.remote
+    }
+
+    /// Takes back a finished request's field list for the next head (see `fields`); a
+    /// second one, or one grown past the pool's bound, goes to the server's pool (which
+    /// frees what it does not keep).
+    #[inline]
+    pub(crate) fn keep_fields(&mut self, fields: Vec<HeaderSpan>) {
+        if self.fields.capacity() == 0 && fields.capacity() <= MAX_KEPT_FIELDS {
+            self.fields = fields;
+        } else {
+            self.shared.request_fields.give(fields);
+        }
+    }
+
+    /// Whether `schedule` would queue a tick: no handler or body callback is running on this
+    /// connection's stack (it processes on return), none is queued, and the socket is ours.
+    #[inline]
+    pub(crate) fn needs_tick(&self) -> bool {
+        !(self.in_dispatch || self.tick_scheduled || self.phase == Phase::Detached)
     }
 
     /// The current exchange, if `seq` still names it.
@@ -398,11 +432,11 @@ fn read_head(lp: &mut Loop, conn: &ConnRef) -> bool {
         }
         c.begin_head(lp.now());
         let limits = c.limits();
-        // The field list comes from the server's pool; unused, it goes straight back.
-        let mut fields = c.shared.request_fields.take();
-        let parsed = c.parser.parse_reusing(&mut c.inbuf, &limits, &mut fields);
-        c.shared.request_fields.give(fields);
-        parsed
+        // The previous request's field list, else one from the server's pool.
+        if c.fields.capacity() == 0 {
+            c.fields = c.shared.request_fields.take();
+        }
+        c.parser.parse_reusing(&mut c.inbuf, &limits, &mut c.fields)
     };
     let head = match parsed {
         Ok(None) => return false,
@@ -461,7 +495,8 @@ fn dispatch(lp: &mut Loop, conn: &ConnRef, head: RequestHead, body_kind: BodyKin
         // A box from the server's pool, refilled in place: its header list keeps its
         // capacity, so there is no allocation (and no move of a whole `Exchange`) per request.
         let is_head = head.method() == Method::Head;
-        let ex = match c.shared.exchanges.take() {
+        let spare = c.spare_ex.take();
+        let ex = match spare.or_else(|| c.shared.exchanges.take()) {
             Some(mut ex) => {
                 ex.seq = seq;
                 ex.version = head.version();
@@ -673,13 +708,23 @@ fn finish_exchange(lp: &mut Loop, conn: &ConnRef) -> bool {
     ex.body.decoder = BodyDecoder::Done;
     // The header list stays in the box for the next exchange (cleared; dropped if large).
     ex.res.recycle_headers();
-    c.shared.exchanges.give(ex);
+    if keep && !c.inbuf.is_empty() {
+        // More pipelined input: the next request refills this box.
+        if let Some(old) = c.spare_ex.replace(ex) {
+            c.shared.exchanges.give(old);
+        }
+    } else {
+        c.shared.exchanges.give(ex);
+    }
     if keep {
         c.phase = Phase::Idle;
         let t = lp.now() + c.shared.config.keep_alive_timeout_ms;
         c.deadline = Some((t, Deadline::KeepAlive));
         drop(c);
-        drop(callbacks);
+        // Only `Some` goes to the (out-of-line) drop of the tuple: most exchanges have none.
+        if let Some(callbacks) = callbacks {
+            drop(callbacks);
+        }
         true
     } else {
         drop(c);
@@ -784,6 +829,11 @@ pub(crate) fn flush(lp: &mut Loop, conn: &ConnRef) {
             let mut inbuf = std::mem::take(&mut c.inbuf);
             let _ = inbuf.try_reclaim(1);
             c.shared.in_buffers.give(inbuf);
+            let fields = std::mem::take(&mut c.fields);
+            c.shared.request_fields.give(fields);
+            if let Some(ex) = c.spare_ex.take() {
+                c.shared.exchanges.give(ex);
+            }
         }
     }
 }
@@ -817,7 +867,7 @@ fn update_read_pause(lp: &mut Loop, conn: &ConnRef) {
 /// body callback attached later).
 pub(crate) fn schedule(conn: &ConnRef) {
     let mut c = conn.borrow_mut();
-    if c.in_dispatch || c.tick_scheduled || c.phase == Phase::Detached {
+    if !c.needs_tick() {
         return;
     }
     c.tick_scheduled = true;

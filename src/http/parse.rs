@@ -372,6 +372,8 @@ pub struct HeadParser {
     /// Offset of the CR ending the request line, and the line parsed, once seen and valid
     /// (parsed once: the complete head reuses it).
     line: Option<(usize, RequestLine)>,
+    /// The last `Host` value this connection sent that passed the check (kept across heads).
+    host: HostMemo,
 }
 
 /// Outcome of one scan over the buffer.
@@ -391,7 +393,10 @@ impl HeadParser {
 
     /// Forgets the scan position (call when the buffer is replaced).
     pub fn reset(&mut self) {
-        *self = HeadParser::default();
+        *self = HeadParser {
+            host: self.host,
+            ..HeadParser::default()
+        };
     }
 
     /// Tries to parse one request head from the front of `buf`.
@@ -435,7 +440,7 @@ impl HeadParser {
             }
             // `scanned == 0` means no earlier call saw part of this head (and `line` is
             // unset): try the one-pass parse of a complete, plain head.
-            if let Some((end, parts)) = parse_complete_simple(buf, limits, spare) {
+            if let Some((end, parts)) = parse_complete_simple(buf, limits, spare, &mut self.host) {
                 let parts = parts?;
                 let bytes = buf.split_to(end).freeze();
                 return Ok(Some(parts.into_head(bytes)));
@@ -466,6 +471,7 @@ impl HeadParser {
                     line,
                     limits,
                     std::mem::take(spare),
+                    &mut self.host,
                 )?;
                 self.reset();
                 let bytes = buf.split_to(end).freeze();
@@ -529,6 +535,13 @@ impl HeadParser {
         Ok(result)
     }
 }
+
+/// ` HTTP/1.`, the first 8 bytes of the version part of a request line (with its SP).
+const V_HEAD: u64 = u64::from_le_bytes(*b" HTTP/1.");
+/// `TP/1.1\r\n`: the last 8 bytes of ` HTTP/1.1\r\n`.
+const V11_TAIL: u64 = u64::from_le_bytes(*b"TP/1.1\r\n");
+/// `TP/1.0\r\n`: the last 8 bytes of ` HTTP/1.0\r\n`.
+const V10_TAIL: u64 = u64::from_le_bytes(*b"TP/1.0\r\n");
 
 /// Tries to parse one request head from the front of `buf`, scanning from
 /// the start. Same contract as [`HeadParser::parse`]; keep a `HeadParser`
@@ -675,40 +688,42 @@ fn is_authority_form(target: &[u8]) -> bool {
 /// `0x01` in every byte of a word.
 const ONES: u64 = u64::from_ne_bytes([1; 8]);
 
-/// Whether some byte of `x` is below `n` (`n <= 0x80`): exact as a yes/no (the classic
-/// word-at-a-time test; a borrow can only mark bytes above a true one).
-fn word_has_less(x: u64, n: u8) -> bool {
-    x.wrapping_sub(ONES * u64::from(n)) & !x & (ONES << 7) != 0
+/// The high bit of each byte of `x` (little-endian) below `n` (`n <= 0x80`; bytes of 0x80
+/// and up are not marked). The classic word-at-a-time test: a borrow can only mark bytes
+/// above a truly marked one, so the LOWEST mark is exact (and "any mark" is exact).
+fn word_less(x: u64, n: u8) -> u64 {
+    x.wrapping_sub(ONES * u64::from(n)) & !x & (ONES << 7)
 }
 
-/// Whether some byte of `x` is `b`.
-fn word_has(x: u64, b: u8) -> bool {
-    word_has_less(x ^ (ONES * u64::from(b)), 1)
+/// The high bit of each byte of `x` equal to `b` (lowest mark exact, as [`word_less`]).
+fn word_eq(x: u64, b: u8) -> u64 {
+    word_less(x ^ (ONES * u64::from(b)), 1)
 }
 
-/// Whether all 8 bytes of `x` are in [`TARGET_PATH`]: visible ASCII but `?` and `#`.
-fn target_path_word(x: u64) -> bool {
-    x & (ONES << 7) == 0
-        && !word_has_less(x, 0x21)
-        && !word_has(x, 0x7f)
-        && !word_has(x, b'?')
-        && !word_has(x, b'#')
+/// Marks the bytes of `x` not in [`TARGET_PATH`]: below 0x21, DEL, non-ASCII, `?` and `#`
+/// (lowest mark exact: each term's lowest mark is a true one).
+fn target_path_flags(x: u64) -> u64 {
+    (x & (ONES << 7)) | word_less(x, 0x21) | word_eq(x, 0x7f) | word_eq(x, b'?') | word_eq(x, b'#')
 }
 
-/// Whether all 8 bytes of `x` are in [`FIELD_VALUE`] other than HTAB: SP or visible ASCII
-/// (a word with HTAB is scanned byte by byte, which takes it).
-fn field_value_word(x: u64) -> bool {
-    x & (ONES << 7) == 0 && !word_has_less(x, 0x20) && !word_has(x, 0x7f)
+/// Marks the bytes of `x` not in [`FIELD_VALUE`], and HTAB (which it takes: the byte-by-byte
+/// tail of [`scan_words`] decides it): CTLs, DEL and non-ASCII (lowest mark exact).
+fn field_value_flags(x: u64) -> u64 {
+    (x & (ONES << 7)) | word_less(x, 0x20) | word_eq(x, 0x7f)
 }
 
 /// The index of the first byte `table` rejects (`bytes.iter().position(|&c| !table[c])`),
-/// eight bytes per step while `word` says all eight pass, then one at a time. `word(x)`
-/// must be true only when `table` takes every byte of `x`.
+/// eight bytes per step until `flags` marks a byte, then one at a time from the first marked
+/// byte (usually the one rejected: one step). `flags(x)` must mark (high bit of the byte) a
+/// superset of the bytes `table` rejects, its lowest mark exact.
 #[inline(always)]
-fn scan_words(bytes: &[u8], table: &[bool; 256], word: fn(u64) -> bool) -> Option<usize> {
+fn scan_words(bytes: &[u8], table: &[bool; 256], flags: fn(u64) -> u64) -> Option<usize> {
     let mut i = 0;
     while let Some(Ok(chunk)) = bytes.get(i..i + 8).map(<[u8; 8]>::try_from) {
-        if !word(u64::from_le_bytes(chunk)) {
+        let marks = flags(u64::from_le_bytes(chunk));
+        if marks != 0 {
+            // Lossless: a bit index below 64, divided by 8.
+            i += (marks.trailing_zeros() / 8) as usize;
             break;
         }
         i += 8;
@@ -771,38 +786,69 @@ fn is_valid_host(value: &[u8]) -> bool {
     }
 }
 
-/// The longest `Host` value [`is_valid_host_memo`] remembers.
-const HOST_MEMO_LEN: usize = 64;
+/// The longest `Host` value a [`HostMemo`] remembers.
+const HOST_MEMO_LEN: usize = 32;
 
-thread_local! {
-    /// The last `Host` value that passed [`is_valid_host`] on this thread (length, bytes).
-    static VALID_HOST: std::cell::RefCell<Option<(usize, [u8; HOST_MEMO_LEN])>> =
-        const { std::cell::RefCell::new(None) };
+/// The last `Host` value that passed [`is_valid_host`] on a connection (its parser's): a
+/// client sends the same `Host` request after request, and byte-equal input has the same
+/// verdict, so a repeated value costs one compare (a few words, no `memcmp` call) instead of
+/// a check per byte. Inline, no allocation: 33 bytes per connection. The default is the
+/// empty value, which is valid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct HostMemo {
+    len: u8,
+    bytes: [u8; HOST_MEMO_LEN],
 }
 
-/// [`is_valid_host`], remembering the last value that passed: a server's clients send the
-/// same few `Host` values request after request, and byte-equal input has the same verdict,
-/// so a repeated value costs one compare instead of a check per byte.
-fn is_valid_host_memo(value: &[u8]) -> bool {
-    VALID_HOST.with(|memo| {
-        let Ok(mut memo) = memo.try_borrow_mut() else {
-            return is_valid_host(value);
-        };
-        if let Some((len, bytes)) = &*memo {
-            if bytes.get(..*len) == Some(value) {
-                return true;
-            }
+impl HostMemo {
+    /// [`is_valid_host`]`(value)`, remembering the value when it passes.
+    #[inline(always)]
+    fn valid(&mut self, value: &[u8]) -> bool {
+        if usize::from(self.len) == value.len()
+            && self
+                .bytes
+                .get(..value.len())
+                .is_some_and(|m| bytes_eq(m, value))
+        {
+            return true;
         }
         if !is_valid_host(value) {
             return false;
         }
-        if value.len() <= HOST_MEMO_LEN {
-            let mut bytes = [0; HOST_MEMO_LEN];
-            bytes[..value.len()].copy_from_slice(value);
-            *memo = Some((value.len(), bytes));
+        if let Some(slot) = self.bytes.get_mut(..value.len()) {
+            slot.copy_from_slice(value);
+            // Lossless: at most HOST_MEMO_LEN (32).
+            self.len = value.len() as u8;
         }
         true
-    })
+    }
+}
+
+/// `a == b` for two slices of the same length, eight bytes per compare (the last word
+/// overlaps the one before it), without a call: the `Host` memo compares a dozen or two
+/// bytes per request.
+#[inline]
+fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let word = |s: &[u8], i: usize| {
+        s.get(i..i + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map(u64::from_le_bytes)
+    };
+    let mut i = 0;
+    while i + 8 < n {
+        if word(a, i) != word(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    word(a, n - 8) == word(b, n - 8)
 }
 
 /// The bytes of a `reg-name` (RFC 3986 §3.2.2): unreserved, `%` (of pct-encoded) and
@@ -915,6 +961,7 @@ fn build_head(
     line: RequestLine,
     limits: &Limits,
     spans: Vec<HeaderSpan>,
+    host: &mut HostMemo,
 ) -> Result<HeadParts, ParseError> {
     let fields_start = line_end + 2;
     let fields = head.get(fields_start..).unwrap_or(&[]);
@@ -931,7 +978,7 @@ fn build_head(
             let mut heap = vec![httparse::EMPTY_HEADER; cap];
             match httparse::parse_headers(fields, &mut heap) {
                 Ok(httparse::Status::Complete((_, parsed))) => {
-                    return finish_head(head, line, parsed, limits, spans);
+                    return finish_head(head, line, parsed, limits, spans, host);
                 }
                 Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
                 Err(e) => return Err(diagnose_fields(fields, map_httparse(e))),
@@ -946,7 +993,7 @@ fn build_head(
             return Err(diagnose_fields(fields, ParseError::BadHeaderName))
         }
     };
-    finish_head(head, line, parsed, limits, spans)
+    finish_head(head, line, parsed, limits, spans, host)
 }
 
 fn map_httparse(e: httparse::Error) -> ParseError {
@@ -964,6 +1011,7 @@ fn finish_head(
     parsed: &[httparse::Header<'_>],
     limits: &Limits,
     mut headers: Vec<HeaderSpan>,
+    host: &mut HostMemo,
 ) -> Result<HeadParts, ParseError> {
     // httparse checked names against tchar and values against CTLs; the
     // scan already refused bare CR and LF.
@@ -978,7 +1026,7 @@ fn finish_head(
         name: span_of(h.name.as_bytes()),
         value: span_of(h.value),
     }));
-    apply_framing_rules(head, line, headers, limits)
+    apply_framing_rules(head, line, headers, limits, host)
 }
 
 /// The one-pass parse of a complete, plain head at the front of `buf` (see
@@ -990,24 +1038,26 @@ fn parse_complete_simple(
     buf: &[u8],
     limits: &Limits,
     spare: &mut Vec<HeaderSpan>,
+    host: &mut HostMemo,
 ) -> Option<(usize, Result<HeadParts, ParseError>)> {
     // Past the head limit the two-step parse answers (431); within it, every byte the head
     // needs must be here, or the head is partial.
     let b = buf.get(..buf.len().min(limits.max_head_size).min(MAX_SPAN_HEAD))?;
     // Request line: method SP request-target SP HTTP-version CRLF, each part as
     // `parse_request_line` accepts it. Loops are `position` over tables: no bounds checks.
-    let sp1 = b.iter().position(|&c| !is_tchar(c))?;
-    if sp1 == 0 || b[sp1] != b' ' {
-        return None;
-    }
-    let method = match &b[..sp1] {
-        b"GET" => Method::Get,
-        other => Method::from_bytes(other)?,
+    let (sp1, method) = if b.starts_with(b"GET ") {
+        (3, Method::Get) // the common case: one 4-byte compare
+    } else {
+        let sp1 = b.iter().position(|&c| !is_tchar(c))?;
+        if sp1 == 0 || b[sp1] != b' ' {
+            return None;
+        }
+        (sp1, Method::from_bytes(&b[..sp1])?)
     };
     let t_start = sp1 + 1;
     // Visible ASCII up to the first `?` or `#` (where an origin-form path ends), then up to SP.
     let rest = &b[t_start..];
-    let plain = scan_words(rest, &TARGET_PATH, target_path_word)?;
+    let plain = scan_words(rest, &TARGET_PATH, target_path_flags)?;
     let (path_end, t_len) = match rest[plain] {
         b' ' => (None, plain),
         b'?' | b'#' => {
@@ -1019,9 +1069,15 @@ fn parse_complete_simple(
         _ => return None,
     };
     let t_end = t_start + t_len;
-    let version = match b.get(t_end..t_end + 11)? {
-        b" HTTP/1.1\r\n" => Version::Http11,
-        b" HTTP/1.0\r\n" => Version::Http10,
+    // ` HTTP/1.x\r\n` as two word compares (8 bytes, then the last 8, overlapping).
+    let word = |at: usize| {
+        b.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map(u64::from_le_bytes)
+    };
+    let version = match (word(t_end)?, word(t_end + 3)?) {
+        (V_HEAD, V11_TAIL) => Version::Http11,
+        (V_HEAD, V10_TAIL) => Version::Http10,
         _ => return None,
     };
     let line_end = t_end + 9; // the CR
@@ -1066,23 +1122,34 @@ fn parse_complete_simple(
             }
             break p + 2;
         }
-        let colon = line.iter().position(|&c| !is_tchar(c))?;
+        let colon = if line.starts_with(b"Host:") {
+            4 // the field every request has, as clients spell it: one 5-byte compare
+        } else {
+            line.iter().position(|&c| !is_tchar(c))?
+        };
         if colon == 0 || line[colon] != b':' || spare.len() == limits.max_headers {
             spare.clear();
             return None;
         }
         let after = &line[colon + 1..];
-        let ows = after.iter().position(|&c| c != b' ' && c != b'\t')?;
+        let is_ows = |c: u8| c == b' ' || c == b'\t';
+        let ows = match after {
+            [b' ', c, ..] if !is_ows(*c) => 1, // `name: value`, the usual spelling
+            _ => after.iter().position(|&c| !is_ows(c))?,
+        };
         let value = &after[ows..];
-        let cr = scan_words(value, &FIELD_VALUE, field_value_word)?;
+        let cr = scan_words(value, &FIELD_VALUE, field_value_flags)?;
         if value[cr] != b'\r' || value.get(cr + 1)? != &b'\n' {
             spare.clear();
             return None;
         }
-        let trimmed = value[..cr]
-            .iter()
-            .rposition(|&c| c != b' ' && c != b'\t')
-            .map_or(0, |i| i + 1);
+        let trimmed = match cr.checked_sub(1).map(|last| value[last]) {
+            Some(last) if !is_ows(last) => cr, // no trailing OWS, the usual case
+            _ => value[..cr]
+                .iter()
+                .rposition(|&c| !is_ows(c))
+                .map_or(0, |i| i + 1),
+        };
         let value_start = p + colon + 1 + ows;
         spare.push(HeaderSpan {
             name: Span::new(p, p + colon),
@@ -1093,7 +1160,7 @@ fn parse_complete_simple(
     let head = &b[..end];
     Some((
         end,
-        apply_framing_rules(head, line, std::mem::take(spare), limits),
+        apply_framing_rules(head, line, std::mem::take(spare), limits, host),
     ))
 }
 
@@ -1117,6 +1184,7 @@ fn apply_framing_rules(
     line: RequestLine,
     headers: Vec<HeaderSpan>,
     limits: &Limits,
+    host: &mut HostMemo,
 ) -> Result<HeadParts, ParseError> {
     let mut hosts = 0usize;
     let mut content_length: Option<u64> = None;
@@ -1144,7 +1212,7 @@ fn apply_framing_rules(
             if hosts > 1 {
                 return Err(ParseError::DuplicateHost);
             }
-            if !is_valid_host_memo(value) {
+            if !host.valid(value) {
                 return Err(ParseError::BadHost);
             }
         } else if is(b"content-length") {
@@ -1292,11 +1360,36 @@ mod tests {
 
     #[test]
     fn word_scans_agree_with_a_byte_by_byte_position() {
-        type Scan = (&'static [bool; 256], fn(u64) -> bool);
+        type Scan = (&'static [bool; 256], fn(u64) -> u64);
         let scans: [Scan; 2] = [
-            (&TARGET_PATH, target_path_word),
-            (&FIELD_VALUE, field_value_word),
+            (&TARGET_PATH, target_path_flags),
+            (&FIELD_VALUE, field_value_flags),
         ];
+        // Two odd bytes at any two positions of two words: a borrow from the first must not
+        // hide or move the first rejected byte.
+        let odd = [
+            0u8, 0x01, 0x09, 0x0d, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x3f, 0x40, 0x7e, 0x7f, 0x80,
+            0xa1, 0xff,
+        ];
+        for p in 0..16 {
+            for q in p + 1..16 {
+                for a in 0..=255u8 {
+                    for b in odd {
+                        let mut bytes = [b'a'; 16];
+                        bytes[p] = a;
+                        bytes[q] = b;
+                        for (table, word) in scans {
+                            let naive = bytes.iter().position(|&c| !table[usize::from(c)]);
+                            assert_eq!(scan_words(&bytes, table, word), naive, "{bytes:?}");
+                            bytes.swap(p, q);
+                            let naive = bytes.iter().position(|&c| !table[usize::from(c)]);
+                            assert_eq!(scan_words(&bytes, table, word), naive, "{bytes:?}");
+                            bytes.swap(p, q);
+                        }
+                    }
+                }
+            }
+        }
         // Every byte value at every position of a run of accepted bytes, at many lengths.
         for len in 0..24 {
             for pos in 0..len {
@@ -1882,6 +1975,32 @@ mod tests {
             b"GET  / HTTP/1.1\r\nHost: h\r\n\r\n",
             b"get / HTTP/1.1\r\nHost: h\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: h\r\nA: b\r\r\n\r\n",
+            // The usual spellings' shortcuts ("GET ", "Host:", one SP, no trailing OWS)
+            // next to what they must not take.
+            b"GET / HTTP/1.1\r\nHost:h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost:  h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: \th \t\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h \r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost:\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: \r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost : h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHostname: h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost:: h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\x01b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nhost: h\r\n\r\n",
+            b"GET / HTTP/1.2\r\nHost: h\r\n\r\n",
+            b"GET / HTTP/2.0\r\nHost: h\r\n\r\n",
+            b"GET / HTTP/1.1 \r\nHost: h\r\n\r\n",
+            b"GET / http/1.1\r\nHost: h\r\n\r\n",
+            b"GET /aaaaaaa?bbbbbbbbb#cccccccc HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /aaaaaaaaaaaaaaa\x7fb HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /aaaaaaaaaaaaaaa\x80b HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /aaaaaaa\tb HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nX: aaaaaaaaaaaaaaaaa\tbbbbbbbbbbbbb\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nX: aaaaaaaaaaaaaaaaa\nbbbbbbbbbbbbb\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nX: aaaaaaaaaaaaaaaaa\x00bbbbbbbbbbbbb\r\n\r\n",
+            b"GET\t/ HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GETX / HTTP/1.1\r\nHost: h\r\n\r\n",
         ];
         for input in inputs {
             // Whole: the one-pass parse; the first byte alone first: the two-step parse.

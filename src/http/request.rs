@@ -256,12 +256,13 @@ struct Collecting {
 type CollectCb = Box<dyn FnOnce(&mut Loop, Result<Bytes, BodyError>)>;
 
 impl Drop for Request {
-    /// Hands the head's field list back to the server's pool, so the next head reuses the
-    /// allocation (no allocation per keep-alive request). Skipped if the connection is mutably
-    /// borrowed at that moment (a request dropped from inside the connection's own code).
+    /// Hands the head's field list back to the connection (or the server's pool), so the next
+    /// head reuses the allocation (no allocation per keep-alive request). Skipped if the
+    /// connection is borrowed at that moment (a request dropped from inside the connection's
+    /// own code).
     fn drop(&mut self) {
-        if let Ok(c) = self.conn.try_borrow() {
-            c.shared.request_fields.give(self.head.take_fields());
+        if let Ok(mut c) = self.conn.try_borrow_mut() {
+            c.keep_fields(self.head.take_fields());
         }
     }
 }

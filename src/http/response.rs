@@ -2,6 +2,7 @@
 //! (`end`, Content-Length) or in pieces (`write`, chunked).
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use oneloop_runtime::{Loop, LoopHandle};
 
@@ -235,18 +236,22 @@ impl Response {
         value: HeaderValue,
         replace: bool,
     ) -> Result<(), HeaderError> {
+        // One borrow of the connection for the check (the memo is the server's) and the store.
+        let mut c = self.conn.borrow_mut();
+        let c = &mut *c;
+        let memo = &c.shared.static_memo;
         let (name_ok, value_ok) = match (&name, &value) {
-            (Cow::Borrowed(name), Cow::Borrowed(value)) => valid_static_field(name, value),
+            (Cow::Borrowed(name), Cow::Borrowed(value)) => memo.valid_field(name, value),
             _ => {
                 let name_ok = match &name {
-                    Cow::Borrowed(name) => valid_static(name.as_bytes(), |n| {
+                    Cow::Borrowed(name) => memo.valid(name.as_bytes(), |n| {
                         std::str::from_utf8(n).is_ok_and(encode::validate_header_name)
                     }),
                     Cow::Owned(name) => encode::validate_header_name(name),
                 };
                 let value_ok = name_ok
                     && match &value {
-                        Cow::Borrowed(value) => valid_static(value, encode::validate_header_value),
+                        Cow::Borrowed(value) => memo.valid(value, encode::validate_header_value),
                         Cow::Owned(value) => encode::validate_header_value(value),
                     };
                 (name_ok, value_ok)
@@ -258,17 +263,17 @@ impl Response {
         if !value_ok {
             return Err(HeaderError::InvalidValue);
         }
-        self.with(|ex| {
-            if ex.res.headers_sent {
-                return Err(HeaderError::HeadersSent);
-            }
-            match ex.res.find(&name).filter(|_| replace) {
-                Some(i) => ex.res.headers[i] = (name, value),
-                None => ex.res.headers.push((name, value)),
-            }
-            Ok(())
-        })
-        .unwrap_or(Ok(()))
+        let Some(ex) = c.ex.as_deref_mut().filter(|e| e.seq == self.seq) else {
+            return Ok(());
+        };
+        if ex.res.headers_sent {
+            return Err(HeaderError::HeadersSent);
+        }
+        match ex.res.find(&name).filter(|_| replace) {
+            Some(i) => ex.res.headers[i] = (name, value),
+            None => ex.res.headers.push((name, value)),
+        }
+        Ok(())
     }
 
     /// The first header named `name`, as text (lossy).
@@ -404,7 +409,7 @@ impl Response {
     /// `write`, the body goes out with a Content-Length.
     pub fn end(&self, body: impl AsRef<[u8]>) {
         let body = body.as_ref();
-        {
+        let needs_tick = {
             let mut c = self.conn.borrow_mut();
             let c = &mut *c;
             c.refill_out();
@@ -434,8 +439,13 @@ impl Response {
                 encode::write_last_chunk(&mut c.out, &trailers);
             }
             ex.res.finished = true;
+            // Decided under this borrow: a handler finishing on its own stack (the usual
+            // case) needs no tick, and no second borrow to find that out.
+            c.needs_tick()
+        };
+        if needs_tick {
+            conn::response_finished(&self.conn);
         }
-        conn::response_finished(&self.conn);
     }
 
     /// Destroys the connection (Node's `res.destroy()`), for a response that cannot be
@@ -459,52 +469,52 @@ impl Response {
     }
 }
 
-/// `'static` bytes that passed a header check on this thread, as (address, length): `'static`
-/// data never changes, so a literal such as `"content-type"` is validated once per slot, not
-/// on every response. A few slots, replaced in turn.
-struct StaticMemo {
-    slots: [(usize, usize); 8],
-    next: usize,
+/// `'static` bytes that passed a header check, as (address, length): `'static` data never
+/// changes, so a literal such as `"content-type"` is validated once per slot, not on every
+/// response. A few slots, replaced in turn; one per server (in `Shared`: no thread-local
+/// look-up per header), in `Cell`s (no borrow flag).
+pub(crate) struct StaticMemo {
+    slots: [Cell<(usize, usize)>; 8],
+    next: Cell<usize>,
 }
 
-thread_local! {
-    static VALIDATED: std::cell::RefCell<StaticMemo> = const {
-        std::cell::RefCell::new(StaticMemo { slots: [(0, 0); 8], next: 0 })
-    };
+impl Default for StaticMemo {
+    fn default() -> Self {
+        StaticMemo {
+            slots: std::array::from_fn(|_| Cell::new((0, 0))),
+            next: Cell::new(0),
+        }
+    }
 }
 
 impl StaticMemo {
     /// `check(bytes)`, remembered when it passes.
     #[inline]
-    fn valid(&mut self, bytes: &'static [u8], check: impl FnOnce(&[u8]) -> bool) -> bool {
+    fn valid(&self, bytes: &'static [u8], check: impl FnOnce(&[u8]) -> bool) -> bool {
         let key = (bytes.as_ptr() as usize, bytes.len());
-        if self.slots.contains(&key) {
+        if self.slots.iter().any(|slot| slot.get() == key) {
             return true;
         }
         if !check(bytes) {
             return false;
         }
-        self.slots[self.next] = key;
-        self.next = (self.next + 1) % self.slots.len();
+        let next = self.next.get() % self.slots.len();
+        if let Some(slot) = self.slots.get(next) {
+            slot.set(key);
+        }
+        self.next.set((next + 1) % self.slots.len());
         true
     }
-}
 
-/// `check(bytes)`, remembered for `'static` bytes that pass (see [`StaticMemo`]).
-fn valid_static(bytes: &'static [u8], check: impl FnOnce(&[u8]) -> bool) -> bool {
-    VALIDATED.with(|memo| memo.borrow_mut().valid(bytes, check))
-}
-
-/// Whether a `'static` name and value pass their checks, remembered as [`valid_static`]
-/// does, with one look-up of the memo for both.
-fn valid_static_field(name: &'static str, value: &'static [u8]) -> (bool, bool) {
-    VALIDATED.with(|memo| {
-        let mut memo = memo.borrow_mut();
-        let name_ok = memo.valid(name.as_bytes(), |n| {
+    /// Whether a `'static` name and value pass their checks, each remembered as by
+    /// [`valid`](Self::valid).
+    #[inline]
+    fn valid_field(&self, name: &'static str, value: &'static [u8]) -> (bool, bool) {
+        let name_ok = self.valid(name.as_bytes(), |n| {
             std::str::from_utf8(n).is_ok_and(encode::validate_header_name)
         });
-        (name_ok, memo.valid(value, encode::validate_header_value))
-    })
+        (name_ok, self.valid(value, encode::validate_header_value))
+    }
 }
 
 /// Most fields a head can have to be cached (see [`HeadCache`]).

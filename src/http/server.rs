@@ -21,7 +21,7 @@ use super::conn::Exchange;
 use super::parse::{HeaderSpan, Method, RequestHead};
 use super::pool::{BoxPool, Pool, VecPool};
 use super::request::Request;
-use super::response::{HeadCache, Response};
+use super::response::{HeadCache, Response, StaticMemo};
 
 /// The request handler: `|lp, req, res| ..` (Node's `'request'` listener).
 pub type Handler = Box<dyn FnMut(&mut Loop, Request, Response)>;
@@ -47,8 +47,13 @@ pub(crate) struct Shared {
     closing_hooks: RefCell<Vec<ClosingHook>>,
     conns: RefCell<HashMap<TcpId, ConnRef>>,
     date: RefCell<DateCache>,
+    /// `date`'s unix second, copied out by the date timer: read per response without a
+    /// borrow (valid while the timer runs; without it `date_secs` refreshes the cache).
+    date_second: Cell<Option<u64>>,
     /// The last response head built from `'static` fields only, for the next one like it.
     pub(crate) head_cache: RefCell<HeadCache>,
+    /// `'static` header names and values already validated (see `StaticMemo`).
+    pub(crate) static_memo: StaticMemo,
     tcp: Cell<Option<ServerId>>,
     local: Cell<Option<SocketAddr>>,
     closing: Cell<bool>,
@@ -89,11 +94,13 @@ impl Shared {
 
     /// The unix second of the cached date (refreshed first when no timer does it): a head
     /// cached with the same second has the same `Date` line.
+    #[inline]
     pub(crate) fn date_secs(&self) -> Option<u64> {
-        let mut cache = self.date.borrow_mut();
-        if self.date_timer.get().is_none() {
-            cache.update(SystemTime::now());
+        if self.date_timer.get().is_some() {
+            return self.date_second.get();
         }
+        let mut cache = self.date.borrow_mut();
+        cache.update(SystemTime::now());
         cache.secs()
     }
 
@@ -234,13 +241,15 @@ pub fn create_server_with(
             closing_hooks: RefCell::new(Vec::new()),
             conns: RefCell::new(HashMap::new()),
             date: RefCell::new(DateCache::new()),
+            date_second: Cell::new(None),
             head_cache: RefCell::new(HeadCache::default()),
+            static_memo: StaticMemo::default(),
             tcp: Cell::new(None),
             local: Cell::new(None),
             closing: Cell::new(false),
             sweep: Cell::new(None),
             date_timer: Cell::new(None),
-            request_fields: VecPool::new(32),
+            request_fields: VecPool::new(super::conn::MAX_KEPT_FIELDS),
             out_buffers: Pool::new(8 * 1024),
             in_buffers: Pool::new(16 * 1024),
             exchanges: BoxPool::new(),
@@ -510,7 +519,10 @@ fn accept(lp: &mut Loop, shared: &Rc<Shared>, id: TcpId) {
 /// never keeps the loop alive).
 fn refresh_date(lp: &mut Loop, shared: &Rc<Shared>) {
     let now = SystemTime::now();
-    shared.date.borrow_mut().update(now);
+    let mut date = shared.date.borrow_mut();
+    date.update(now);
+    shared.date_second.set(date.secs());
+    drop(date);
     let into_second = now
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_millis() as u64)
