@@ -39,9 +39,9 @@ callgrind_one() { # CONNS N LABEL [app args]
   local vg=$!
   wait_up "$port"
   taskset -c 1 "$LOAD" "http://127.0.0.1:$port$URL_PATH" -c "$conns" -n 4000 -d 60s >/dev/null
-  callgrind_control -z "$vg" >/dev/null
+  callgrind_control -z "$vg" >/dev/null 2>&1
   taskset -c 1 "$LOAD" "http://127.0.0.1:$port$URL_PATH" -c "$conns" -n "$n" -d 60s --json >"$dir/load.json"
-  callgrind_control -d "$vg" >/dev/null
+  callgrind_control -d "$vg" >/dev/null 2>&1
   sleep 1
   kill "$vg"
   wait "$vg" 2>/dev/null || true
