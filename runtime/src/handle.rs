@@ -97,10 +97,10 @@ impl<T> GenSlab<T> {
     }
 
     /// [`GenSlab::insert`], returning the stored value too (no second lookup). The value is
-    /// built by `make` (from the key it will have) once its slot is known, so the compiler can write it straight into the
-    /// slot: a value built first on the caller's stack with narrow field stores and then
-    /// copied in 16-byte loads stalls store forwarding (docs/benchmarks.md, "Issue #23, third
-    /// pass").
+    /// built by `make` (from the key it will have) once its slot is known, so the compiler can
+    /// write it straight into the slot: a value built first on the caller's stack with narrow
+    /// field stores and then copied in 16-byte loads stalls store forwarding
+    /// (docs/benchmarks.md, "Issue #23, third pass").
     #[inline]
     pub(crate) fn insert_mut(&mut self, make: impl FnOnce(Key) -> T) -> (Key, &mut T) {
         self.len += 1;

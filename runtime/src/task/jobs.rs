@@ -139,6 +139,12 @@ impl Polling {
             resumed,
         }
     }
+
+    /// Whether `waker` is this task's waker (same data and vtable pointers).
+    #[inline]
+    fn is_waker(&self, waker: &Waker) -> bool {
+        self.waker == (waker.data(), waker.vtable() as *const _)
+    }
 }
 
 /// Where the resumption of the task being polled stands.
@@ -322,7 +328,7 @@ impl Jobs {
     #[inline]
     pub(crate) fn wake_polling(&self, waker: &Waker) -> bool {
         match self.polling.get() {
-            Some(polling) if polling.waker == (waker.data(), waker.vtable() as *const _) => {
+            Some(polling) if polling.is_waker(waker) => {
                 self.schedule_polling();
                 true
             }
@@ -343,7 +349,7 @@ impl Jobs {
         match self.polling.get() {
             Some(polling)
                 if polling.resumed
-                    && polling.waker == (waker.data(), waker.vtable() as *const _)
+                    && polling.is_waker(waker)
                     && self.owed.get() == Owed::No
                     && self.microtasks.borrow().is_empty()
                     && self.ops.borrow().is_empty() =>

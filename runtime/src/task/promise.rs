@@ -425,14 +425,12 @@ fn poll_await<T: Clone + 'static, E: Clone + Debug + 'static>(
 ) -> Poll<Result<T, E>> {
     let inner = promise.inner.borrow();
     if !*registered {
+        *registered = true;
         if let (State::Settled(r), None) = (&inner.state, &inner.unhandled) {
             if inner.jobs.continue_in_place(cx.waker()) {
                 // Its resumption would be the next microtask: go on now (same order).
                 return Poll::Ready(r.clone());
             }
-        }
-        *registered = true;
-        if let (State::Settled(_), None) = (&inner.state, &inner.unhandled) {
             // Settled: the one reaction job is queued now (fast path of `react`, without
             // cloning the waker; through `Jobs` without calling it if it is the waker of
             // the task being polled).
