@@ -2,7 +2,7 @@
 # User-space instructions per pipelined request, counted by cachegrind: deterministic where
 # wall-clock numbers on a shared machine are noise (and this VM has no hardware counters).
 #
-#   benches/instr_per_request.sh [SERVER ...] [-n N] [-c C] [-p P] [--path /plaintext]
+#   benches/instr_per_request.sh [SERVER ...] [-n N] [-c C] [-p P] [--path /plaintext] [--cache-sim]
 #
 # SERVER is `oneloop` (examples/hello), `bare_mio` (examples/bare_mio), `may_minihttp`
 # (benches/compare/may_hello) or a path to a binary that reads PORT/HOST; default: all three.
@@ -18,6 +18,8 @@
 # The load generator runs natively (not under valgrind). Cachegrind serializes the server's
 # threads, so the counts are exact up to the timing noise of how reads batch (a few percent
 # between runs at most; compare numbers taken with the same -c/-p/-n).
+# --cache-sim also simulates this host's caches (L1i and L1d 32 KiB 8-way, a 1 MiB 16-way last
+# level; 64-byte lines) and prints I1 and D1 misses (reads + writes) per request the same way.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -27,6 +29,7 @@ N=200000
 C=64
 P=16
 URL_PATH=/plaintext
+CACHE_SIM=no
 SERVERS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -34,6 +37,7 @@ while [ $# -gt 0 ]; do
     -c) C="$2"; shift ;;
     -p) P="$2"; shift ;;
     --path) URL_PATH="$2"; shift ;;
+    --cache-sim) CACHE_SIM=yes ;;
     -*) echo "instr_per_request.sh: unknown option $1" >&2; exit 2 ;;
     *) SERVERS+=("$1") ;;
   esac
@@ -56,8 +60,8 @@ binary_of() {
 # Runs BINARY under cachegrind; with a request count, loads it first. Prints the total Ir.
 count() {
   local bin="$1" requests="$2" out="$WORK/cg.$RANDOM"
-  PORT=$PORT HOST=127.0.0.1 RUST_LOG=error valgrind --tool=cachegrind --cache-sim=no \
-    --cachegrind-out-file="$out" "$bin" >"$WORK/server.log" 2>&1 &
+  PORT=$PORT HOST=127.0.0.1 RUST_LOG=error valgrind --tool=cachegrind --cache-sim=$CACHE_SIM \
+    --I1=32768,8,64 --D1=32768,8,64 --LL=1048576,16,64 --cachegrind-out-file="$out" "$bin" >"$WORK/server.log" 2>&1 &
   local pid=$!
   local i
   for i in $(seq 1 300); do
@@ -74,15 +78,31 @@ count() {
   fi
   kill -TERM "$pid"
   wait "$pid" || true
-  awk '/^summary:/ {print $2}' "$out"
+  # Ir, or with the cache simulation "Ir I1mr D1mr+D1mw" (summary: Ir I1mr ILmr Dr D1mr DLmr Dw D1mw DLmw)
+  if [ "$CACHE_SIM" = yes ]; then
+    awk '/^summary:/ {print $2, $3, $6 + $9}' "$out"
+  else
+    awk '/^summary:/ {print $2}' "$out"
+  fi
 }
 
-printf '%-14s %16s %16s %10s\n' server "Ir loaded" "Ir startup" "Ir/request"
+if [ "$CACHE_SIM" = yes ]; then
+  printf '%-14s %16s %16s %10s %10s %10s\n' server "Ir loaded" "Ir startup" "Ir/request" \
+    "I1mr/req" "D1m/req"
+else
+  printf '%-14s %16s %16s %10s\n' server "Ir loaded" "Ir startup" "Ir/request"
+fi
 for s in "${SERVERS[@]}"; do
   bin="$(binary_of "$s")"
-  loaded="$(count "$bin" "$N")"
-  startup="$(count "$bin" 0)"
-  printf '%-14s %16s %16s %10.0f\n' "$s" "$loaded" "$startup" \
-    "$(echo "($loaded - $startup) / $N" | bc -l)"
+  read -r loaded li ld <<<"$(count "$bin" "$N")"
+  read -r startup si sd <<<"$(count "$bin" 0)"
+  if [ "$CACHE_SIM" = yes ]; then
+    printf '%-14s %16s %16s %10.0f %10.2f %10.2f\n' "$s" "$loaded" "$startup" \
+      "$(echo "($loaded - $startup) / $N" | bc -l)" "$(echo "($li - $si) / $N" | bc -l)" \
+      "$(echo "($ld - $sd) / $N" | bc -l)"
+  else
+    printf '%-14s %16s %16s %10.0f\n' "$s" "$loaded" "$startup" \
+      "$(echo "($loaded - $startup) / $N" | bc -l)"
+  fi
 done
 rm -rf "$WORK"

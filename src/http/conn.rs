@@ -473,6 +473,10 @@ fn answer_without_handler(res: Response, status: u16) {
 /// Starts an exchange and calls the user's handler.
 fn dispatch(lp: &mut Loop, conn: &ConnRef, head: RequestHead, body_kind: BodyKind) {
     let now = lp.now();
+    // The head goes into its `Request` first (one move of it); the exchange is set up from
+    // there, and the request gets its sequence number below.
+    let mut req = Request::new(head, Rc::clone(conn), 0);
+    let head = req.head();
     let (seq, shared, handle) = {
         let mut c = conn.borrow_mut();
         c.seq += 1;
@@ -536,7 +540,7 @@ fn dispatch(lp: &mut Loop, conn: &ConnRef, head: RequestHead, body_kind: BodyKin
         (seq, Rc::clone(&c.shared), c.handle.clone())
     };
     let unsupported_expectation = head.has_unsupported_expectation();
-    let req = Request::new(head, Rc::clone(conn), seq);
+    req.set_seq(seq);
     let res = Response::new(Rc::clone(conn), seq, handle);
     if unsupported_expectation {
         answer_without_handler(res, ParseError::ExpectationFailed.status());

@@ -1178,6 +1178,11 @@ fn name_is(name: &[u8], lower: &[u8]) -> bool {
 }
 
 /// Applies RFC 9112 §6.3 in order to the fields of a syntactically valid head.
+///
+/// Inlined into both parses; only the `Host` check and the usual outcome (no framing field,
+/// no `Connection`) stay in line. The other five names and the Transfer-Encoding decision are
+/// out of line ([`Framing::field`], [`Framing::body_kind`]): code a pipelined `GET` never
+/// runs, kept out of its instruction-cache lines.
 #[inline(always)]
 fn apply_framing_rules(
     head: &[u8],
@@ -1187,27 +1192,20 @@ fn apply_framing_rules(
     host: &mut HostMemo,
 ) -> Result<HeadParts, ParseError> {
     let mut hosts = 0usize;
-    let mut content_length: Option<u64> = None;
-    let mut te_seen = false;
-    let mut te_codings = 0usize;
-    let mut chunked_last = false;
-    let mut chunked_seen = false;
-    let (mut close, mut keep_alive_token, mut upgrade_token) = (false, false, false);
-    let mut upgrade_header = false;
-    let (mut expect_continue, mut unsupported_expectation) = (false, false);
+    let mut framing = Framing::default();
+    let mut other_fields = false;
 
     for h in &headers {
         let name = h.name.of(head);
         if name.is_empty() {
             return Err(ParseError::BadHeaderName);
         }
-        let value = h.value.of(head);
         // Most fields are none of these: one length compare rules out all but one name.
-        let is = |wanted: &[u8]| name_is(name, wanted);
         if !matches!(name.len(), 4 | 6 | 7 | 10 | 14 | 17) {
             continue;
         }
-        if is(b"host") {
+        let value = h.value.of(head);
+        if name_is(name, b"host") {
             hosts += 1;
             if hosts > 1 {
                 return Err(ParseError::DuplicateHost);
@@ -1215,16 +1213,69 @@ fn apply_framing_rules(
             if !host.valid(value) {
                 return Err(ParseError::BadHost);
             }
-        } else if is(b"content-length") {
+        } else {
+            other_fields = true;
+            framing.field(name, value, line.version)?;
+        }
+    }
+
+    let body_kind = if other_fields {
+        framing.body_kind(line.version)?
+    } else {
+        BodyKind::Empty
+    };
+    if hosts == 0 && line.version == Version::Http11 && limits.require_host {
+        return Err(ParseError::MissingHost);
+    }
+    let keep_alive = match line.version {
+        Version::Http11 => !framing.close,
+        Version::Http10 => framing.keep_alive_token && !framing.close,
+    };
+    let upgrade =
+        line.method == Method::Connect || (framing.upgrade_token && framing.upgrade_header);
+    Ok(HeadParts {
+        line,
+        headers,
+        body_kind,
+        keep_alive,
+        expect_continue: framing.expect_continue,
+        unsupported_expectation: framing.unsupported_expectation,
+        upgrade,
+    })
+}
+
+/// What the framing fields other than `Host` said, gathered by [`apply_framing_rules`].
+#[derive(Default)]
+struct Framing {
+    content_length: Option<u64>,
+    te_seen: bool,
+    te_codings: usize,
+    chunked_last: bool,
+    chunked_seen: bool,
+    close: bool,
+    keep_alive_token: bool,
+    upgrade_token: bool,
+    upgrade_header: bool,
+    expect_continue: bool,
+    unsupported_expectation: bool,
+}
+
+impl Framing {
+    /// One field whose name has the length of a framing field but is not `Host`.
+    #[inline(never)]
+    fn field(&mut self, name: &[u8], value: &[u8], version: Version) -> Result<(), ParseError> {
+        let is = |wanted: &[u8]| name_is(name, wanted);
+        if is(b"content-length") {
             // RFC 9110 §8.6: a list of identical values may be taken as one.
             let mut any = false;
+            let content_length = &mut self.content_length;
             for_each_element(value, |element| {
                 any = true;
                 let n = parse_decimal(element).ok_or(ParseError::BadContentLength)?;
-                match content_length {
+                match *content_length {
                     Some(prev) if prev != n => Err(ParseError::DuplicateContentLength),
                     _ => {
-                        content_length = Some(n);
+                        *content_length = Some(n);
                         Ok(())
                     }
                 }
@@ -1233,78 +1284,65 @@ fn apply_framing_rules(
                 return Err(ParseError::BadContentLength);
             }
         } else if is(b"transfer-encoding") {
-            te_seen = true;
+            self.te_seen = true;
             for_each_element(value, |element| {
                 let coding = transfer_coding(element).ok_or(ParseError::BadTransferEncoding)?;
                 let is_chunked = coding.eq_ignore_ascii_case(b"chunked");
-                if is_chunked && (chunked_seen || coding.len() != element.len()) {
+                if is_chunked && (self.chunked_seen || coding.len() != element.len()) {
                     // chunked twice, or chunked with parameters.
                     return Err(ParseError::BadTransferEncoding);
                 }
-                chunked_seen |= is_chunked;
-                chunked_last = is_chunked;
-                te_codings += 1;
+                self.chunked_seen |= is_chunked;
+                self.chunked_last = is_chunked;
+                self.te_codings += 1;
                 Ok(())
             })?;
         } else if is(b"connection") {
             for_each_element(value, |token| {
-                close |= token.eq_ignore_ascii_case(b"close");
-                keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
-                upgrade_token |= token.eq_ignore_ascii_case(b"upgrade");
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                self.keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
+                self.upgrade_token |= token.eq_ignore_ascii_case(b"upgrade");
                 Ok(())
             })?;
         } else if is(b"upgrade") {
-            upgrade_header = true;
-        } else if is(b"expect") && line.version == Version::Http11 {
+            self.upgrade_header = true;
+        } else if is(b"expect") && version == Version::Http11 {
             if value.eq_ignore_ascii_case(b"100-continue") {
-                expect_continue = true;
+                self.expect_continue = true;
             } else {
-                unsupported_expectation = true;
+                self.unsupported_expectation = true;
             }
         }
+        Ok(())
     }
 
-    // RFC 9112 §6.3, for requests: Transfer-Encoding overrides, but with
-    // Content-Length it is a smuggling risk and is refused (as Node does).
-    let body_kind = if te_seen {
-        if content_length.is_some() {
-            return Err(ParseError::TransferEncodingWithContentLength);
+    /// RFC 9112 §6.3, for requests: Transfer-Encoding overrides, but with Content-Length it
+    /// is a smuggling risk and is refused (as Node does).
+    #[inline(never)]
+    fn body_kind(&self, version: Version) -> Result<BodyKind, ParseError> {
+        if self.te_seen {
+            if self.content_length.is_some() {
+                return Err(ParseError::TransferEncodingWithContentLength);
+            }
+            if version == Version::Http10 {
+                return Err(ParseError::ChunkedOnHttp10);
+            }
+            if self.te_codings == 0 || !self.chunked_last {
+                return Err(ParseError::BadTransferEncoding);
+            }
+            // RFC 9112 §6.1: a coding we do not implement (gzip, deflate, compress, ...)
+            // before the final chunked is 501; passing its coded bytes on as the body would
+            // be wrong.
+            if self.te_codings > 1 {
+                return Err(ParseError::UnsupportedTransferCoding);
+            }
+            return Ok(BodyKind::Chunked);
         }
-        if line.version == Version::Http10 {
-            return Err(ParseError::ChunkedOnHttp10);
-        }
-        if te_codings == 0 || !chunked_last {
-            return Err(ParseError::BadTransferEncoding);
-        }
-        // RFC 9112 §6.1: a coding we do not implement (gzip, deflate, compress, ...) before
-        // the final chunked is 501; passing its coded bytes on as the body would be wrong.
-        if te_codings > 1 {
-            return Err(ParseError::UnsupportedTransferCoding);
-        }
-        BodyKind::Chunked
-    } else {
-        match content_length {
+        Ok(match self.content_length {
             Some(0) | None => BodyKind::Empty,
             Some(n) => BodyKind::Length(n),
-        }
-    };
-    if hosts == 0 && line.version == Version::Http11 && limits.require_host {
-        return Err(ParseError::MissingHost);
+        })
     }
-    let keep_alive = match line.version {
-        Version::Http11 => !close,
-        Version::Http10 => keep_alive_token && !close,
-    };
-    let upgrade = line.method == Method::Connect || (upgrade_token && upgrade_header);
-    Ok(HeadParts {
-        line,
-        headers,
-        body_kind,
-        keep_alive,
-        expect_continue,
-        unsupported_expectation,
-        upgrade,
-    })
 }
 
 /// The coding name of one `Transfer-Encoding` list element (before any `;` parameters, OWS

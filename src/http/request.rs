@@ -60,8 +60,15 @@ pub struct Request {
 }
 
 impl Request {
+    #[inline]
     pub(crate) fn new(head: RequestHead, conn: ConnRef, seq: u64) -> Request {
         Request { head, conn, seq }
+    }
+
+    /// Sets the exchange this request belongs to (known once the exchange is set up).
+    #[inline]
+    pub(crate) fn set_seq(&mut self, seq: u64) {
+        self.seq = seq;
     }
 
     /// The method, e.g. `"GET"`.

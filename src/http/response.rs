@@ -95,14 +95,24 @@ impl ResponseState {
     #[inline]
     pub(crate) fn reset(&mut self) {
         self.status = 200;
-        self.headers.clear();
         self.headers_sent = false;
         self.chunked = false;
         self.close_delimited = false;
         self.finished = false;
-        self.on_drain = None;
-        self.on_abort.clear();
-        self.trailers.clear();
+        // The lists are usually empty already (the previous exchange recycled them):
+        // `clear` on an empty list of values with drop glue still calls the slice drop.
+        if !self.headers.is_empty() {
+            self.headers.clear();
+        }
+        if self.on_drain.is_some() {
+            self.on_drain = None;
+        }
+        if !self.on_abort.is_empty() {
+            self.on_abort.clear();
+        }
+        if !self.trailers.is_empty() {
+            self.trailers.clear();
+        }
     }
 
     /// Empties the header list for reuse by the next exchange in the same pooled box; a list
