@@ -18,8 +18,9 @@
 //! - Lines are written whole, in the order they were queued.
 //!
 //! # Pitfalls
-//! - A line is formatted while the buffer's lock is held: a `Display` implementation that
-//!   itself logs (through this sink) would deadlock. Format such values before the log call.
+//! - A record's line is formatted on the calling thread before it is queued: a `Display`
+//!   implementation that itself logs queues its own line first (on its own thread it gets a
+//!   fresh scratch string, not the one being formatted into).
 //! - Lines still queued when the process exits are lost unless [`LogHandle::flush`] (or
 //!   `log::logger().flush()`) runs first; the examples flush after their loop returns.
 
@@ -37,7 +38,7 @@ pub use filter::{parse_level, Filter};
 pub use format::pino_level;
 #[cfg(test)]
 pub(crate) use format::{json_bindings, json_line, push_json_head};
-pub(crate) use format::{push_json_ip, push_json_millis, push_json_string};
+pub(crate) use format::{push_json_ipv4, push_json_millis, push_json_string};
 use writer::LineWriter;
 
 /// The line format.
@@ -158,21 +159,45 @@ impl log::Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        match self.format {
-            Format::Json => {
-                let time = format::epoch_ms();
-                self.writer
-                    .write_line(|out| format::push_json_line(out, record, time, &self.bindings))
+        let format = |out: &mut String| match self.format {
+            Format::Json => format::push_json_line(out, record, format::epoch_ms(), &self.bindings),
+            Format::Text => format::push_text_line(out, record),
+        };
+        // Formatted into this thread's scratch string, then copied into the queue whole (the
+        // queue holds bytes; the access log's fast path writes into it directly).
+        let queued = SCRATCH.try_with(|scratch| {
+            let Ok(mut line) = scratch.try_borrow_mut() else {
+                return false;
+            };
+            line.clear();
+            format(&mut line);
+            self.writer
+                .write_line(|out| out.extend_from_slice(line.as_bytes()));
+            if line.capacity() > SCRATCH_KEEP {
+                *line = String::new();
             }
-            Format::Text => self
-                .writer
-                .write_line(|out| format::push_text_line(out, record)),
+            true
+        });
+        if queued != Ok(true) {
+            // Logging from inside a value's `Display` while its line is formatted, or from a
+            // thread-local destructor: a string of its own.
+            let mut line = String::new();
+            format(&mut line);
+            self.writer
+                .write_line(|out| out.extend_from_slice(line.as_bytes()));
         }
     }
 
     fn flush(&self) {
         self.writer.flush();
     }
+}
+
+/// Largest scratch string [`Logger::log`] keeps for the thread's next record.
+const SCRATCH_KEEP: usize = 16 * 1024;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// The `log` target of the access log ([`crate::app::logger`]).
@@ -210,7 +235,7 @@ pub(crate) fn direct_access_max() -> Option<log::LevelFilter> {
 pub(crate) fn write_access_json(
     level: log::Level,
     now: Instant,
-    fields: impl FnOnce(&mut String),
+    fields: impl FnOnce(&mut Vec<u8>),
 ) -> bool {
     let Some(direct) = DIRECT_JSON.get() else {
         return false;
@@ -227,9 +252,9 @@ pub(crate) fn write_access_json(
             head.level = level;
         }
         direct.writer.write_line(|out| {
-            out.push_str(&head.bytes);
+            out.extend_from_slice(head.bytes.as_bytes());
             fields(out);
-            out.push_str("\"msg\":\"request completed\"}\n");
+            out.extend_from_slice(b"\"msg\":\"request completed\"}\n");
         });
     });
     true
@@ -312,6 +337,62 @@ pub fn init_from_env() -> io::Result<LogHandle> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use log::Log as _;
+    use std::sync::Mutex;
+
+    /// An output the test reads back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A value whose `Display` logs through the same logger (as an error type that logs
+    /// while it is formatted might).
+    struct LogsWhileFormatted<'a>(&'a Logger);
+
+    impl std::fmt::Display for LogsWhileFormatted<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            self.0.log(
+                &log::Record::builder()
+                    .level(log::Level::Warn)
+                    .args(format_args!("inner"))
+                    .build(),
+            );
+            f.write_str("outer")
+        }
+    }
+
+    #[test]
+    fn a_display_that_logs_queues_its_own_line_first_instead_of_deadlocking() {
+        let out = Captured::default();
+        let logger = Logger::new(
+            Format::Json,
+            Filter::level(log::LevelFilter::Info),
+            Box::new(out.clone()),
+        )
+        .unwrap();
+        logger.log(
+            &log::Record::builder()
+                .level(log::Level::Info)
+                .args(format_args!("{}", LogsWhileFormatted(&logger)))
+                .build(),
+        );
+        logger.flush();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let msgs: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["msg"].to_string())
+            .collect();
+        assert_eq!(msgs, ["\"inner\"", "\"outer\""]);
+    }
 
     #[test]
     fn access_line_time_is_the_wall_clock_advanced_by_the_monotonic_one() {
