@@ -120,8 +120,8 @@ impl AccessLine {
         let us = micros(elapsed);
         match self {
             AccessLine::Short(short) => {
-                logging::write_access_json(level_for(status), now, |out| {
-                    short.push_fields(out, status, us)
+                logging::write_access_json(level_for(status), now, |out, ip| {
+                    short.push_fields(out, ip, status, us)
                 });
             }
             AccessLine::Direct(line) => finish_direct(line, status, us, now),
@@ -166,7 +166,7 @@ impl Short {
     /// The line's members after the head, the same bytes as [`push_request_fields`] then
     /// [`push_response_fields`] write: `"reqId":ID,"req":{"id":ID,"method":"M","url":"U"[,
     /// "remoteAddress":"A","remotePort":P]},"res":{"statusCode":S},"responseTime":MS,`.
-    fn push_fields(&self, out: &mut Vec<u8>, status: u16, us: u64) {
+    fn push_fields(&self, out: &mut Vec<u8>, ip: &mut logging::Ipv4Json, status: u16, us: u64) {
         let mut n = itoa::Buffer::new();
         let id = n.format(self.id).as_bytes();
         out.extend_from_slice(b"\"reqId\":");
@@ -180,7 +180,7 @@ impl Short {
         out.push(b'"');
         if let Some(peer) = self.peer {
             out.extend_from_slice(b",\"remoteAddress\":");
-            logging::push_json_ipv4(out, *peer.ip());
+            ip.push(out, *peer.ip());
             out.extend_from_slice(b",\"remotePort\":");
             out.extend_from_slice(itoa::Buffer::new().format(peer.port()).as_bytes());
         }
@@ -193,7 +193,7 @@ impl Short {
 #[cold]
 #[inline(never)]
 fn finish_direct(line: String, status: u16, us: u64, now: Instant) {
-    logging::write_access_json(level_for(status), now, |out| {
+    logging::write_access_json(level_for(status), now, |out, _| {
         out.extend_from_slice(line.as_bytes());
         push_response_fields(out, status, us);
     });
@@ -394,7 +394,8 @@ mod tests {
         let mut head = String::new();
         logging::push_json_head(&mut head, level, 1234, &logging::json_bindings(7, "host"));
         let mut out = head.into_bytes();
-        short.push_fields(&mut out, status, us);
+        let mut ip = logging::Ipv4Json::default();
+        short.push_fields(&mut out, &mut ip, status, us);
         out.extend_from_slice(b"\"msg\":\"request completed\"}\n");
         Some(String::from_utf8(out).unwrap())
     }

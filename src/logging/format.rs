@@ -212,22 +212,32 @@ pub(crate) fn push_json_millis(out: &mut Vec<u8>, micros: u64) {
     if micros >= 1_000_000_000_000_000 {
         return push_json_f64_cold(out, micros as f64 / 1e3);
     }
-    out.extend_from_slice(itoa::Buffer::new().format(micros / 1000).as_bytes());
+    let whole = micros / 1000;
     let frac = (micros % 1000) as u32;
-    let point = [
+    // A digit (the whole milliseconds when under 10, the common case), the point, the
+    // thousandths: copied as one piece.
+    let mut piece = [
+        b'0' + (whole % 10) as u8,
         b'.',
         b'0' + (frac / 100) as u8,
         b'0' + (frac / 10 % 10) as u8,
         b'0' + (frac % 10) as u8,
     ];
     let len = if frac.is_multiple_of(100) {
-        2
-    } else if frac.is_multiple_of(10) {
         3
-    } else {
+    } else if frac.is_multiple_of(10) {
         4
+    } else {
+        5
     };
-    out.extend_from_slice(&point[..len]);
+    if whole < 10 {
+        out.extend_from_slice(&piece[..len]);
+    } else {
+        out.extend_from_slice(itoa::Buffer::new().format(whole).as_bytes());
+        piece[0] = b'.';
+        piece.copy_within(2..5, 1);
+        out.extend_from_slice(&piece[..len - 1]);
+    }
 }
 
 #[cold]
