@@ -251,7 +251,7 @@ pub(crate) fn write_access_json(
         }
         let AccessCache { head, ip, .. } = cache;
         direct.writer.write_line(|out| {
-            out.extend_from_slice(head);
+            out.extend_from_slice(head.as_bytes());
             fields(out, ip);
             out.extend_from_slice(b"\"msg\":\"request completed\"}\n");
         });
@@ -268,7 +268,7 @@ struct AccessCache {
     /// The last line head formatted (`{"level":..,"time":..` and the bindings): the lines of
     /// one millisecond at one level copy it instead of formatting the level, the 13-digit
     /// time and the bindings again.
-    head: Vec<u8>,
+    head: String,
     /// The monotonic instants `[from, until)` that `head` is right for (the wall clock's
     /// millisecond it names), and its level: a line checks two instants, no clock arithmetic.
     head_for: Option<(Instant, Instant, log::Level)>,
@@ -280,7 +280,7 @@ struct AccessCache {
 thread_local! {
     static ACCESS_CACHE: std::cell::RefCell<AccessCache> = const {
         std::cell::RefCell::new(AccessCache {
-            head: Vec::new(),
+            head: String::new(),
             head_for: None,
             anchor: None,
             ip: Ipv4Json { last: None, json: [0; 17], len: 0 },
@@ -294,10 +294,8 @@ impl AccessCache {
     #[inline(never)]
     fn new_head(&mut self, level: log::Level, now: Instant, bindings: &str) {
         let wall_ns = self.epoch_ns_at(now);
-        let mut head = String::new();
-        format::push_json_head(&mut head, level, wall_ns / 1_000_000, bindings);
         self.head.clear();
-        self.head.extend_from_slice(head.as_bytes());
+        format::push_json_head(&mut self.head, level, wall_ns / 1_000_000, bindings);
         let rest_of_ms = Duration::from_nanos(1_000_000 - wall_ns % 1_000_000);
         self.head_for = now.checked_add(rest_of_ms).map(|until| (now, until, level));
     }
@@ -446,7 +444,7 @@ mod tests {
     #[test]
     fn access_line_time_is_the_wall_clock_advanced_by_the_monotonic_one() {
         let mut cache = AccessCache {
-            head: Vec::new(),
+            head: String::new(),
             head_for: None,
             anchor: None,
             ip: Ipv4Json {
@@ -474,7 +472,7 @@ mod tests {
     #[test]
     fn access_line_head_is_reused_within_its_millisecond_only() {
         let mut cache = AccessCache {
-            head: Vec::new(),
+            head: String::new(),
             head_for: None,
             anchor: None,
             ip: Ipv4Json {
@@ -489,10 +487,7 @@ mod tests {
         assert_eq!((from, level), (now, log::Level::Info));
         assert!(until > now && until <= now + Duration::from_millis(1));
         let ms = cache.epoch_ms_at(now);
-        assert_eq!(
-            String::from_utf8(cache.head.clone()).unwrap(),
-            format!("{{\"level\":30,\"time\":{ms},")
-        );
+        assert_eq!(cache.head, format!("{{\"level\":30,\"time\":{ms},"));
         // The instant the millisecond ends belongs to the next one.
         assert_eq!(cache.epoch_ms_at(until), ms + 1);
     }
