@@ -1,5 +1,7 @@
-//! The sink's queue and writer thread: log calls format their line straight into a bounded
-//! in-memory buffer and return; one thread takes the whole buffer at a time and writes it out.
+//! The sink's queue and writer thread: log calls append their line to a bounded in-memory
+//! buffer and return (access lines are formatted straight into it, other records copied in
+//! from the calling thread's scratch string); one thread takes the whole buffer at a time and
+//! writes it out.
 //! A slow or blocked stdout therefore never blocks the loop, and a line costs no allocation
 //! (a queue of `String`s cost an allocation on the loop thread and a free on the writer thread
 //! per line: about 1 us of CPU per request in `hello_app --observe`).
