@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::fmt::Write as _;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -33,11 +34,29 @@ pub fn logger() -> Middleware {
 /// ([`WorkerMetrics::middleware_with_access_log`](super::metrics::WorkerMetrics::middleware_with_access_log):
 /// one layer, one finish hook and one clock read at each end for both).
 pub(crate) enum AccessLine {
-    /// The installed JSON sink is ours: the request's part of the line, already formatted (it
-    /// replaces the copy of the URL the record path keeps); the rest is written at the finish.
+    /// The common request on the installed JSON sink, kept as raw fields (see [`Short`]); the
+    /// whole line is written at the finish by one function.
+    Short(Short),
+    /// The installed JSON sink is ours, the request is not [`Short`]: the request's part of
+    /// the line, already formatted and escaped; the rest is written at the finish.
     Direct(String),
     /// Another logger, or text lines: a `log` record at the finish.
     Record(Box<RequestPart>),
+}
+
+/// Longest request target an [`AccessLine::Short`] keeps (inline, no allocation); a longer
+/// one takes the [`AccessLine::Direct`] path.
+pub(crate) const SHORT_URL: usize = 64;
+
+/// A request whose fields need no escaping: from a socket (its method is one of the HTTP
+/// layer's, all tokens), with an IPv4 peer, its target at most [`SHORT_URL`] bytes of
+/// printable ASCII without `"` or `\`.
+pub(crate) struct Short {
+    id: u64,
+    method: &'static str,
+    peer: Option<std::net::SocketAddrV4>,
+    url_len: u8,
+    url: [u8; SHORT_URL],
 }
 
 /// What the record path keeps of the request.
@@ -51,31 +70,48 @@ pub(crate) struct RequestPart {
 impl AccessLine {
     /// The request's part of its line, or `None` when the access target logs nothing.
     pub(crate) fn begin(req: &Req) -> Option<AccessLine> {
-        let direct = match logging::direct_access_max() {
-            Some(max) if max >= log::Level::Error => true,
+        match logging::direct_access_max() {
+            Some(max) if max >= log::Level::Error => {}
             Some(_) => return None,
-            None if log::log_enabled!(target: ACCESS_TARGET, log::Level::Error) => false,
+            None if log::log_enabled!(target: ACCESS_TARGET, log::Level::Error) => {
+                return Some(AccessLine::record(req))
+            }
             None => return None,
-        };
-        let id = req.id;
-        let peer = req.http().and_then(|r| r.remote_addr());
-        if direct {
-            let url = req.url();
-            let mut line = spare_line(128 + url.len());
-            push_request_fields(&mut line, id, req.method(), url, peer);
-            return Some(AccessLine::Direct(line));
         }
+        if let Some(r) = req.http() {
+            if let Some(short) = Short::new(req.id, r.method(), r.target_bytes(), r.remote_addr()) {
+                return Some(AccessLine::Short(short));
+            }
+        }
+        Some(AccessLine::direct(req))
+    }
+
+    /// The [`AccessLine::Direct`] part of a request that is not [`Short`].
+    #[cold]
+    #[inline(never)]
+    fn direct(req: &Req) -> AccessLine {
+        let url = req.url();
+        let mut line = spare_line(128 + url.len());
+        let peer = req.http().and_then(|r| r.remote_addr());
+        push_request_fields(&mut line, req.id, req.method(), url, peer);
+        AccessLine::Direct(line)
+    }
+
+    /// The [`AccessLine::Record`] part (another logger than ours, or text lines).
+    #[cold]
+    #[inline(never)]
+    fn record(req: &Req) -> AccessLine {
         // The standard methods without an allocation; any other as sent.
         let method = match super::metrics::http_stats::method_label(req.method()) {
             "OTHER" => Cow::Owned(req.method().to_string()),
             known => Cow::Borrowed(known),
         };
-        Some(AccessLine::Record(Box::new(RequestPart {
-            id,
+        AccessLine::Record(Box::new(RequestPart {
+            id: req.id,
             method,
             url: req.url().to_string(),
-            peer,
-        })))
+            peer: req.http().and_then(|r| r.remote_addr()),
+        }))
     }
 
     /// Writes the line of a response finished with `status` at `now`, `elapsed` after it
@@ -83,39 +119,113 @@ impl AccessLine {
     pub(crate) fn finish(self, status: u16, elapsed: Duration, now: Instant) {
         let us = micros(elapsed);
         match self {
-            AccessLine::Direct(line) => {
-                logging::write_access_json(level_for(status), now, |out| {
-                    out.push_str(&line);
-                    push_response_fields(out, status, us);
+            AccessLine::Short(short) => {
+                logging::write_access_json(level_for(status), now, |out, ip| {
+                    short.push_fields(out, ip, status, us)
                 });
-                give_back_line(line);
             }
-            AccessLine::Record(part) => {
-                let RequestPart {
-                    id,
-                    method,
-                    url,
-                    peer,
-                } = *part;
-                let ms = us as f64 / 1e3;
-                let level = level_for(status);
-                match peer {
-                    Some(peer) => {
-                        let ip = peer.ip();
-                        log::log!(target: ACCESS_TARGET, level,
-                            reqId = id, "req.id" = id, "req.method" = &*method,
-                            "req.url" = url.as_str(), "req.remoteAddress" :% = ip,
-                            "req.remotePort" = peer.port(), "res.statusCode" = status,
-                            responseTime = ms; "request completed");
-                    }
-                    None => {
-                        log::log!(target: ACCESS_TARGET, level,
-                            reqId = id, "req.id" = id, "req.method" = &*method,
-                            "req.url" = url.as_str(), "res.statusCode" = status,
-                            responseTime = ms; "request completed");
-                    }
-                }
-            }
+            AccessLine::Direct(line) => finish_direct(line, status, us, now),
+            AccessLine::Record(part) => finish_record(*part, status, us),
+        }
+    }
+}
+
+impl Short {
+    /// `None` unless the request qualifies (see [`Short`]).
+    #[inline]
+    fn new(
+        id: u64,
+        method: &'static str,
+        target: &[u8],
+        peer: Option<std::net::SocketAddr>,
+    ) -> Option<Short> {
+        let peer = match peer {
+            None => None,
+            Some(std::net::SocketAddr::V4(v4)) => Some(v4),
+            Some(std::net::SocketAddr::V6(_)) => return None,
+        };
+        let mut url = [0; SHORT_URL];
+        let dst = url.get_mut(..target.len())?;
+        // What `push_json_string` would copy as is (and valid UTF-8: ASCII).
+        if !target
+            .iter()
+            .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+        {
+            return None;
+        }
+        dst.copy_from_slice(target);
+        Some(Short {
+            id,
+            method,
+            peer,
+            url_len: target.len() as u8,
+            url,
+        })
+    }
+
+    /// The line's members after the head, the same bytes as [`push_request_fields`] then
+    /// [`push_response_fields`] write: `"reqId":ID,"req":{"id":ID,"method":"M","url":"U"[,
+    /// "remoteAddress":"A","remotePort":P]},"res":{"statusCode":S},"responseTime":MS,`.
+    fn push_fields(&self, out: &mut Vec<u8>, ip: &mut logging::Ipv4Json, status: u16, us: u64) {
+        let mut n = itoa::Buffer::new();
+        let id = n.format(self.id).as_bytes();
+        out.extend_from_slice(b"\"reqId\":");
+        out.extend_from_slice(id);
+        out.extend_from_slice(b",\"req\":{\"id\":");
+        out.extend_from_slice(id);
+        out.extend_from_slice(b",\"method\":\"");
+        out.extend_from_slice(self.method.as_bytes());
+        out.extend_from_slice(b"\",\"url\":\"");
+        out.extend_from_slice(self.url.get(..usize::from(self.url_len)).unwrap_or(&[]));
+        out.push(b'"');
+        if let Some(peer) = self.peer {
+            out.extend_from_slice(b",\"remoteAddress\":");
+            ip.push(out, *peer.ip());
+            out.extend_from_slice(b",\"remotePort\":");
+            out.extend_from_slice(itoa::Buffer::new().format(peer.port()).as_bytes());
+        }
+        out.extend_from_slice(b"},");
+        push_response_fields(out, status, us);
+    }
+}
+
+/// [`AccessLine::finish`] of an [`AccessLine::Direct`] line.
+#[cold]
+#[inline(never)]
+fn finish_direct(line: String, status: u16, us: u64, now: Instant) {
+    logging::write_access_json(level_for(status), now, |out, _| {
+        out.extend_from_slice(line.as_bytes());
+        push_response_fields(out, status, us);
+    });
+    give_back_line(line);
+}
+
+/// [`AccessLine::finish`] of an [`AccessLine::Record`]: a `log` record.
+#[cold]
+#[inline(never)]
+fn finish_record(part: RequestPart, status: u16, us: u64) {
+    let RequestPart {
+        id,
+        method,
+        url,
+        peer,
+    } = part;
+    let ms = us as f64 / 1e3;
+    let level = level_for(status);
+    match peer {
+        Some(peer) => {
+            let ip = peer.ip();
+            log::log!(target: ACCESS_TARGET, level,
+                reqId = id, "req.id" = id, "req.method" = &*method,
+                "req.url" = url.as_str(), "req.remoteAddress" :% = ip,
+                "req.remotePort" = peer.port(), "res.statusCode" = status,
+                responseTime = ms; "request completed");
+        }
+        None => {
+            log::log!(target: ACCESS_TARGET, level,
+                reqId = id, "req.id" = id, "req.method" = &*method,
+                "req.url" = url.as_str(), "res.statusCode" = status,
+                responseTime = ms; "request completed");
         }
     }
 }
@@ -186,7 +296,7 @@ fn push_request_fields(
     logging::push_json_string(out, url);
     if let Some(peer) = peer {
         out.push_str(",\"remoteAddress\":");
-        logging::push_json_ip(out, peer.ip());
+        let _ = write!(out, "\"{}\"", peer.ip());
         out.push_str(",\"remotePort\":");
         out.push_str(itoa::Buffer::new().format(peer.port()));
     }
@@ -195,12 +305,44 @@ fn push_request_fields(
 
 /// `"res":{"statusCode":S},"responseTime":MS,` (`MS` from `us`, as the record path writes
 /// `us as f64 / 1e3`).
-fn push_response_fields(out: &mut String, status: u16, us: u64) {
-    out.push_str("\"res\":{\"statusCode\":");
-    out.push_str(itoa::Buffer::new().format(status));
-    out.push_str("},\"responseTime\":");
+fn push_response_fields(out: &mut Vec<u8>, status: u16, us: u64) {
+    // The common case, a three-digit status and under 10 ms, as one piece: a template with
+    // the digits filled in, cut after the last nonzero thousandth (`0.21`, `1.0`).
+    const PIECE: &[u8; 46] = b"\"res\":{\"statusCode\":000},\"responseTime\":0.000,";
+    const STATUS: usize = 20; // after `"res":{"statusCode":`
+    const MS: usize = STATUS + 3 + 17; // after `},"responseTime":`
+    if (100..1000).contains(&status) && us < 10_000 {
+        let mut piece = *PIECE;
+        piece[STATUS] = b'0' + (status / 100) as u8;
+        piece[STATUS + 1] = b'0' + (status / 10 % 10) as u8;
+        piece[STATUS + 2] = b'0' + (status % 10) as u8;
+        let frac = (us % 1000) as u16;
+        piece[MS] = b'0' + (us / 1000) as u8;
+        piece[MS + 2] = b'0' + (frac / 100) as u8;
+        piece[MS + 3] = b'0' + (frac / 10 % 10) as u8;
+        piece[MS + 4] = b'0' + (frac % 10) as u8;
+        let end = if frac.is_multiple_of(100) {
+            MS + 3
+        } else if frac.is_multiple_of(10) {
+            MS + 4
+        } else {
+            MS + 5
+        };
+        piece[end] = b',';
+        out.extend_from_slice(&piece[..=end]);
+        return;
+    }
+    push_response_fields_general(out, status, us);
+}
+
+#[cold]
+#[inline(never)]
+fn push_response_fields_general(out: &mut Vec<u8>, status: u16, us: u64) {
+    out.extend_from_slice(b"\"res\":{\"statusCode\":");
+    out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
+    out.extend_from_slice(b"},\"responseTime\":");
     logging::push_json_millis(out, us);
-    out.push(',');
+    out.push(b',');
 }
 
 #[cfg(test)]
@@ -253,12 +395,33 @@ mod tests {
         status: u16,
         us: u64,
     ) -> String {
-        let mut out = String::new();
-        logging::push_json_head(&mut out, level, 1234, &logging::json_bindings(7, "host"));
-        push_request_fields(&mut out, id, method, url, peer);
+        let mut head = String::new();
+        logging::push_json_head(&mut head, level, 1234, &logging::json_bindings(7, "host"));
+        push_request_fields(&mut head, id, method, url, peer);
+        let mut out = head.into_bytes();
         push_response_fields(&mut out, status, us);
-        out.push_str("\"msg\":\"request completed\"}\n");
-        out
+        out.extend_from_slice(b"\"msg\":\"request completed\"}\n");
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The [`Short`] line of the same request, if it qualifies.
+    fn short_line(
+        level: log::Level,
+        id: u64,
+        method: &'static str,
+        url: &str,
+        peer: Option<std::net::SocketAddr>,
+        status: u16,
+        us: u64,
+    ) -> Option<String> {
+        let short = Short::new(id, method, url.as_bytes(), peer)?;
+        let mut head = String::new();
+        logging::push_json_head(&mut head, level, 1234, &logging::json_bindings(7, "host"));
+        let mut out = head.into_bytes();
+        let mut ip = logging::Ipv4Json::default();
+        short.push_fields(&mut out, &mut ip, status, us);
+        out.extend_from_slice(b"\"msg\":\"request completed\"}\n");
+        Some(String::from_utf8(out).unwrap())
     }
 
     #[test]
@@ -288,12 +451,45 @@ mod tests {
             (log::Level::Info, 3, "GET", "/x", v4, 200, 12_345_678),
             (log::Level::Info, 4, "GET", "/y", v4, 200, 1),
             (log::Level::Info, 5, "GET", "/z", v4, 200, 20_050),
+            (log::Level::Info, 6, "GET", "/api/users/7?x=1", v4, 42, 999),
+            (log::Level::Info, 7, "M-SEARCH", "*", None, 1000, 100),
+            (log::Level::Info, 8, "GET", "/a b", v4, 65535, 12),
+            (log::Level::Info, 9, "GET", "/a\"b", v4, 200, 12),
+            (log::Level::Info, 10, "GET", "/a\\b", v4, 200, 12),
+            (log::Level::Info, 11, "GET", "/a\u{7f}", v4, 200, 12),
+            (log::Level::Info, 12, "GET", "/a\tb", v4, 200, 12),
+            (log::Level::Info, 13, "GET", &LONG[..SHORT_URL], v4, 200, 12),
+            (
+                log::Level::Info,
+                14,
+                "GET",
+                &LONG[..SHORT_URL + 1],
+                v4,
+                200,
+                12,
+            ),
+            (log::Level::Info, 15, "GET", "/", v6, 200, 12),
+            (log::Level::Info, 16, "GET", "", None, 200, 12),
+            (log::Level::Info, 17, "GET", "/", v4, 100, 9_999),
+            (log::Level::Info, 18, "GET", "/", v4, 999, 10_000),
+            (log::Level::Info, 19, "GET", "/", v4, 200, 9_990),
+            (log::Level::Info, 20, "GET", "/", v4, 200, 9_900),
         ];
+        let mut short = 0;
         for (level, id, method, url, peer, status, us) in cases {
             let generic = record_line(level, id, method, url, peer, status, us as f64 / 1e3);
             let direct = direct_line(level, id, method, url, peer, status, us);
             assert_eq!(direct, generic);
             serde_json::from_str::<serde_json::Value>(&direct).unwrap();
+            if let Some(line) = short_line(level, id, method, url, peer, status, us) {
+                assert_eq!(line, generic);
+                short += 1;
+            }
         }
+        // Short: ids 1, 3-8, 13, 16-20; not: escapes, control characters, DEL, non-ASCII,
+        // longer than SHORT_URL, IPv6.
+        assert_eq!(short, 13);
     }
+
+    const LONG: &str = "/0123456789/0123456789/0123456789/0123456789/0123456789/0123456789";
 }

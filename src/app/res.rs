@@ -804,7 +804,19 @@ impl Res {
     /// Out of line: keeps [`Res::raw_finish`] small for responses without hooks.
     #[inline(never)]
     fn run_finish_hooks(&self, status: u16, sent: usize) {
-        let hooks = std::mem::take(&mut *self.core.finish_hooks.borrow_mut());
+        let mut list = self.core.finish_hooks.borrow_mut();
+        // One hook (the metrics middleware's, say): popped, no iterator over the taken list.
+        // Either way the list is left empty before any hook runs.
+        if list.len() == 1 {
+            let hook = list.pop();
+            drop(list);
+            if let Some(hook) = hook {
+                hook(status, sent);
+            }
+            return;
+        }
+        let hooks = std::mem::take(&mut *list);
+        drop(list);
         for hook in hooks {
             hook(status, sent);
         }

@@ -277,6 +277,12 @@ impl RequestHead {
         self.target.str_of(&self.bytes)
     }
 
+    /// [`RequestHead::target`] as bytes, without the UTF-8 check.
+    #[inline]
+    pub(crate) fn target_bytes(&self) -> &[u8] {
+        self.target.of(&self.bytes)
+    }
+
     /// The path: the target up to `?` or `#`. For absolute-form
     /// (`http://h/p?q`) it is the path part (`/p`, or `/` when empty); for
     /// asterisk-form it is `*`; for authority-form (CONNECT) the whole

@@ -89,6 +89,12 @@ impl Request {
         self.head.target()
     }
 
+    /// [`Request::target`] as bytes, without the UTF-8 check (the access log copies it).
+    #[inline]
+    pub(crate) fn target_bytes(&self) -> &[u8] {
+        self.head.target_bytes()
+    }
+
     /// The path without the query (`/p` for `http://host/p?q`).
     #[inline]
     pub fn path(&self) -> &str {

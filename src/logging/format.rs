@@ -208,51 +208,69 @@ pub(crate) fn push_json_f64(out: &mut String, f: f64) {
 /// a point, the thousandths without trailing zeros (`0.21`, `1.0`, `12345.678`). Below 10^15
 /// the exact decimal is also the shortest that round-trips (a double carries 15.9 digits), so
 /// it is what `ryu` prints; larger values take `ryu`.
-pub(crate) fn push_json_millis(out: &mut String, micros: u64) {
+pub(crate) fn push_json_millis(out: &mut Vec<u8>, micros: u64) {
     if micros >= 1_000_000_000_000_000 {
-        return push_json_f64(out, micros as f64 / 1e3);
+        return push_json_f64_cold(out, micros as f64 / 1e3);
     }
-    out.push_str(itoa::Buffer::new().format(micros / 1000));
+    let whole = micros / 1000;
     let frac = (micros % 1000) as u32;
-    let digits = [frac / 100, frac / 10 % 10, frac % 10];
+    // A digit (the whole milliseconds when under 10, the common case), the point, the
+    // thousandths: copied as one piece.
+    let mut piece = [
+        b'0' + (whole % 10) as u8,
+        b'.',
+        b'0' + (frac / 100) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ];
     let len = if frac.is_multiple_of(100) {
-        1
-    } else if frac.is_multiple_of(10) {
-        2
-    } else {
         3
+    } else if frac.is_multiple_of(10) {
+        4
+    } else {
+        5
     };
-    out.push('.');
-    for d in &digits[..len] {
-        out.push(char::from(b'0' + *d as u8));
+    if whole < 10 {
+        out.extend_from_slice(&piece[..len]);
+    } else {
+        out.extend_from_slice(itoa::Buffer::new().format(whole).as_bytes());
+        piece[0] = b'.';
+        piece.copy_within(2..5, 1);
+        out.extend_from_slice(&piece[..len - 1]);
     }
 }
 
-/// An IP address as a JSON string without `Display`'s formatter machinery for IPv4.
-pub(crate) fn push_json_ip(out: &mut String, ip: std::net::IpAddr) {
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            out.push('"');
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                if octet >= 100 {
-                    out.push(char::from(b'0' + octet / 100));
-                }
-                if octet >= 10 {
-                    out.push(char::from(b'0' + octet / 10 % 10));
-                }
-                out.push(char::from(b'0' + octet % 10));
-            }
-            out.push('"');
+#[cold]
+#[inline(never)]
+fn push_json_f64_cold(out: &mut Vec<u8>, f: f64) {
+    let mut s = String::new();
+    push_json_f64(&mut s, f);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// An IPv4 address as a JSON string (what `Display` writes, without its formatter machinery):
+/// built on the stack, copied once.
+pub(crate) fn push_json_ipv4(out: &mut Vec<u8>, ip: std::net::Ipv4Addr) {
+    let mut buf = [b'"'; 17];
+    let mut len = 1;
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[len] = b'.';
+            len += 1;
         }
-        std::net::IpAddr::V6(v6) => {
-            out.push('"');
-            let _ = write!(out, "{v6}");
-            out.push('"');
+        if octet >= 100 {
+            buf[len] = b'0' + octet / 100;
+            len += 1;
         }
+        if octet >= 10 {
+            buf[len] = b'0' + octet / 10 % 10;
+            len += 1;
+        }
+        buf[len] = b'0' + octet % 10;
+        len += 1;
     }
+    // buf[len] is still the closing quote (at most 1 + 15 bytes were written).
+    out.extend_from_slice(&buf[..len + 1]);
 }
 
 struct TextFields<'a>(&'a mut String);
@@ -311,10 +329,10 @@ mod tests {
     #[test]
     fn millis_are_written_as_ryu_writes_the_float() {
         let check = |micros: u64| {
-            let (mut fast, mut slow) = (String::new(), String::new());
+            let (mut fast, mut slow) = (Vec::new(), String::new());
             push_json_millis(&mut fast, micros);
             push_json_f64(&mut slow, micros as f64 / 1e3);
-            assert_eq!(fast, slow, "{micros}");
+            assert_eq!(fast, slow.as_bytes(), "{micros}");
         };
         (0..2_000_000).for_each(check);
         let mut x = 0x9e37_79b9_7f4a_7c15_u64;
@@ -332,11 +350,17 @@ mod tests {
 
     #[test]
     fn ipv4_is_written_as_display_writes_it() {
-        for ip in ["0.0.0.0", "127.0.0.1", "10.99.100.255", "192.168.1.9"] {
-            let ip: std::net::IpAddr = ip.parse().unwrap();
-            let mut out = String::new();
-            push_json_ip(&mut out, ip);
-            assert_eq!(out, format!("\"{ip}\""));
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.99.100.255",
+            "192.168.1.9",
+            "255.255.255.255",
+        ] {
+            let ip: std::net::Ipv4Addr = ip.parse().unwrap();
+            let mut out = Vec::new();
+            push_json_ipv4(&mut out, ip);
+            assert_eq!(out, format!("\"{ip}\"").as_bytes());
         }
     }
 

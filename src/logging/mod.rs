@@ -18,8 +18,9 @@
 //! - Lines are written whole, in the order they were queued.
 //!
 //! # Pitfalls
-//! - A line is formatted while the buffer's lock is held: a `Display` implementation that
-//!   itself logs (through this sink) would deadlock. Format such values before the log call.
+//! - A record's line is formatted on the calling thread before it is queued: a `Display`
+//!   implementation that itself logs queues its own line first (on its own thread it gets a
+//!   fresh scratch string, not the one being formatted into).
 //! - Lines still queued when the process exits are lost unless [`LogHandle::flush`] (or
 //!   `log::logger().flush()`) runs first; the examples flush after their loop returns.
 
@@ -27,7 +28,6 @@ mod filter;
 mod format;
 pub mod writer;
 
-use std::cell::Cell;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -37,7 +37,7 @@ pub use filter::{parse_level, Filter};
 pub use format::pino_level;
 #[cfg(test)]
 pub(crate) use format::{json_bindings, json_line, push_json_head};
-pub(crate) use format::{push_json_ip, push_json_millis, push_json_string};
+pub(crate) use format::{push_json_millis, push_json_string};
 use writer::LineWriter;
 
 /// The line format.
@@ -158,21 +158,45 @@ impl log::Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        match self.format {
-            Format::Json => {
-                let time = format::epoch_ms();
-                self.writer
-                    .write_line(|out| format::push_json_line(out, record, time, &self.bindings))
+        let format = |out: &mut String| match self.format {
+            Format::Json => format::push_json_line(out, record, format::epoch_ms(), &self.bindings),
+            Format::Text => format::push_text_line(out, record),
+        };
+        // Formatted into this thread's scratch string, then copied into the queue whole (the
+        // queue holds bytes; the access log's fast path writes into it directly).
+        let queued = SCRATCH.try_with(|scratch| {
+            let Ok(mut line) = scratch.try_borrow_mut() else {
+                return false;
+            };
+            line.clear();
+            format(&mut line);
+            self.writer
+                .write_line(|out| out.extend_from_slice(line.as_bytes()));
+            if line.capacity() > SCRATCH_KEEP {
+                *line = String::new();
             }
-            Format::Text => self
-                .writer
-                .write_line(|out| format::push_text_line(out, record)),
+            true
+        });
+        if queued != Ok(true) {
+            // Logging from inside a value's `Display` while its line is formatted, or from a
+            // thread-local destructor: a string of its own.
+            let mut line = String::new();
+            format(&mut line);
+            self.writer
+                .write_line(|out| out.extend_from_slice(line.as_bytes()));
         }
     }
 
     fn flush(&self) {
         self.writer.flush();
     }
+}
+
+/// Largest scratch string [`Logger::log`] keeps for the thread's next record.
+const SCRATCH_KEEP: usize = 16 * 1024;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// The `log` target of the access log ([`crate::app::logger`]).
@@ -205,12 +229,13 @@ pub(crate) fn direct_access_max() -> Option<log::LevelFilter> {
 /// followed by a comma), then `"msg":"request completed"}`. The same bytes as the generic path
 /// (`format::push_json_line` of a record with the same key-values), checked by a test.
 /// `now` is the monotonic time the line is for (the clock read that also timed the
-/// response): `time` is derived from it ([`epoch_ms_at`]). Returns false (writing nothing)
-/// if no JSON logger is installed; true if the level is filtered out.
+/// response): `time` is derived from it ([`AccessCache::epoch_ms_at`]). `fields` also gets
+/// this thread's [`Ipv4Json`]. Returns false (writing nothing) if no JSON logger is
+/// installed; true if the level is filtered out.
 pub(crate) fn write_access_json(
     level: log::Level,
     now: Instant,
-    fields: impl FnOnce(&mut String),
+    fields: impl FnOnce(&mut Vec<u8>, &mut Ipv4Json),
 ) -> bool {
     let Some(direct) = DIRECT_JSON.get() else {
         return false;
@@ -218,45 +243,81 @@ pub(crate) fn write_access_json(
     if level > direct.access_max {
         return true;
     }
-    let time = epoch_ms_at(now);
-    HEAD.with_borrow_mut(|head| {
-        if head.time != time || head.level != level {
-            head.bytes.clear();
-            format::push_json_head(&mut head.bytes, level, time, &direct.bindings);
-            head.time = time;
-            head.level = level;
+    ACCESS_CACHE.with_borrow_mut(|cache| {
+        let fresh = matches!(cache.head_for, Some((from, until, l))
+            if l == level && from <= now && now < until);
+        if !fresh {
+            cache.new_head(level, now, &direct.bindings);
         }
+        let AccessCache { head, ip, .. } = cache;
         direct.writer.write_line(|out| {
-            out.push_str(&head.bytes);
-            fields(out);
-            out.push_str("\"msg\":\"request completed\"}\n");
+            out.extend_from_slice(head.as_bytes());
+            fields(out, ip);
+            out.extend_from_slice(b"\"msg\":\"request completed\"}\n");
         });
     });
     true
 }
 
-/// How long a pairing of the monotonic clock with the wall clock is used by [`epoch_ms_at`]
-/// before the wall clock is read again.
+/// How long a pairing of the monotonic clock with the wall clock is used by
+/// [`AccessCache::epoch_ms_at`] before the wall clock is read again.
 const WALL_CLOCK_REREAD: Duration = Duration::from_secs(1);
 
-thread_local! {
+/// One thread's state for its access lines (one thread-local, so one lookup per line).
+struct AccessCache {
+    /// The last line head formatted (`{"level":..,"time":..` and the bindings): the lines of
+    /// one millisecond at one level copy it instead of formatting the level, the 13-digit
+    /// time and the bindings again.
+    head: String,
+    /// The monotonic instants `[from, until)` that `head` is right for (the wall clock's
+    /// millisecond it names), and its level: a line checks two instants, no clock arithmetic.
+    head_for: Option<(Instant, Instant, log::Level)>,
     /// (monotonic instant, wall-clock nanoseconds since the epoch at that instant).
-    static WALL_ANCHOR: Cell<Option<(Instant, u64)>> = const { Cell::new(None) };
+    anchor: Option<(Instant, u64)>,
+    ip: Ipv4Json,
 }
 
-/// Milliseconds since the Unix epoch at the monotonic instant `now`, for the access lines'
-/// `time`: the wall clock is read at most once per [`WALL_CLOCK_REREAD`] on each thread and
-/// the monotonic clock's progress since then added (one clock read per line instead of two:
-/// the response's timing already read `now`). Bound: a wall-clock step (settimeofday, an NTP
-/// step) shows within a second; NTP's slewing (at most 500 ppm) moves the two clocks apart by
-/// at most 0.5 ms in that second. `now` must be a fresh reading (an older one re-anchors the
-/// wall clock to it).
-pub(crate) fn epoch_ms_at(now: Instant) -> u64 {
-    WALL_ANCHOR.with(|anchor| {
-        if let Some((at, wall_ns)) = anchor.get() {
+thread_local! {
+    static ACCESS_CACHE: std::cell::RefCell<AccessCache> = const {
+        std::cell::RefCell::new(AccessCache {
+            head: String::new(),
+            head_for: None,
+            anchor: None,
+            ip: Ipv4Json { last: None, json: [0; 17], len: 0 },
+        })
+    };
+}
+
+impl AccessCache {
+    /// Formats the head for `level` at `now` and notes the instants it holds for.
+    #[cold]
+    #[inline(never)]
+    fn new_head(&mut self, level: log::Level, now: Instant, bindings: &str) {
+        let wall_ns = self.epoch_ns_at(now);
+        self.head.clear();
+        format::push_json_head(&mut self.head, level, wall_ns / 1_000_000, bindings);
+        let rest_of_ms = Duration::from_nanos(1_000_000 - wall_ns % 1_000_000);
+        self.head_for = now.checked_add(rest_of_ms).map(|until| (now, until, level));
+    }
+
+    /// Milliseconds since the Unix epoch at the monotonic instant `now`.
+    #[cfg(test)]
+    fn epoch_ms_at(&mut self, now: Instant) -> u64 {
+        self.epoch_ns_at(now) / 1_000_000
+    }
+
+    /// Nanoseconds since the Unix epoch at the monotonic instant `now`, for the access
+    /// lines' `time`: the wall clock is read at most once per [`WALL_CLOCK_REREAD`] on each
+    /// thread and the monotonic clock's progress since then added (one clock read per line
+    /// instead of two: the response's timing already read `now`). Bound: a wall-clock step
+    /// (settimeofday, an NTP step) shows within a second; NTP's slewing (at most 500 ppm)
+    /// moves the two clocks apart by at most 0.5 ms in that second. `now` must be a fresh
+    /// reading (an older one re-anchors the wall clock to it).
+    fn epoch_ns_at(&mut self, now: Instant) -> u64 {
+        if let Some((at, wall_ns)) = self.anchor {
             match now.checked_duration_since(at) {
                 Some(since) if since < WALL_CLOCK_REREAD => {
-                    return (wall_ns + since.as_nanos() as u64) / 1_000_000;
+                    return wall_ns + since.as_nanos() as u64;
                 }
                 _ => {}
             }
@@ -264,28 +325,39 @@ pub(crate) fn epoch_ms_at(now: Instant) -> u64 {
         let wall_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        anchor.set(Some((now, wall_ns)));
-        wall_ns / 1_000_000
-    })
+        self.anchor = Some((now, wall_ns));
+        wall_ns
+    }
 }
 
-/// The last access-line head formatted on this thread (`{"level":..,"time":..` and the
-/// bindings) with its level and millisecond: the lines of one millisecond copy it instead of
-/// formatting the level, the 13-digit time and the bindings again.
-struct Head {
-    time: u64,
-    level: log::Level,
-    bytes: String,
+/// The last IPv4 address written as a JSON string on this thread, and its bytes: the peers
+/// of one server are mostly one address (a proxy, a load balancer, loopback), so a line
+/// usually copies it instead of formatting four octets.
+#[derive(Default)]
+pub(crate) struct Ipv4Json {
+    last: Option<std::net::Ipv4Addr>,
+    json: [u8; 17],
+    len: usize,
 }
 
-thread_local! {
-    static HEAD: std::cell::RefCell<Head> = const {
-        std::cell::RefCell::new(Head {
-            time: u64::MAX,
-            level: log::Level::Info,
-            bytes: String::new(),
-        })
-    };
+impl Ipv4Json {
+    /// Appends `ip` as a JSON string (what `Display` writes, quoted).
+    pub(crate) fn push(&mut self, out: &mut Vec<u8>, ip: std::net::Ipv4Addr) {
+        if self.last != Some(ip) {
+            self.format(ip);
+        }
+        out.extend_from_slice(self.json.get(..self.len).unwrap_or_default());
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn format(&mut self, ip: std::net::Ipv4Addr) {
+        let mut json = Vec::with_capacity(17);
+        format::push_json_ipv4(&mut json, ip);
+        self.len = json.len();
+        self.json[..json.len()].copy_from_slice(&json);
+        self.last = Some(ip);
+    }
 }
 
 /// Installs a logger to stdout with `format` and `filter`.
@@ -312,15 +384,81 @@ pub fn init_from_env() -> io::Result<LogHandle> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use log::Log as _;
+    use std::sync::Mutex;
+
+    /// An output the test reads back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A value whose `Display` logs through the same logger (as an error type that logs
+    /// while it is formatted might).
+    struct LogsWhileFormatted<'a>(&'a Logger);
+
+    impl std::fmt::Display for LogsWhileFormatted<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            self.0.log(
+                &log::Record::builder()
+                    .level(log::Level::Warn)
+                    .args(format_args!("inner"))
+                    .build(),
+            );
+            f.write_str("outer")
+        }
+    }
+
+    #[test]
+    fn a_display_that_logs_queues_its_own_line_first_instead_of_deadlocking() {
+        let out = Captured::default();
+        let logger = Logger::new(
+            Format::Json,
+            Filter::level(log::LevelFilter::Info),
+            Box::new(out.clone()),
+        )
+        .unwrap();
+        logger.log(
+            &log::Record::builder()
+                .level(log::Level::Info)
+                .args(format_args!("{}", LogsWhileFormatted(&logger)))
+                .build(),
+        );
+        logger.flush();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let msgs: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["msg"].to_string())
+            .collect();
+        assert_eq!(msgs, ["\"inner\"", "\"outer\""]);
+    }
 
     #[test]
     fn access_line_time_is_the_wall_clock_advanced_by_the_monotonic_one() {
+        let mut cache = AccessCache {
+            head: String::new(),
+            head_for: None,
+            anchor: None,
+            ip: Ipv4Json {
+                last: None,
+                json: [0; 17],
+                len: 0,
+            },
+        };
         let now = Instant::now();
         let wall = format::epoch_ms();
-        let at_now = epoch_ms_at(now);
+        let at_now = cache.epoch_ms_at(now);
         assert!(at_now.abs_diff(wall) <= 2, "{at_now} vs wall clock {wall}");
         // Within the re-read interval the time is derived, millisecond for millisecond.
-        let later = epoch_ms_at(now + Duration::from_millis(300));
+        let later = cache.epoch_ms_at(now + Duration::from_millis(300));
         assert!(
             (299..=301).contains(&(later - at_now)),
             "{later} - {at_now}"
@@ -328,6 +466,47 @@ mod tests {
         // An instant before the anchor re-reads the wall clock instead of going backwards
         // through an underflow.
         let before = now.checked_sub(Duration::from_millis(5)).unwrap_or(now);
-        assert!(epoch_ms_at(before).abs_diff(format::epoch_ms()) <= 2);
+        assert!(cache.epoch_ms_at(before).abs_diff(format::epoch_ms()) <= 2);
+    }
+
+    #[test]
+    fn access_line_head_is_reused_within_its_millisecond_only() {
+        let mut cache = AccessCache {
+            head: String::new(),
+            head_for: None,
+            anchor: None,
+            ip: Ipv4Json {
+                last: None,
+                json: [0; 17],
+                len: 0,
+            },
+        };
+        let now = Instant::now();
+        cache.new_head(log::Level::Info, now, ",");
+        let (from, until, level) = cache.head_for.unwrap();
+        assert_eq!((from, level), (now, log::Level::Info));
+        assert!(until > now && until <= now + Duration::from_millis(1));
+        let ms = cache.epoch_ms_at(now);
+        assert_eq!(cache.head, format!("{{\"level\":30,\"time\":{ms},"));
+        // The instant the millisecond ends belongs to the next one.
+        assert_eq!(cache.epoch_ms_at(until), ms + 1);
+    }
+
+    #[test]
+    fn ipv4_json_is_cached_per_address() {
+        let mut ip = Ipv4Json {
+            last: None,
+            json: [0; 17],
+            len: 0,
+        };
+        let mut out = Vec::new();
+        for a in ["127.0.0.1", "127.0.0.1", "10.0.0.255", "127.0.0.1"] {
+            ip.push(&mut out, a.parse().unwrap());
+            out.push(b' ');
+        }
+        assert_eq!(
+            out,
+            b"\"127.0.0.1\" \"127.0.0.1\" \"10.0.0.255\" \"127.0.0.1\" "
+        );
     }
 }

@@ -1,5 +1,7 @@
-//! The sink's queue and writer thread: log calls format their line straight into a bounded
-//! in-memory buffer and return; one thread takes the whole buffer at a time and writes it out.
+//! The sink's queue and writer thread: log calls append their line to a bounded in-memory
+//! buffer and return (access lines are formatted straight into it, other records copied in
+//! from the calling thread's scratch string); one thread takes the whole buffer at a time and
+//! writes it out.
 //! A slow or blocked stdout therefore never blocks the loop, and a line costs no allocation
 //! (a queue of `String`s cost an allocation on the loop thread and a free on the writer thread
 //! per line: about 1 us of CPU per request in `hello_app --observe`).
@@ -33,8 +35,9 @@ pub const MAX_FIELD_BYTES: usize = 2048;
 const BATCH_NAP: Duration = Duration::from_millis(10);
 
 struct Queue {
-    /// Lines formatted and not yet taken by the writer.
-    buf: String,
+    /// Lines formatted and not yet taken by the writer (bytes: the access log's fast path
+    /// copies request fields it checked as ASCII without a UTF-8 validation).
+    buf: Vec<u8>,
     /// The writer thread waits for the first line (the next log call wakes it).
     writer_waiting: bool,
 }
@@ -63,7 +66,7 @@ impl LineWriter {
     pub(crate) fn spawn(out: Box<dyn Write + Send>) -> std::io::Result<LineWriter> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
-                buf: String::with_capacity(64 * 1024),
+                buf: Vec::with_capacity(64 * 1024),
                 writer_waiting: false,
             }),
             wake: Condvar::new(),
@@ -79,7 +82,7 @@ impl LineWriter {
 
     /// Appends one line, formatted by `format` straight into the buffer; drops and counts it
     /// if the buffer would pass [`QUEUE_BYTES`]. Never blocks on the output.
-    pub(crate) fn write_line(&self, format: impl FnOnce(&mut String)) {
+    pub(crate) fn write_line(&self, format: impl FnOnce(&mut Vec<u8>)) {
         let mut q = lock(&self.shared.queue);
         let start = q.buf.len();
         format(&mut q.buf);
@@ -100,7 +103,7 @@ impl LineWriter {
     pub(crate) fn flush(&self) {
         let mut out = lock(&self.shared.out);
         let batch = std::mem::take(&mut lock(&self.shared.queue).buf);
-        let _ = out.write_all(batch.as_bytes());
+        let _ = out.write_all(&batch);
         let _ = out.flush();
     }
 
@@ -113,7 +116,7 @@ impl LineWriter {
 /// The writer thread: waits for a first line, then takes the whole buffer (swapping in an
 /// empty one), writes and flushes it, naps [`BATCH_NAP`], and again.
 fn write_batches(shared: &Shared) {
-    let mut spare = String::with_capacity(64 * 1024);
+    let mut spare = Vec::with_capacity(64 * 1024);
     loop {
         {
             let mut q = lock(&shared.queue);
@@ -125,7 +128,7 @@ fn write_batches(shared: &Shared) {
         {
             let mut out = lock(&shared.out);
             std::mem::swap(&mut lock(&shared.queue).buf, &mut spare);
-            let _ = out.write_all(spare.as_bytes());
+            let _ = out.write_all(&spare);
             let _ = out.flush();
         }
         // Keep the capacity for the next swap, but not a burst's worth forever.
@@ -167,14 +170,14 @@ mod tests {
             release: Mutex::new(release),
         };
         let writer = LineWriter::spawn(Box::new(out)).unwrap();
-        writer.write_line(|b| b.push_str("first\n"));
+        writer.write_line(|b| b.extend_from_slice(b"first\n"));
         // The writer thread now blocks inside its write of the first batch.
         writer_stalled.recv().unwrap();
         let line = "x".repeat(99) + "\n";
         let fit = QUEUE_BYTES / line.len();
         let extra = 500;
         for _ in 0..fit + extra {
-            writer.write_line(|b| b.push_str(&line));
+            writer.write_line(|b| b.extend_from_slice(line.as_bytes()));
         }
         assert_eq!(writer.dropped().load(Ordering::Relaxed), extra as u64);
         assert_eq!(lock(&writer.shared.queue).buf.len(), fit * line.len());

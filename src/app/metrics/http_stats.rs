@@ -25,6 +25,23 @@ pub fn method_label(method: &str) -> &'static str {
         .unwrap_or("OTHER")
 }
 
+/// [`method_label`] of a request from a socket: by its parsed method, no string compares.
+pub fn method_label_of(method: crate::http::Method) -> &'static str {
+    use crate::http::Method;
+    match method {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Connect => "CONNECT",
+        Method::Options => "OPTIONS",
+        Method::Trace => "TRACE",
+        Method::Patch => "PATCH",
+        _ => "OTHER",
+    }
+}
+
 /// One label set's histogram: per-bucket counts (not cumulative; the last is +Inf), sum, count.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Series {
@@ -98,5 +115,21 @@ impl HttpStats {
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_label_of_a_parsed_method_is_its_label_by_name() {
+        for method in crate::http::Method::ALL {
+            assert_eq!(
+                method_label_of(*method),
+                method_label(method.as_str()),
+                "{method:?}"
+            );
+        }
     }
 }

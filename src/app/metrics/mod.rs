@@ -54,7 +54,7 @@ use oneloop_runtime::Loop;
 use prometheus_client::registry::{Metric, Registry};
 
 use self::collector::{OneloopCollector, Shared};
-use self::http_stats::{method_label, HttpStats, UNMATCHED_ROUTE};
+use self::http_stats::{method_label, method_label_of, HttpStats, UNMATCHED_ROUTE};
 use self::loop_sample::LoopSampler;
 use super::logger::AccessLine;
 use super::{App, Middleware, Req, Res};
@@ -211,7 +211,10 @@ impl WorkerMetrics {
             let started = req.start_time();
             http.borrow_mut().in_flight += 1;
             let guard = InFlight(Rc::clone(&http));
-            let method = method_label(req.method());
+            let method = match req.http() {
+                Some(r) => method_label_of(r.method_kind()),
+                None => method_label(req.method()),
+            };
             let route = req.route_shared().unwrap_or_else(|| Rc::clone(&unmatched));
             let line = if access_log {
                 AccessLine::begin(req)
