@@ -279,16 +279,23 @@ struct AccessCache {
 
 thread_local! {
     static ACCESS_CACHE: std::cell::RefCell<AccessCache> = const {
-        std::cell::RefCell::new(AccessCache {
-            head: String::new(),
-            head_for: None,
-            anchor: None,
-            ip: Ipv4Json { last: None, json: [0; 17], len: 0 },
-        })
+        std::cell::RefCell::new(AccessCache::EMPTY)
     };
 }
 
 impl AccessCache {
+    /// No head, no wall-clock anchor, no address formatted yet.
+    const EMPTY: AccessCache = AccessCache {
+        head: String::new(),
+        head_for: None,
+        anchor: None,
+        ip: Ipv4Json {
+            last: None,
+            json: [0; 17],
+            len: 0,
+        },
+    };
+
     /// Formats the head for `level` at `now` and notes the instants it holds for.
     #[cold]
     #[inline(never)]
@@ -443,16 +450,7 @@ mod tests {
 
     #[test]
     fn access_line_time_is_the_wall_clock_advanced_by_the_monotonic_one() {
-        let mut cache = AccessCache {
-            head: String::new(),
-            head_for: None,
-            anchor: None,
-            ip: Ipv4Json {
-                last: None,
-                json: [0; 17],
-                len: 0,
-            },
-        };
+        let mut cache = AccessCache::EMPTY;
         let now = Instant::now();
         let wall = format::epoch_ms();
         let at_now = cache.epoch_ms_at(now);
@@ -471,16 +469,7 @@ mod tests {
 
     #[test]
     fn access_line_head_is_reused_within_its_millisecond_only() {
-        let mut cache = AccessCache {
-            head: String::new(),
-            head_for: None,
-            anchor: None,
-            ip: Ipv4Json {
-                last: None,
-                json: [0; 17],
-                len: 0,
-            },
-        };
+        let mut cache = AccessCache::EMPTY;
         let now = Instant::now();
         cache.new_head(log::Level::Info, now, ",");
         let (from, until, level) = cache.head_for.unwrap();
