@@ -395,11 +395,21 @@ mod tests {
         status: u16,
         us: u64,
     ) -> String {
+        test_line(level, |out| {
+            let mut request = String::new();
+            push_request_fields(&mut request, id, method, url, peer);
+            out.extend_from_slice(request.as_bytes());
+            push_response_fields(out, status, us);
+        })
+    }
+
+    /// A line as the direct sink writes it: the head (time 1234, pid 7, host `host`), what
+    /// `fields` writes, the message.
+    fn test_line(level: log::Level, fields: impl FnOnce(&mut Vec<u8>)) -> String {
         let mut head = String::new();
         logging::push_json_head(&mut head, level, 1234, &logging::json_bindings(7, "host"));
-        push_request_fields(&mut head, id, method, url, peer);
         let mut out = head.into_bytes();
-        push_response_fields(&mut out, status, us);
+        fields(&mut out);
         out.extend_from_slice(b"\"msg\":\"request completed\"}\n");
         String::from_utf8(out).unwrap()
     }
@@ -415,13 +425,10 @@ mod tests {
         us: u64,
     ) -> Option<String> {
         let short = Short::new(id, method, url.as_bytes(), peer)?;
-        let mut head = String::new();
-        logging::push_json_head(&mut head, level, 1234, &logging::json_bindings(7, "host"));
-        let mut out = head.into_bytes();
         let mut ip = logging::Ipv4Json::default();
-        short.push_fields(&mut out, &mut ip, status, us);
-        out.extend_from_slice(b"\"msg\":\"request completed\"}\n");
-        Some(String::from_utf8(out).unwrap())
+        Some(test_line(level, |out| {
+            short.push_fields(out, &mut ip, status, us)
+        }))
     }
 
     #[test]

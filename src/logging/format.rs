@@ -248,9 +248,9 @@ fn push_json_f64_cold(out: &mut Vec<u8>, f: f64) {
     out.extend_from_slice(s.as_bytes());
 }
 
-/// An IPv4 address as a JSON string (what `Display` writes, without its formatter machinery):
-/// built on the stack, copied once.
-pub(crate) fn push_json_ipv4(out: &mut Vec<u8>, ip: std::net::Ipv4Addr) {
+/// An IPv4 address as a JSON string (what `Display` writes, quoted, without its formatter
+/// machinery), built on the stack: the bytes and how many of them are used (at most 17).
+pub(crate) fn ipv4_json(ip: std::net::Ipv4Addr) -> ([u8; 17], usize) {
     let mut buf = [b'"'; 17];
     let mut len = 1;
     for (i, octet) in ip.octets().into_iter().enumerate() {
@@ -270,7 +270,7 @@ pub(crate) fn push_json_ipv4(out: &mut Vec<u8>, ip: std::net::Ipv4Addr) {
         len += 1;
     }
     // buf[len] is still the closing quote (at most 1 + 15 bytes were written).
-    out.extend_from_slice(&buf[..len + 1]);
+    (buf, len + 1)
 }
 
 struct TextFields<'a>(&'a mut String);
@@ -358,9 +358,8 @@ mod tests {
             "255.255.255.255",
         ] {
             let ip: std::net::Ipv4Addr = ip.parse().unwrap();
-            let mut out = Vec::new();
-            push_json_ipv4(&mut out, ip);
-            assert_eq!(out, format!("\"{ip}\"").as_bytes());
+            let (json, len) = ipv4_json(ip);
+            assert_eq!(&json[..len], format!("\"{ip}\"").as_bytes());
         }
     }
 

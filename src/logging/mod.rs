@@ -359,10 +359,7 @@ impl Ipv4Json {
     #[cold]
     #[inline(never)]
     fn format(&mut self, ip: std::net::Ipv4Addr) {
-        let mut json = Vec::with_capacity(17);
-        format::push_json_ipv4(&mut json, ip);
-        self.len = json.len();
-        self.json[..json.len()].copy_from_slice(&json);
+        (self.json, self.len) = format::ipv4_json(ip);
         self.last = Some(ip);
     }
 }
@@ -446,6 +443,23 @@ mod tests {
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["msg"].to_string())
             .collect();
         assert_eq!(msgs, ["\"inner\"", "\"outer\""]);
+    }
+
+    #[test]
+    fn ipv4_cache_writes_each_peer_as_display_writes_it_when_peers_alternate() {
+        let mut cache = Ipv4Json::default();
+        for ip in [
+            "127.0.0.1",
+            "10.0.0.255",
+            "10.0.0.255",
+            "192.168.100.9",
+            "127.0.0.1",
+        ] {
+            let ip: std::net::Ipv4Addr = ip.parse().unwrap();
+            let mut out = Vec::new();
+            cache.push(&mut out, ip);
+            assert_eq!(out, format!("\"{ip}\"").as_bytes());
+        }
     }
 
     #[test]
