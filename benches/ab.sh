@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Before/after for one server binary: each round starts each binary fresh on CPU 0 and loads it
 # with `oneloop-load` on CPU 1 (256 keep-alive connections, pipelined and not), interleaved,
-# then prints each run and the medians, with requests per server CPU-second.
+# then prints each run and the medians, with requests per server CPU-second and the server's
+# user and system CPU time per request (µs; the kernel's share is the same for every server
+# answering the same load, so a gap in user time is the server's own code).
 #
 #   benches/ab.sh [--rounds N] [--path /plaintext] NAME=BINARY NAME=BINARY ...
 #   e.g. cp target/release/examples/hello /tmp/hello.before   # build, change, build again, then
@@ -28,8 +30,9 @@ done
 [ -x "$LOAD" ] || { echo "ab.sh: $LOAD missing" >&2; exit 1; }
 
 PORT=3701
+HZ=$(getconf CLK_TCK)
 OUT="$(mktemp /tmp/ab.XXXXXX.txt)"
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 for r in $(seq 1 "$ROUNDS"); do
   for spec in "$@"; do
     name="${spec%%=*}"
@@ -38,32 +41,39 @@ for r in $(seq 1 "$ROUNDS"); do
       PORT=$PORT HOST=127.0.0.1 RUST_LOG=error setsid taskset -c 0 "$bin" >/dev/null 2>&1 &
       pid=$!
       sleep 0.4
-      before=$(cpu_ticks "$pid")
+      read -r user0 sys0 < <(cpu_ticks "$pid")
       report=$(timeout 20 taskset -c 1 "$LOAD" "http://127.0.0.1:$PORT$URL_PATH" \
         -c 256 -p "$depth" -d 4s --warmup 1s --json)
-      after=$(cpu_ticks "$pid")
+      read -r user1 sys1 < <(cpu_ticks "$pid")
       kill -TERM -- "-$pid" 2>/dev/null || true
       wait "$pid" 2>/dev/null || true
       echo "$report" | python3 -c '
 import json, sys
-name, depth, r, ticks = sys.argv[1:]
+name, depth, r, user, system, hz = sys.argv[1:]
 d = json.load(sys.stdin)
 # The CPU ticks cover the 1 s warm-up as well as the 4 s measured.
-per_cpu = d["requests_per_sec"] * 5 / (int(ticks) / 100) if int(ticks) else 0
-print(name, depth, r, round(d["requests_per_sec"]), round(per_cpu), d["errors"]["total"])
-' "$name" "$depth" "$r" "$((after - before))" | tee -a "$OUT"
+served = d["requests_per_sec"] * 5
+ticks = int(user) + int(system)
+per_cpu = served / (ticks / int(hz)) if ticks else 0
+us = lambda t: int(t) / int(hz) / served * 1e6 if served else 0
+print(name, depth, r, round(d["requests_per_sec"]), round(per_cpu), d["errors"]["total"],
+      f"{us(user):.4f}", f"{us(system):.4f}")
+' "$name" "$depth" "$r" "$((user1 - user0))" "$((sys1 - sys0))" "$HZ" | tee -a "$OUT"
     done
   done
 done
 python3 - "$OUT" <<'EOF'
 import statistics, sys
 runs = [line.split() for line in open(sys.argv[1])]
-print("\n| binary | depth | req/s (median) | req per server CPU-s (median) | errors |")
-print("|---|---:|---:|---:|---:|")
+print("\n| binary | depth | req/s (median) | req per server CPU-s (median) | user / system µs per request (medians) | errors |")
+print("|---|---:|---:|---:|---:|---:|")
 for name in dict.fromkeys(r[0] for r in runs):
     for depth in ("16", "1"):
         cell = [r for r in runs if r[0] == name and r[1] == depth]
         rps = statistics.median(int(r[3]) for r in cell)
         cpu = statistics.median(int(r[4]) for r in cell)
-        print(f"| {name} | {depth} | {rps:,} | {cpu:,} | {sum(int(r[5]) for r in cell)} |")
+        user = statistics.median(float(r[6]) for r in cell)
+        system = statistics.median(float(r[7]) for r in cell)
+        errors = sum(int(r[5]) for r in cell)
+        print(f"| {name} | {depth} | {rps:,} | {cpu:,} | {user:.3f} / {system:.3f} | {errors} |")
 EOF
