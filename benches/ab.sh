@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Before/after for one server binary: each round starts each binary fresh on CPU 0 and loads it
-# with `oneloop-load` on CPU 1 (256 keep-alive connections, pipelined and not), interleaved,
-# then prints each run and the medians, with requests per server CPU-second and the server's
-# user and system CPU time per request (µs; the kernel's share is the same for every server
-# answering the same load, so a gap in user time is the server's own code).
+# with `oneloop-load` on CPU 1 (by default 256 keep-alive connections, pipelined 16 deep and
+# not), interleaved, then prints each run and the medians, with requests per server CPU-second
+# and the server's user and system CPU time per request (µs: user time is the server's own
+# code; system time is mostly the kernel's work for the load, plus the server's syscall choices).
 #
 #   benches/ab.sh [--rounds N] [--path /plaintext] [--connections C] [--depths "16 1"]
 #                 [--server-args "ARGS"] NAME=BINARY NAME=BINARY ...
